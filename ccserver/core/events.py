@@ -1,0 +1,191 @@
+"""Normalized domain events: the only vocabulary PBX adapters speak to the core.
+
+Every adapter (Asterisk, FreeSWITCH, ...) turns its wire events into these. They carry no
+protocol objects. ``at`` is the wall-clock time (epoch seconds) the adapter observed the fact;
+the core never reads a clock of its own.
+
+``call_id`` is ``"<node>:<pbx call key>"`` (Asterisk: the caller channel's Linkedid), so the same
+call gets the same id after a reconnect or a replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+#: Who ended a call: the caller, the agent, ccserver / the PBX itself, or not known (e.g. lost).
+HangupSide = Literal["caller", "agent", "system", "unknown"]
+
+#: One vocabulary of hang-up causes for every PBX kind (Q.850 names, lower case).
+HangupCause = Literal[
+    "normal_clearing",
+    "user_busy",
+    "no_answer",
+    "no_user_response",
+    "call_rejected",
+    "unallocated_number",
+    "unavailable",
+    "network_failure",
+    "lost",
+    "unknown",
+]
+
+#: Why an agent leg did not connect.
+LegFailure = Literal["no_answer", "busy", "unavailable", "cancelled", "rejected", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """A new inbound call reached ccserver's dialplan on ``node``."""
+
+    call_id: str
+    node: str
+    channel: str
+    caller: str
+    did: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DigitsReceived:
+    """The caller pressed a DTMF digit (or several)."""
+
+    call_id: str
+    digits: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The PBX answered the caller's channel (IVR starts)."""
+
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IvrFinished:
+    """The IVR ended for this call. ``queue`` is set when the flow handed the call to a queue."""
+
+    call_id: str
+    node: str
+    channel: str
+    caller: str
+    did: str
+    queue: str | None
+    path: tuple[str, ...]
+    variables: dict[str, str] = field(default_factory=dict)
+    priority: int = 0
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLegRinging:
+    """The agent's device is ringing for this call."""
+
+    call_id: str
+    device: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLegAnswered:
+    """The agent picked up; caller and agent are connected."""
+
+    call_id: str
+    device: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLegFailed:
+    """The agent leg ended without connecting (RONA, busy, unreachable, ...)."""
+
+    call_id: str
+    device: str
+    reason: LegFailure
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HoldChanged:
+    """The agent put the caller on hold (``on=True``) or took them off it."""
+
+    call_id: str
+    on: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted:
+    call_id: str
+    file: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStopped:
+    call_id: str
+    file: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallHungUp:
+    """The caller's channel is gone: the call is over."""
+
+    call_id: str
+    cause: HangupCause
+    by: HangupSide
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """One call the PBX reports as in progress during a resynchronization."""
+
+    call_id: str
+    channel: str
+    caller: str
+    did: str
+    #: device of the agent the caller is bridged with, if any
+    agent_device: str | None
+    #: seconds the channel has existed, as the PBX reports it
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResynced:
+    """Full list of live calls on ``node`` after a (re)connection.
+
+    The core forgets calls of this node that are not listed (their hang-up was missed) and
+    adopts listed calls it does not know.
+    """
+
+    node: str
+    calls: tuple[LiveCall, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConnectionChanged:
+    node: str
+    up: bool
+    at: float
+
+
+DomainEvent = (
+    CallStarted
+    | DigitsReceived
+    | CallAnswered
+    | IvrFinished
+    | AgentLegRinging
+    | AgentLegAnswered
+    | AgentLegFailed
+    | HoldChanged
+    | RecordingStarted
+    | RecordingStopped
+    | CallHungUp
+    | NodeResynced
+    | NodeConnectionChanged
+)
