@@ -1,0 +1,244 @@
+"""Wiring: PBX adapters -> core -> (commands back to the PBX, rows to the CDR writer).
+
+This is the only module that knows every part; each part stays ignorant of the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+
+from ccserver.acd.router import LongestIdleRouter
+from ccserver.cdr.record import AgentStateChange, CallRecord
+from ccserver.cdr.writer import CdrWriter
+from ccserver.config import AgentConfig, Config
+from ccserver.core.center import ContactCenter
+from ccserver.core.commands import RingAgent
+from ccserver.core.events import AgentLegFailed, DomainEvent
+from ccserver.db.migrate import migrate, migrations_dir, status
+from ccserver.db.pool import open_pool, resolve_dsn
+from ccserver.hardware import NodeConfig, load_nodes
+from ccserver.ivr.library import FlowLibrary
+from ccserver.pbx.asterisk.adapter import AsteriskAdapter
+from ccserver.pbx.asterisk.fastagi import FastAgiServer, serve_ivr
+from ccserver.pbx.base import PbxAdapter
+
+log = logging.getLogger(__name__)
+
+#: how often timers (wrap-up ends) are evaluated
+TICK_SECONDS = 0.2
+SIM_NODE = "sim"
+
+
+@dataclass
+class Stats:
+    """Counters printed in the periodic status line."""
+
+    events: int = 0
+    records: int = 0
+    by_disposition: dict[str, int] = field(default_factory=dict)
+
+
+class Server:
+    """One running ccserver: database, core, FastAGI, PBX adapters and (in demo mode) the simulator."""
+
+    def __init__(self, config: Config, nodes: list[NodeConfig], clock=time.time):
+        self.config = config
+        self.nodes = nodes
+        self.clock = clock
+        self.stats = Stats()
+        self.adapters: dict[str, PbxAdapter] = {}
+        self.center: ContactCenter | None = None
+        self.writer: CdrWriter | None = None
+        self.fastagi: FastAgiServer | None = None
+        self.simulator = None
+        self._pool = None
+        self._tasks: list[asyncio.Task] = []
+        self._command_tasks: set[asyncio.Task] = set()
+
+    @property
+    def simulated(self) -> bool:
+        mode = self.config.simulator.enabled
+        return mode == "on" or (mode == "auto" and not self.nodes)
+
+    async def start(self) -> None:
+        cfg = self.config
+        dsn = await resolve_dsn(cfg)
+        self._pool = await open_pool(dsn, cfg.database.pool_min, cfg.database.pool_max)
+        applied = await migrate(self._pool, migrations_dir())
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        self.writer = CdrWriter(
+            self._pool, cfg.spool_dir, flush_interval=cfg.cdr.flush_interval, batch_size=cfg.cdr.batch_size
+        )
+        await self.writer.start()
+
+        library = FlowLibrary(cfg.ivr.flows_dir, cfg.ivr.routes)
+        self.fastagi = FastAgiServer(
+            cfg.server.agi_host, cfg.server.agi_port, lambda s: serve_ivr(s, library, self.on_event, self.clock)
+        )
+        agi_port = await self.fastagi.start()
+        log.info("FastAGI listening on %s:%d", cfg.server.agi_host, agi_port)
+
+        secrets_by_node: dict[str, str] = {n.name: n.secret() for n in self.nodes}
+        if self.simulated:
+            sim_node, sim_secret, sim_agents = await self._start_simulator(agi_port)
+            self.nodes = [*self.nodes, sim_node]
+            secrets_by_node[sim_node.name] = sim_secret
+            if not cfg.agents:
+                cfg = self.config = cfg.model_copy(update={"agents": sim_agents})
+
+        self.center = ContactCenter(cfg, now=self.clock(), router=LongestIdleRouter())
+        for node in self.nodes:
+            adapter = AsteriskAdapter(node, self.on_event, secrets_by_node[node.name], clock=self.clock)
+            self.adapters[node.name] = adapter
+            await adapter.start()
+        self._tasks.append(asyncio.create_task(self._tick_loop(), name="ccserver-tick"))
+
+    async def _start_simulator(self, agi_port: int) -> tuple[NodeConfig, str, list[AgentConfig]]:
+        from ccserver.sim.asterisk import SimAgent, SimulatedAsterisk
+
+        sc = self.config.simulator
+        rng = random.Random(sc.seed)
+        secret = secrets.token_urlsafe(24)
+        devices = [f"PJSIP/{1001 + i}" for i in range(sc.agents)]
+        self.simulator = SimulatedAsterisk(
+            node=SIM_NODE,
+            agi_host=self.config.server.agi_host if self.config.server.agi_host != "0.0.0.0" else "127.0.0.1",
+            agi_port=agi_port,
+            agents=[SimAgent(device=d, answer_delay=sc.answer_delay) for d in devices],
+            ami_user="ccserver",
+            ami_secret=secret,
+            ami_port=sc.ami_port,
+        )
+        ami_port = await self.simulator.start()
+        log.info("demo mode: simulated Asterisk node %r on AMI port %d with %d agents", SIM_NODE, ami_port, sc.agents)
+        node = NodeConfig(
+            name=SIM_NODE, kind="asterisk", host="127.0.0.1", ami_port=ami_port, ami_user="ccserver",
+            ami_secret_env="CCSERVER_SIM_SECRET", ping_interval=5, ping_timeout=3,
+        )
+        queue = self.config.queues[0].name
+        agents = [
+            AgentConfig(id=d.split("/")[1], name=f"Agent {d.split('/')[1]}", node=SIM_NODE, device=d, queues=[queue])
+            for d in devices
+        ]
+        from ccserver.sim.asterisk.traffic import demo_traffic
+
+        self._tasks.append(asyncio.create_task(demo_traffic(self.simulator, sc, rng), name="ccserver-demo-traffic"))
+        return node, secret, agents
+
+    def on_event(self, event: DomainEvent) -> None:
+        """The single entry point of PBX facts into the core (the EventSink of every adapter)."""
+        self.stats.events += 1
+        self._dispatch(self.center.handle(event) if self.center else [])
+
+    def _dispatch(self, decisions) -> None:
+        for d in decisions:
+            if isinstance(d, (CallRecord, AgentStateChange)):
+                if isinstance(d, CallRecord):
+                    self.stats.records += 1
+                    self.stats.by_disposition[d.disposition] = self.stats.by_disposition.get(d.disposition, 0) + 1
+                    log.info(
+                        "CDR %s caller=%s queue=%s agent=%s %s (%s by %s) talk=%.1fs",
+                        d.call_id, d.caller, d.queue, d.agent_id, d.disposition, d.hangup_cause, d.hangup_by,
+                        d.talk_seconds,
+                    )
+                self.writer.submit(d)
+            else:
+                task = asyncio.create_task(self._execute(d))
+                self._command_tasks.add(task)
+                task.add_done_callback(self._command_tasks.discard)
+
+    async def _execute(self, command) -> None:
+        adapter = self.adapters.get(command.node)
+        try:
+            if adapter is None:
+                raise LookupError(f"no PBX node named {command.node!r}")
+            await adapter.execute(command)
+        except Exception as e:  # a refused command must not take the server down
+            log.warning("command %s on node %s failed: %s", type(command).__name__, command.node, e)
+            if isinstance(command, RingAgent) and adapter is None:
+                self.on_event(AgentLegFailed(command.call_id, command.device, "error", self.clock()))
+
+    async def _tick_loop(self) -> None:
+        last_status = 0.0
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            now = self.clock()
+            self._dispatch(self.center.tick(now))
+            if now - last_status >= 10:
+                last_status = now
+                self._log_status()
+
+    def _log_status(self) -> None:
+        center = self.center
+        waiting = sum(1 for c in center.calls.values() if c.state in ("queued", "offered"))
+        states: dict[str, int] = {}
+        for a in center.agents.values():
+            states[a.state] = states.get(a.state, 0) + 1
+        log.info(
+            "status: %d live call(s), %d waiting; agents %s; CDRs %s (spool %d); nodes %s",
+            len(center.calls), waiting, states, self.stats.by_disposition, self.writer.spool_depth,
+            {n: ("up" if a.connected else "down") for n, a in self.adapters.items()},
+        )
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for adapter in self.adapters.values():
+            await adapter.stop()
+        if self.simulator is not None:
+            await self.simulator.stop()
+        if self.fastagi is not None:
+            await self.fastagi.stop()
+        if self._command_tasks:
+            await asyncio.gather(*self._command_tasks, return_exceptions=True)
+        if self.center is not None:
+            # Calls in wrap-up still owe their CDR: emit what the core holds before shutting down.
+            self._dispatch(self.center.tick(self.clock() + 24 * 3600))
+        if self.writer is not None:
+            await self.writer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+
+
+async def run_server(config: Config, duration: float | None = None) -> int:
+    """``ccserver run``: start, serve until Ctrl-C / SIGTERM (or ``duration``), stop cleanly."""
+    nodes = load_nodes(config.hardware_dir)
+    server = Server(config, nodes)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    try:
+        if duration is not None:
+            await asyncio.wait_for(stop.wait(), duration)
+        else:
+            await stop.wait()
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        await server.stop()
+    return 0
+
+
+async def run_migrate(config: Config, status_only: bool = False) -> int:
+    """``ccserver migrate``: apply pending migrations (or list them) and exit."""
+    pool = await open_pool(await resolve_dsn(config), 1, 1)
+    try:
+        if status_only:
+            for line in await status(pool, migrations_dir()):
+                print(line)
+        else:
+            applied = await migrate(pool, migrations_dir())
+            print("applied: " + (", ".join(applied) if applied else "nothing, the schema is up to date"))
+    finally:
+        await pool.close()
+    return 0

@@ -1,0 +1,108 @@
+"""The ``ccserver`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from ccserver.config import Config, ConfigError, load_config
+
+log = logging.getLogger("ccserver")
+
+DESCRIPTION = """\
+ccserver: an open contact-center server for Asterisk (AMI + FastAGI) and FreeSWITCH (ESL).
+
+With no configuration, `ccserver run` starts an embedded Postgres and the built-in Asterisk
+simulator, so simulated calls flow through the IVR, the queue and the agents at once.
+Configuration: a TOML file (--config, $CCSERVER_CONFIG or ./ccserver.toml) plus
+CCSERVER_<SECTION>__<KEY> environment overrides; PBX nodes are listed in hardware/*.toml.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ccserver", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--config", type=Path, help="TOML configuration file (default: $CCSERVER_CONFIG, ./ccserver.toml)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser(
+        "run",
+        help="start the server: connect the PBX nodes (or the simulator), run IVR, ACD and CDR writing",
+        description="Start ccserver. Connects to every node in hardware/*.toml over AMI and serves "
+        "FastAGI; with no node listed (or simulator.enabled = 'on') it starts the built-in Asterisk "
+        "simulator and generates demo traffic. Applies pending migrations first. Stop with Ctrl-C.",
+    )
+    run.add_argument("--duration", type=float, default=None, help="stop after this many seconds (demos, smoke tests)")
+
+    mig = sub.add_parser(
+        "migrate",
+        help="apply pending database migrations (numbered SQL files in migrations/) and exit",
+        description="Apply the numbered SQL files in migrations/ in order, each in a transaction, under an "
+        "advisory lock. Refuses to run if an applied migration's file was edited (checksum mismatch).",
+    )
+    mig.add_argument("--status", action="store_true", help="only list applied and pending migrations")
+
+    cdr = sub.add_parser("cdr", help="read call detail records", description="Read call detail records from Postgres.")
+    cdr_sub = cdr.add_subparsers(dest="cdr_command", metavar="CDR_COMMAND")
+    cdr_sub.required = True
+    tail = cdr_sub.add_parser("tail", help="print the latest CDRs and follow new ones as they are written")
+    tail.add_argument("-n", type=int, default=10, help="how many recent rows to print first (default 10)")
+    tail.add_argument("--no-follow", action="store_true", help="print and exit instead of following")
+
+    sub.add_parser(
+        "check-config",
+        help="validate the configuration and the hardware/ inventory, print the result and exit",
+        description="Load the configuration file, environment overrides and hardware/*.toml and report "
+        "every problem found; exits non-zero when something is wrong.",
+    )
+    return p
+
+
+def _configure_logging(config: Config | None) -> None:
+    level = config.server.log_level if config else "INFO"
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"ccserver: configuration error: {e}", file=sys.stderr)
+        return 2
+    _configure_logging(config)
+    try:
+        if args.command == "check-config":
+            from ccserver.hardware import load_nodes
+
+            nodes = load_nodes(config.hardware_dir)
+            print(f"configuration OK: {len(config.queues)} queue(s), {len(config.agents)} agent(s), "
+                  f"{len(nodes)} PBX node(s)")
+            return 0
+        if args.command == "run":
+            from ccserver.app import run_server
+
+            return asyncio.run(run_server(config, duration=args.duration))
+        if args.command == "migrate":
+            from ccserver.app import run_migrate
+
+            return asyncio.run(run_migrate(config, status_only=args.status))
+        if args.command == "cdr":
+            from ccserver.cdr.tail import run_tail
+
+            return asyncio.run(run_tail(config, n=args.n, follow=not args.no_follow))
+    except ConfigError as e:
+        print(f"ccserver: configuration error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 1

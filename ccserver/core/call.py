@@ -1,0 +1,203 @@
+"""The call state machine and the CDR facts collected along the way.
+
+States: ``arriving -> in_ivr -> queued -> offered -> connected -> ended`` (``ended`` from any
+state; ``offered -> queued`` when the agent leg fails). Transition methods return ``True`` when
+applied; an illegal one is logged and ignored, never raised, because events from a PBX can
+arrive late, twice or out of order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ccserver.cdr.record import CallRecord, Disposition
+
+log = logging.getLogger(__name__)
+
+
+class CallState(StrEnum):
+    ARRIVING = "arriving"
+    IN_IVR = "in_ivr"
+    QUEUED = "queued"
+    OFFERED = "offered"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+@dataclass(slots=True)
+class Call:
+    """One inbound call: its state plus every fact its :class:`CallRecord` needs."""
+
+    call_id: str
+    node: str
+    channel: str
+    caller: str
+    did: str
+    arrived_at: float
+    state: CallState = CallState.ARRIVING
+    ivr_ended_at: float | None = None
+    enqueued_at: float | None = None
+    #: first time an agent was rung (the CDR keeps the first offer, not the last)
+    offered_at: float | None = None
+    #: when the current offer started (drives the missing-outcome guard)
+    ringing_since: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    queue: str | None = None
+    priority: int = 0
+    #: the agent currently rung or connected (and, once ended, the one who answered)
+    agent_id: str | None = None
+    hold_seconds: float = 0.0
+    hold_started: float | None = None
+    ring_no_answer: int = 0
+    ivr_path: tuple[str, ...] = ()
+    variables: dict[str, str] = field(default_factory=dict)
+    recording: str | None = None
+    hangup_cause: str | None = None
+    hangup_by: str | None = None
+
+    def _illegal(self, action: str) -> bool:
+        log.warning("call %s: %s ignored in state %s", self.call_id, action, self.state.value)
+        return False
+
+    def answer(self, at: float) -> bool:
+        """The PBX answered the caller: the IVR starts."""
+        if self.state is not CallState.ARRIVING:
+            return self._illegal("CallAnswered")
+        self.state = CallState.IN_IVR
+        return True
+
+    def finish_ivr(
+        self,
+        queue: str | None,
+        path: tuple[str, ...],
+        variables: dict[str, str],
+        priority: int,
+        at: float,
+    ) -> bool:
+        """The IVR ended; with a queue the call is queued, else it waits for its hang-up."""
+        # ARRIVING is accepted too: a missed CallAnswered must not strand the caller.
+        early = self.state in (CallState.ARRIVING, CallState.IN_IVR)
+        if not early or self.ivr_ended_at is not None:
+            return self._illegal("IvrFinished")
+        self.ivr_ended_at = at
+        self.ivr_path = tuple(path)
+        self.variables = dict(variables)
+        self.priority = priority
+        self.queue = queue
+        if queue is None:
+            self.state = CallState.IN_IVR
+        else:
+            self.state = CallState.QUEUED
+            self.enqueued_at = at
+        return True
+
+    def offer(self, agent_id: str, at: float) -> bool:
+        """An agent's phone is being rung for this call."""
+        if self.state is not CallState.QUEUED:
+            return self._illegal(f"offer to {agent_id}")
+        self.state = CallState.OFFERED
+        self.agent_id = agent_id
+        self.ringing_since = at
+        if self.offered_at is None:
+            self.offered_at = at
+        return True
+
+    def leg_answered(self, at: float) -> bool:
+        """The rung agent picked up."""
+        if self.state is not CallState.OFFERED:
+            return self._illegal("AgentLegAnswered")
+        self.state = CallState.CONNECTED
+        self.answered_at = at
+        self.ringing_since = None
+        return True
+
+    def leg_failed(self, no_answer: bool, at: float) -> bool:
+        """The rung agent did not connect: back to the queue, keeping the original enqueue time."""
+        if self.state is not CallState.OFFERED:
+            return self._illegal("AgentLegFailed")
+        self.state = CallState.QUEUED
+        self.agent_id = None
+        self.ringing_since = None
+        if no_answer:
+            self.ring_no_answer += 1
+        return True
+
+    def hold(self, on: bool, at: float) -> bool:
+        """Hold on/off; only a connected call can be held. Repeats are ignored."""
+        if self.state is not CallState.CONNECTED:
+            return self._illegal(f"HoldChanged(on={on})")
+        if on and self.hold_started is None:
+            self.hold_started = at
+        elif not on and self.hold_started is not None:
+            self.hold_seconds += max(0.0, at - self.hold_started)
+            self.hold_started = None
+        return True
+
+    def adopt_connected(self, agent_id: str | None, at: float) -> None:
+        """Mark a call found bridged during a resync as connected (answer time unknown: ``at``)."""
+        self.state = CallState.CONNECTED
+        self.agent_id = agent_id
+        self.answered_at = at
+        self.ringing_since = None
+
+    def hang_up(self, cause: str, by: str, at: float) -> bool:
+        """The call is over, whatever state it was in."""
+        if self.state is CallState.ENDED:
+            return self._illegal("CallHungUp")
+        if self.hold_started is not None:  # hung up while on hold: that hold time counts
+            self.hold_seconds += max(0.0, at - self.hold_started)
+            self.hold_started = None
+        self.state = CallState.ENDED
+        self.ended_at = at
+        self.ringing_since = None
+        self.hangup_cause = cause
+        self.hangup_by = by
+        return True
+
+    @property
+    def disposition(self) -> Disposition:
+        """How the call ended, derived from the facts (meaningful once ended)."""
+        if self.answered_at is not None:
+            return "answered"  # even when the hang-up was lost: the caller was served
+        if self.hangup_cause == "lost":
+            return "lost"
+        if self.enqueued_at is not None:
+            return "abandoned"
+        if self.ivr_ended_at is not None:
+            return "ivr_completed"
+        return "ivr_hangup"
+
+    def record(self, wrapup_seconds: float = 0.0) -> CallRecord:
+        """The call's CDR row. Only valid once the call has ended."""
+        assert self.ended_at is not None, "record() before hang_up()"
+        talk = 0.0
+        if self.answered_at is not None:
+            talk = max(0.0, self.ended_at - self.answered_at - self.hold_seconds)
+        return CallRecord(
+            call_id=self.call_id,
+            node=self.node,
+            channel=self.channel,
+            did=self.did,
+            caller=self.caller,
+            arrived_at=self.arrived_at,
+            ended_at=self.ended_at,
+            disposition=self.disposition,
+            hangup_cause=self.hangup_cause or "unknown",
+            hangup_by=self.hangup_by or "unknown",
+            ivr_ended_at=self.ivr_ended_at,
+            enqueued_at=self.enqueued_at,
+            offered_at=self.offered_at,
+            answered_at=self.answered_at,
+            queue=self.queue,
+            agent_id=self.agent_id if self.answered_at is not None else None,
+            talk_seconds=talk,
+            hold_seconds=self.hold_seconds,
+            wrapup_seconds=wrapup_seconds,
+            ring_no_answer=self.ring_no_answer,
+            ivr_path=self.ivr_path,
+            recording=self.recording,
+            variables=dict(self.variables),
+        )

@@ -1,0 +1,427 @@
+"""The contact center: calls, agents and queues of one site, driven by domain events.
+
+Pure: :meth:`ContactCenter.handle` takes a :class:`DomainEvent`, :meth:`ContactCenter.tick`
+takes the time, and both return the decisions to carry out: PBX commands (for the adapter of the
+command's ``node``) and rows (for the CDR writer). Nothing here reads a clock or does I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+from ccserver.acd.router import AgentView, LongestIdleRouter, Router, WaitingCall, service_order
+from ccserver.cdr.record import AgentStateChange, CallRecord
+from ccserver.config import Config
+from ccserver.core.agent import Agent, IdFactory
+from ccserver.core.call import Call, CallState
+from ccserver.core.commands import Command, HangupCall, RingAgent, StartRecording
+from ccserver.core.events import (
+    AgentLegAnswered,
+    AgentLegFailed,
+    AgentLegRinging,
+    CallAnswered,
+    CallHungUp,
+    CallStarted,
+    DigitsReceived,
+    DomainEvent,
+    HoldChanged,
+    IvrFinished,
+    LegFailure,
+    NodeConnectionChanged,
+    NodeResynced,
+    RecordingStarted,
+    RecordingStopped,
+)
+
+log = logging.getLogger(__name__)
+
+#: What the core decides: commands for a PBX adapter, rows for the CDR writer.
+Decision = Command | CallRecord | AgentStateChange
+
+#: Pause reason after a busy / unreachable / failing agent leg.
+UNAVAILABLE_REASON = "unavailable"
+#: Seconds past the ring timeout after which an offer with no outcome counts as no answer,
+#: so a lost AgentLegFailed never leaves caller and agent stuck.
+OFFER_GRACE_SECONDS = 10.0
+#: How many ended call ids are remembered to recognise duplicate and late events.
+ENDED_MEMORY = 10_000
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _uuid4() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingEntry:
+    """One caller waiting in a queue (``ringing_agent`` is set while an agent is rung)."""
+
+    call_id: str
+    caller: str
+    priority: int
+    enqueued_at: float
+    wait_seconds: float
+    ringing_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """A queue right now: callers in service order and its agents by state."""
+
+    name: str
+    waiting: tuple[WaitingEntry, ...]
+    ready: int
+    offered: int
+    on_call: int
+    wrap_up: int
+    paused: int
+
+
+class ContactCenter:
+    """Live state of the site's calls and agents; turns events into decisions.
+
+    Rows produced while constructing (auto-login agents) are returned by the first call to
+    :meth:`handle`, :meth:`tick` or an agent method, so none is lost.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: float,
+        router: Router | None = None,
+        new_id: IdFactory = _uuid4,
+    ) -> None:
+        self._config = config
+        self._router: Router = router or LongestIdleRouter()
+        self._new_id = new_id
+        self._agents: dict[str, Agent] = {}
+        self._by_device: dict[tuple[str, str], Agent] = {}
+        self._calls: dict[str, Call] = {}
+        #: agent id -> the ended call whose CDR waits for the end of that agent's wrap-up
+        self._wrapping: dict[str, Call] = {}
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._nodes: dict[str, bool] = {}
+        self._out: list[Decision] = []
+        self._route_needed = False
+        for ac in config.agents:
+            agent = Agent(ac.id, ac.node, ac.device, frozenset(ac.queues), new_id)
+            self._agents[ac.id] = agent
+            self._by_device[(ac.node, ac.device)] = agent
+            if ac.auto_login:
+                self._agent_changed(agent, agent.login(now))
+
+    # ---- read-only views -------------------------------------------------------------------
+
+    @property
+    def calls(self) -> Mapping[str, Call]:
+        """Live calls by id (ended calls leave at once, even while their agent wraps up)."""
+        return MappingProxyType(self._calls)
+
+    @property
+    def agents(self) -> Mapping[str, Agent]:
+        """Agents by id."""
+        return MappingProxyType(self._agents)
+
+    @property
+    def nodes(self) -> Mapping[str, bool]:
+        """PBX node -> connected, for nodes that reported a connection change or a resync."""
+        return MappingProxyType(self._nodes)
+
+    def queue_snapshot(self, name: str, now: float) -> QueueSnapshot:
+        """The queue's waiting callers (service order) and agent counts; KeyError if unknown."""
+        if self._config.queue(name) is None:
+            raise KeyError(name)
+        calls = [
+            c
+            for c in self._calls.values()
+            if c.queue == name and c.state in (CallState.QUEUED, CallState.OFFERED)
+        ]
+        calls.sort(key=lambda c: service_order(self._waiting(c)))
+        waiting = tuple(
+            WaitingEntry(
+                call_id=c.call_id,
+                caller=c.caller,
+                priority=c.priority,
+                enqueued_at=c.enqueued_at or 0.0,
+                wait_seconds=max(0.0, now - (c.enqueued_at or now)),
+                ringing_agent=c.agent_id if c.state is CallState.OFFERED else None,
+            )
+            for c in calls
+        )
+        states = [a.state for a in self._agents.values() if name in a.queues]
+        return QueueSnapshot(
+            name=name,
+            waiting=waiting,
+            ready=states.count("ready"),
+            offered=states.count("offered"),
+            on_call=states.count("on_call"),
+            wrap_up=states.count("wrap_up"),
+            paused=states.count("paused"),
+        )
+
+    # ---- inputs ----------------------------------------------------------------------------
+
+    def handle(self, event: DomainEvent) -> list[Decision]:
+        """Apply one domain event; never raises on odd input (it is logged and ignored)."""
+        match event:
+            case CallStarted():
+                self._call_started(event)
+            case CallAnswered():
+                if call := self._live(event.call_id, "CallAnswered"):
+                    call.answer(event.at)
+            case IvrFinished():
+                self._ivr_finished(event)
+            case AgentLegAnswered():
+                if (call := self._live(event.call_id, "AgentLegAnswered")) and (
+                    agent := self._rung_agent(call, event.device, "AgentLegAnswered")
+                ):
+                    self._answered(call, agent, event.at)
+            case AgentLegFailed():
+                if (call := self._live(event.call_id, "AgentLegFailed")) and (
+                    agent := self._rung_agent(call, event.device, "AgentLegFailed")
+                ):
+                    self._leg_failed(call, agent, event.reason, event.at)
+            case HoldChanged():
+                if call := self._live(event.call_id, "HoldChanged"):
+                    call.hold(event.on, event.at)
+            case RecordingStarted():
+                # May follow the hang-up while the agent wraps up: still this call's file.
+                call = self._calls.get(event.call_id) or next(
+                    (c for c in self._wrapping.values() if c.call_id == event.call_id), None
+                )
+                if call is not None:
+                    call.recording = event.file
+            case CallHungUp():
+                if call := self._live(event.call_id, "CallHungUp"):
+                    self._end(call, event.cause, event.by, event.at)
+            case NodeResynced():
+                self._resync(event)
+            case NodeConnectionChanged():
+                self._nodes[event.node] = event.up
+                self._route_needed |= event.up  # its waiting callers become routable again
+            case DigitsReceived() | AgentLegRinging() | RecordingStopped():
+                pass  # the IVR engine / adapter use these; the call's state does not change
+        return self._flush(event.at)
+
+    def tick(self, now: float) -> list[Decision]:
+        """Advance time: end due wrap-ups, give up on offers whose outcome never came."""
+        for agent in self._agents.values():
+            self._agent_changed(agent, agent.tick(now))
+        deadline = self._config.acd.ring_timeout + OFFER_GRACE_SECONDS
+        for call in list(self._calls.values()):
+            if call.ringing_since is not None and now - call.ringing_since >= deadline:
+                agent = self._agents.get(call.agent_id or "")
+                log.warning("call %s: no outcome for the offer to %s; no answer", call.call_id,
+                            call.agent_id)
+                if agent is not None:
+                    self._leg_failed(call, agent, "no_answer", now)
+        return self._flush(now)
+
+    def login(self, agent_id: str, now: float, paused_reason: str | None = None) -> list[Decision]:
+        """Log an agent in, ready (or paused with ``paused_reason``). KeyError if unknown."""
+        agent = self._agents[agent_id]
+        self._agent_changed(agent, agent.login(now, paused_reason))
+        return self._flush(now)
+
+    def logout(self, agent_id: str, now: float) -> list[Decision]:
+        """Log an agent out (refused, and logged, while ringing or on a call)."""
+        agent = self._agents[agent_id]
+        self._agent_changed(agent, agent.logout(now))
+        return self._flush(now)
+
+    def pause(self, agent_id: str, reason: str, now: float) -> list[Decision]:
+        """Pause an agent with a reason code (ends a wrap-up early)."""
+        agent = self._agents[agent_id]
+        self._agent_changed(agent, agent.pause(reason, now))
+        return self._flush(now)
+
+    def ready(self, agent_id: str, now: float) -> list[Decision]:
+        """Make a paused or wrapping-up agent ready."""
+        agent = self._agents[agent_id]
+        self._agent_changed(agent, agent.ready(now))
+        return self._flush(now)
+
+    # ---- event handlers --------------------------------------------------------------------
+
+    def _call_started(self, e: CallStarted) -> None:
+        if e.call_id in self._calls or e.call_id in self._ended:
+            log.info("call %s: duplicate CallStarted ignored", e.call_id)
+            return
+        self._calls[e.call_id] = Call(e.call_id, e.node, e.channel, e.caller, e.did, e.at)
+
+    def _ivr_finished(self, e: IvrFinished) -> None:
+        call = self._calls.get(e.call_id)
+        if call is None:
+            if e.call_id in self._ended:
+                log.info("call %s: late IvrFinished ignored (call already ended)", e.call_id)
+                return
+            # CallStarted was missed: IvrFinished carries enough to adopt the call.
+            log.info("call %s: adopted at IvrFinished (CallStarted missed)", e.call_id)
+            call = Call(e.call_id, e.node, e.channel, e.caller, e.did, e.at)
+            self._calls[e.call_id] = call
+        if e.queue is not None and self._config.queue(e.queue) is None:
+            # Never strand a caller in a queue nobody serves: hang up; the CDR keeps the
+            # queue name with no enqueue time (disposition ivr_completed).
+            if call.finish_ivr(None, e.path, e.variables, e.priority, e.at):
+                log.error("call %s: IVR chose unknown queue %r; hanging up", e.call_id, e.queue)
+                call.queue = e.queue
+                self._out.append(HangupCall(call.node, call.call_id, call.channel))
+            return
+        if call.finish_ivr(e.queue, e.path, e.variables, e.priority, e.at) and e.queue:
+            self._route_needed = True
+
+    def _answered(self, call: Call, agent: Agent, at: float) -> None:
+        if not call.leg_answered(at):
+            return
+        self._agent_changed(agent, agent.answer(call.call_id, at))
+        queue = self._config.queue(call.queue or "")
+        if queue is not None and queue.record:
+            call.recording = self._recording_file(call)
+            self._out.append(StartRecording(call.node, call.call_id, call.channel, call.recording))
+
+    def _leg_failed(self, call: Call, agent: Agent, reason: LegFailure, at: float) -> None:
+        if not call.leg_failed(reason == "no_answer", at):
+            return
+        pause_reason: str | None
+        if reason in ("no_answer", "rejected"):
+            pause_reason = self._config.acd.rona_pause_reason
+        elif reason == "cancelled":
+            pause_reason = None  # not the agent's doing
+        else:
+            pause_reason = UNAVAILABLE_REASON
+        self._agent_changed(agent, agent.miss(call.call_id, pause_reason, at))
+        self._route_needed = True  # the caller, keeping its place, goes to the next agent
+
+    def _end(self, call: Call, cause: str, by: str, at: float) -> None:
+        before = call.state
+        if not call.hang_up(cause, by, at):
+            return
+        del self._calls[call.call_id]
+        self._ended[call.call_id] = None
+        if len(self._ended) > ENDED_MEMORY:
+            self._ended.popitem(last=False)
+        agent = self._agents.get(call.agent_id or "")
+        if agent is not None and agent.call_id == call.call_id:
+            if before is CallState.CONNECTED and agent.state == "on_call":
+                queue = self._config.queue(call.queue or "")
+                wrapup = queue.wrapup_seconds if queue else 0.0  # adopted calls: queue unknown
+                self._wrapping[agent.agent_id] = call
+                self._agent_changed(agent, agent.end_call(call.call_id, wrapup, at))
+                self._agent_changed(agent, agent.tick(at))  # a zero wrap-up ends at once
+                return
+            if before is CallState.OFFERED:
+                self._agent_changed(agent, agent.miss(call.call_id, None, at))
+        self._out.append(call.record())
+
+    def _resync(self, e: NodeResynced) -> None:
+        self._nodes[e.node] = True
+        listed = {lc.call_id for lc in e.calls}
+        for call in [c for c in self._calls.values() if c.node == e.node]:
+            if call.call_id not in listed:
+                log.warning("call %s: gone from node %s at resync; lost", call.call_id, e.node)
+                self._end(call, "lost", "unknown", e.at)
+        for lc in e.calls:
+            agent = self._by_device.get((e.node, lc.agent_device)) if lc.agent_device else None
+            call = self._calls.get(lc.call_id)
+            if call is not None:
+                if call.state is CallState.OFFERED and agent and agent.agent_id == call.agent_id:
+                    self._answered(call, agent, e.at)  # the answer was missed while away
+                continue
+            if lc.call_id in self._ended:
+                log.info("call %s: listed at resync but already ended; ignored", lc.call_id)
+                continue
+            # Unknown live call: adopt it so its hang-up still produces a CDR. Its queue is not
+            # known, so an unbridged one is tracked as in the IVR.
+            call = Call(lc.call_id, e.node, lc.channel, lc.caller, lc.did, e.at - lc.duration,
+                        state=CallState.IN_IVR)
+            self._calls[lc.call_id] = call
+            log.info("call %s: adopted at resync of %s (bridged to %s)", lc.call_id, e.node,
+                     lc.agent_device)
+            if lc.agent_device:
+                change = agent.adopt(lc.call_id, e.at) if agent else None
+                owner = agent.agent_id if agent and agent.call_id == lc.call_id else None
+                call.adopt_connected(owner, e.at)
+                if agent is not None:
+                    self._agent_changed(agent, change)
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _live(self, call_id: str, what: str) -> Call | None:
+        """The live call, or None with a log line saying why the event is ignored."""
+        call = self._calls.get(call_id)
+        if call is None:
+            if call_id in self._ended:
+                log.info("call %s: late %s ignored (call already ended)", call_id, what)
+            else:
+                log.warning("call %s: %s for an unknown call ignored", call_id, what)
+        return call
+
+    def _rung_agent(self, call: Call, device: str, what: str) -> Agent | None:
+        """The agent being rung for ``call`` if ``device`` is theirs, else None (logged)."""
+        agent = self._agents.get(call.agent_id or "")
+        if call.state is CallState.OFFERED and agent is not None and agent.device == device:
+            return agent
+        log.warning("call %s: %s from %s ignored in state %s (rung: %s)", call.call_id, what,
+                    device, call.state.value, call.agent_id)
+        return None
+
+    def _agent_changed(self, agent: Agent, change: AgentStateChange | None) -> None:
+        """Emit an agent's transition and what follows from it."""
+        if change is None:
+            return
+        self._out.append(change)
+        if change.previous == "wrap_up":
+            call = self._wrapping.pop(agent.agent_id, None)
+            if call is not None and call.ended_at is not None:
+                self._out.append(call.record(wrapup_seconds=max(0.0, change.at - call.ended_at)))
+        if change.state == "ready":
+            self._route_needed = True
+
+    def _waiting(self, call: Call) -> WaitingCall:
+        return WaitingCall(call.call_id, call.queue or "", call.node, call.priority,
+                           call.enqueued_at or 0.0)
+
+    def _route(self, now: float) -> None:
+        """Offer queued callers to ready agents (callers on a disconnected node wait)."""
+        waiting = [
+            self._waiting(c)
+            for c in self._calls.values()
+            if c.state is CallState.QUEUED and self._nodes.get(c.node, True)
+        ]
+        agents = [
+            AgentView(a.agent_id, a.node, a.queues, a.state, a.idle_since)
+            for a in self._agents.values()
+            if a.state == "ready"
+        ]
+        if not waiting or not agents:
+            return
+        for call_id, agent_id in self._router.assign(waiting, agents, now):
+            call, agent = self._calls.get(call_id), self._agents.get(agent_id)
+            if call is None or agent is None or call.state is not CallState.QUEUED or (
+                agent.state != "ready"
+            ):
+                log.error("router returned an invalid pair (%s, %s); skipped", call_id, agent_id)
+                continue
+            call.offer(agent_id, now)
+            self._agent_changed(agent, agent.offer(call_id, now))
+            self._out.append(RingAgent(call.node, call_id, call.channel, agent.device,
+                                       self._config.acd.ring_timeout))
+
+    def _recording_file(self, call: Call) -> str:
+        # Only ids: the call id (node + PBX key) made path-safe, plus a fresh random part.
+        return f"{_UNSAFE.sub('-', call.call_id)}-{_UNSAFE.sub('', self._new_id())[:12]}.wav"
+
+    def _flush(self, now: float) -> list[Decision]:
+        if self._route_needed:
+            self._route_needed = False
+            self._route(now)
+        out, self._out = self._out, []
+        return out

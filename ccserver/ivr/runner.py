@@ -1,0 +1,49 @@
+"""Glue between a PBX media session, the flow library and the core's event sink."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from ccserver.core.events import IvrFinished
+from ccserver.ivr.engine import IvrOutcome, run_flow
+from ccserver.ivr.library import FlowLibrary
+from ccserver.ivr.media import MediaSession
+from ccserver.pbx.base import EventSink
+
+log = logging.getLogger(__name__)
+
+
+async def serve_ivr(
+    session: MediaSession, library: FlowLibrary, sink: EventSink, clock: Callable[[], float]
+) -> IvrOutcome:
+    """Run the flow routed for the session's DID and report the end with one ``IvrFinished``.
+
+    Exactly one ``IvrFinished`` is pushed per session, also when the caller hung up during the
+    IVR (then ``queue=None``): that is how the path reaches the call record. The call's end is
+    still reported by the PBX's own hang-up event, which may reach the core before or after
+    this one. With no flow for the DID, the path is empty and ``queue`` is None, so the
+    dialplan hangs up.
+    """
+    try:
+        flow = library.for_did(session.did)
+    except KeyError as err:
+        log.error("IVR %s: %s", session.call_id, err.args[0])
+        outcome = IvrOutcome(None, 0, (), "", {}, hung_up=False)
+    else:
+        outcome = await run_flow(flow, session, clock)
+    sink(
+        IvrFinished(
+            call_id=session.call_id,
+            node=session.node,
+            channel=session.channel,
+            caller=session.caller,
+            did=session.did,
+            queue=outcome.queue,
+            path=outcome.path,
+            variables=outcome.variables,
+            priority=outcome.priority,
+            at=clock(),
+        )
+    )
+    return outcome

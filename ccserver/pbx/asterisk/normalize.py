@@ -1,0 +1,329 @@
+"""AMI events to domain events: sans-I/O, pure, stateful.
+
+:class:`AmiNormalizer` keeps a small table of the channels that belong to ccserver's calls and
+turns the few AMI events that matter into :mod:`ccserver.core.events`. It never does I/O and
+never reads a clock (``now`` is handed in), so captures replay into it byte for byte.
+
+A call starts with a ``Newchannel`` in one of the node's inbound contexts; its key is the
+channel's ``Linkedid``, and every later channel with that ``Linkedid`` is one of its agent legs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ccserver.core.events import (
+    AgentLegAnswered,
+    AgentLegFailed,
+    AgentLegRinging,
+    CallAnswered,
+    CallHungUp,
+    CallStarted,
+    DigitsReceived,
+    DomainEvent,
+    HangupSide,
+    HoldChanged,
+    LiveCall,
+    NodeResynced,
+    RecordingStarted,
+    RecordingStopped,
+)
+from ccserver.pbx.asterisk.ami_codec import Message
+from ccserver.pbx.asterisk.causes import hangup_cause, leg_failure
+
+log = logging.getLogger(__name__)
+
+#: High-volume events nothing here uses; dropped before any lookup (they should also be
+#: filtered at the source, see ami_client).
+NOISE = frozenset({"VarSet", "CEL", "Newexten", "RTCPSent", "RTCPReceived", "DeviceStateChange"})
+
+#: ccserver's own dialplan contexts (dialplans/asterisk/extensions.conf) a caller moves through.
+CCSERVER_CONTEXTS = frozenset({"ccserver-wait", "ccserver-connect"})
+
+_UP = "6"  # AST_STATE_UP
+
+
+def device_of(channel: str) -> str:
+    """Dial string of a channel: ``PJSIP/1001-00000016`` -> ``PJSIP/1001``.
+
+    Local channels also lose their ``;1``/``;2`` half marker.
+    """
+    name = channel.partition(";")[0]
+    base, sep, suffix = name.rpartition("-")
+    if sep and base and suffix and all(c in "0123456789abcdef" for c in suffix):
+        return base
+    return name
+
+
+def _cid(value: str) -> str:
+    return "" if value == "<unknown>" else value
+
+
+def _duration(text: str) -> float:
+    """``HH:MM:SS`` (hours may exceed 99) to seconds."""
+    h, m, s = text.split(":")
+    return float(int(h) * 3600 + int(m) * 60 + int(s))
+
+
+@dataclass(slots=True)
+class _Call:
+    call_id: str
+    key: str  # Linkedid
+    channel: str  # the caller's channel name
+    uniqueid: str
+    caller: str
+    did: str
+    answered: bool = False
+    #: agent channels being dialed (DestChannel -> device); one DialEnd each counts
+    dialing: dict[str, str] = field(default_factory=dict)
+    #: the agent channel that answered, if any
+    connected: str | None = None
+    #: who asked for the hang-up first (HangupRequest), if anyone did
+    hangup_by: HangupSide | None = None
+    #: files of running recordings, most recent last (StopMixMonitor stops the last one)
+    recordings: list[str] = field(default_factory=list)
+
+
+class AmiNormalizer:
+    """Feed AMI messages in arrival order; get domain events back."""
+
+    def __init__(self, node: str, inbound_contexts: set[str]):
+        self.node = node
+        self.inbound_contexts = frozenset(inbound_contexts)
+        self._calls: dict[str, _Call] = {}  # Linkedid -> call
+        self._channels: dict[str, str] = {}  # Uniqueid -> Linkedid of its call
+        self._expected_files: dict[str, str] = {}  # channel -> file we asked MixMonitor for
+        self._handlers: dict[str, Callable[[Message, float], list[DomainEvent]]] = {
+            "Newchannel": self._newchannel,
+            "Newstate": self._newstate,
+            "DTMFEnd": self._dtmf_end,
+            "DialBegin": self._dial_begin,
+            "DialEnd": self._dial_end,
+            "Hold": self._hold,
+            "Unhold": self._hold,
+            "MixMonitorStart": self._mixmonitor_start,
+            "MixMonitorStop": self._mixmonitor_stop,
+            "HangupRequest": self._hangup_request,
+            "Hangup": self._hangup,
+        }
+
+    @property
+    def live_call_ids(self) -> list[str]:
+        """Ids of the calls currently tracked (for diagnostics and tests)."""
+        return [c.call_id for c in self._calls.values()]
+
+    def expect_recording(self, channel: str, file: str | None) -> None:
+        """Name the file of the next ``MixMonitorStart`` on ``channel``.
+
+        Asterisk's ``MixMonitorStart`` carries no file name (see capture 05), so the adapter tells
+        us what it asked for; ``None`` withdraws it (the action failed). Recordings started by
+        someone else report ``file=""``.
+        """
+        if file is None:
+            self._expected_files.pop(channel, None)
+        else:
+            self._expected_files[channel] = file
+
+    def feed(self, msg: Message, now: float) -> list[DomainEvent]:
+        """Turn one AMI message into zero or more domain events. Never raises."""
+        name = msg.get("Event")
+        if name is None or name in NOISE:
+            return []
+        handler = self._handlers.get(name)
+        if handler is None:
+            return []
+        try:
+            return handler(msg, now)
+        except (KeyError, ValueError) as e:
+            log.warning("AMI %s on node %s: malformed (%s: %s), skipped", name, self.node,
+                        type(e).__name__, e)
+            return []
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def _call_of(self, msg: Message) -> _Call | None:
+        key = self._channels.get(msg.get("Uniqueid", ""))
+        return None if key is None else self._calls.get(key)
+
+    def _caller_call(self, msg: Message) -> _Call | None:
+        """The call whose *caller* channel this message is about."""
+        call = self._call_of(msg)
+        return call if call is not None and call.uniqueid == msg.get("Uniqueid") else None
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _newchannel(self, msg: Message, now: float) -> list[DomainEvent]:
+        uid, key = msg["Uniqueid"], msg["Linkedid"]
+        if key in self._calls:  # a leg of a known call (agent, Local half, ...)
+            self._channels[uid] = key
+            return []
+        if msg.get("Context") not in self.inbound_contexts:
+            return []
+        call = _Call(
+            call_id=f"{self.node}:{key}", key=key, channel=msg["Channel"], uniqueid=uid,
+            caller=_cid(msg.get("CallerIDNum", "")), did=msg.get("Exten", ""),
+            answered=msg.get("ChannelState") == _UP,
+        )
+        self._calls[key] = call
+        self._channels[uid] = key
+        return [CallStarted(call.call_id, self.node, call.channel, call.caller, call.did, now)]
+
+    def _newstate(self, msg: Message, now: float) -> list[DomainEvent]:
+        call = self._caller_call(msg)
+        if call is None or call.answered or msg["ChannelState"] != _UP:
+            return []
+        call.answered = True
+        return [CallAnswered(call.call_id, now)]
+
+    def _dtmf_end(self, msg: Message, now: float) -> list[DomainEvent]:
+        call = self._caller_call(msg)
+        if call is None or msg.get("Direction") != "Received" or not msg["Digit"]:
+            return []
+        return [DigitsReceived(call.call_id, msg["Digit"], now)]
+
+    def _dial_begin(self, msg: Message, now: float) -> list[DomainEvent]:
+        call = self._caller_call(msg)
+        dest = msg.get("DestChannel")
+        if call is None or not dest:
+            return []
+        device = device_of(dest)
+        call.dialing[dest] = device
+        dest_uid = msg.get("DestUniqueid")
+        if dest_uid:  # the leg belongs to the call even if its Newchannel was missed
+            self._channels[dest_uid] = call.key
+        return [AgentLegRinging(call.call_id, device, now)]
+
+    def _dial_end(self, msg: Message, now: float) -> list[DomainEvent]:
+        call = self._caller_call(msg)
+        dest = msg.get("DestChannel")
+        # app_queue sends NOANSWER then CANCEL for the same leg (capture 03): first one counts
+        if call is None or dest not in call.dialing:
+            return []
+        device = call.dialing.pop(dest)
+        status = msg["DialStatus"]
+        if status == "ANSWER":
+            call.connected = dest
+            return [AgentLegAnswered(call.call_id, device, now)]
+        return [AgentLegFailed(call.call_id, device, leg_failure(status), now)]
+
+    def _hold(self, msg: Message, now: float) -> list[DomainEvent]:
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        return [HoldChanged(call.call_id, msg["Event"] == "Hold", now)]
+
+    def _mixmonitor_start(self, msg: Message, now: float) -> list[DomainEvent]:
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        file = self._expected_files.pop(msg["Channel"], "")
+        call.recordings.append(file)
+        return [RecordingStarted(call.call_id, file, now)]
+
+    def _mixmonitor_stop(self, msg: Message, now: float) -> list[DomainEvent]:
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        file = call.recordings.pop() if call.recordings else ""
+        return [RecordingStopped(call.call_id, file, now)]
+
+    def _hangup_request(self, msg: Message, now: float) -> list[DomainEvent]:
+        # HangupRequest is the far end hanging up (a BYE); an AMI or dialplan hang-up is only a
+        # SoftHangupRequest. A ringing agent that declines is not "the agent hung up".
+        call = self._call_of(msg)
+        if call is None or call.hangup_by is not None:
+            return []
+        if msg["Uniqueid"] == call.uniqueid:
+            call.hangup_by = "caller"
+        elif msg.get("Channel") == call.connected:
+            call.hangup_by = "agent"
+        return []
+
+    def _hangup(self, msg: Message, now: float) -> list[DomainEvent]:
+        uid = msg["Uniqueid"]
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        if uid != call.uniqueid:  # an agent leg or other helper channel of the call
+            del self._channels[uid]
+            return []
+        try:
+            cause = hangup_cause(int(msg.get("Cause", "0")))
+        except ValueError:
+            log.warning("AMI Hangup on node %s: bad Cause %r", self.node, msg.get("Cause"))
+            cause = "unknown"
+        self._forget(call)
+        return [CallHungUp(call.call_id, cause, call.hangup_by or "system", now)]
+
+    def _forget(self, call: _Call) -> None:
+        del self._calls[call.key]
+        for uid in [u for u, k in self._channels.items() if k == call.key]:
+            del self._channels[uid]
+        self._expected_files.pop(call.channel, None)
+
+    # -- resynchronization -------------------------------------------------------------------
+
+    def _is_caller(self, item: Message) -> bool:
+        uid = item.get("Uniqueid", "")
+        if not uid or uid != item.get("Linkedid") or item.get("Channel", "").startswith("Local/"):
+            return False
+        if uid in self._calls:  # we saw it start
+            return True
+        ctx = item.get("Context", "")
+        return not ctx or ctx in self.inbound_contexts or ctx in CCSERVER_CONTEXTS
+
+    def resync_from(self, items: list[Message], now: float) -> NodeResynced:
+        """Rebuild the channel table from a ``CoreShowChannels`` listing and report live calls.
+
+        ``items`` may contain the whole list reply; only ``CoreShowChannel`` events are read.
+        What a listing cannot tell (the DID of a caller who already left the inbound context,
+        who asked to hang up, running recordings) is kept for calls we already knew.
+        """
+        rows = [m for m in items if m.get("Event") == "CoreShowChannel"]
+        old = self._calls
+        calls: dict[str, _Call] = {}
+        channels: dict[str, str] = {}
+        durations: dict[str, float] = {}
+        bridges: dict[str, str] = {}  # BridgeId -> Linkedid of the caller in it
+        for m in rows:
+            if not self._is_caller(m):
+                continue
+            key, prev = m["Uniqueid"], old.get(m["Uniqueid"])
+            fresh_did = m.get("Exten", "") if m.get("Context") in self.inbound_contexts else ""
+            call = _Call(
+                call_id=f"{self.node}:{key}", key=key, channel=m.get("Channel", ""), uniqueid=key,
+                caller=_cid(m.get("CallerIDNum", "")),
+                did=prev.did if prev else fresh_did,
+                answered=m.get("ChannelState") == _UP,
+            )
+            if prev is not None:
+                call.hangup_by, call.recordings = prev.hangup_by, prev.recordings
+            calls[key] = call
+            channels[key] = key
+            try:
+                durations[key] = _duration(m.get("Duration", "0:0:0"))
+            except ValueError:
+                log.warning("CoreShowChannel on node %s: bad Duration %r", self.node,
+                            m.get("Duration"))
+                durations[key] = 0.0
+            if m.get("BridgeId"):
+                bridges[m["BridgeId"]] = key
+        for m in rows:
+            uid, key = m.get("Uniqueid", ""), m.get("Linkedid", "")
+            if key not in calls or uid == key:
+                continue
+            channels[uid] = key
+            call, chan = calls[key], m.get("Channel", "")
+            if m.get("BridgeId") and bridges.get(m["BridgeId"]) == key:
+                call.connected = chan
+            elif not m.get("BridgeId"):  # still ringing: its DialEnd is yet to come
+                call.dialing[chan] = device_of(chan)
+        self._calls, self._channels = calls, channels
+        live = tuple(
+            LiveCall(c.call_id, c.channel, c.caller, c.did,
+                     device_of(c.connected) if c.connected else None, durations[k])
+            for k, c in calls.items()
+        )
+        return NodeResynced(self.node, live, now)

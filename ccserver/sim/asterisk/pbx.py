@@ -1,0 +1,321 @@
+"""``SimulatedAsterisk``: AMI server + channels + our dialplan, for e2e tests, demo mode and load."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ccserver.pbx.asterisk.ami_codec import Message
+
+from .agents import CallerScript, SimAgent, SimCall
+from .agi_client import DIALPLAN_CLASS, lookup_variable
+from .ami_server import AmiServer, AmiSession
+from .calls import CALL, CallRun, Signal
+from .channels import DOWN, RING, RINGING, UP, Channel, IdAllocator
+
+CARRIER = "PJSIP/carrier"
+
+
+class _Originated:
+    """Owner of a channel created by AMI Originate: it only needs to be hung up."""
+
+    def __init__(self, sim: SimulatedAsterisk):
+        self.sim = sim
+
+    def post(self, sig: Signal) -> None:
+        if sig.kind == "ami_hangup" and not sig.chan.hungup:
+            ch = sig.chan
+            self.sim.emit("SoftHangupRequest", CALL, ch.snapshot() + [("Cause", str(sig.cause))])
+            ch.hungup = True
+            self.sim.emit("Hangup", CALL, ch.snapshot() + [("Cause", str(sig.cause)),
+                                                           ("Cause-txt", "Normal Clearing")])
+            self.sim.forget(ch)
+            self.sim.release(ch)
+
+
+class SimulatedAsterisk:
+    """A simulated Asterisk 22 node running ccserver's dialplan.
+
+    AMI is served on TCP (``start()`` returns the port); for each placed call the simulator
+    connects to the FastAGI server at ``agi_host:agi_port``. ``time_scale`` divides every
+    simulated duration (2.0 = twice as fast).
+    """
+
+    def __init__(self, *, node: str = "sim", agi_host: str, agi_port: int,
+                 agents: list[SimAgent], ami_user: str = "ccserver",
+                 ami_secret: str = "ccserver", time_scale: float = 1.0,
+                 host: str = "127.0.0.1", ami_port: int = 0):
+        self.node = node
+        self.agi_host = agi_host
+        self.agi_port = agi_port
+        self.agents: dict[str, SimAgent] = {a.device: a for a in agents}
+        self.time_scale = time_scale
+        self.host = host
+        self.ami_port = ami_port
+        self.ids = IdAllocator()
+        #: live channels by name
+        self.channels: dict[str, Channel] = {}
+        self.global_vars: dict[str, str] = {}
+        self._busy: dict[str, Channel] = {}
+        self._calls: dict[str, SimCall] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ami = AmiServer(self._handle_action, user=ami_user, secret=ami_secret,
+                              auth_fail_delay=self.seconds(1.0))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> int:
+        """Start the AMI server; return the bound port."""
+        self.ami_port = await self._ami.start(self.host, self.ami_port)
+        return self.ami_port
+
+    async def stop(self) -> None:
+        """Close AMI and drop every call (no events)."""
+        await self._ami.stop()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drop_ami_connections(self) -> None:
+        """Abruptly close every AMI client socket (reconnect / resync tests)."""
+        self._ami.drop_all()
+        await asyncio.sleep(0)
+
+    def set_ami_frozen(self, frozen: bool) -> None:
+        """Half-open simulation: sockets stay open but nothing is read, answered or sent."""
+        self._ami.frozen = frozen
+
+    # -- introspection ---------------------------------------------------------------------
+    @property
+    def live_calls(self) -> list[SimCall]:
+        """Calls whose caller channel still exists."""
+        return [c for c in self._calls.values() if not c.done.is_set()]
+
+    def seconds(self, sim_seconds: float) -> float:
+        """Real seconds for ``sim_seconds`` of simulated time."""
+        return sim_seconds / self.time_scale
+
+    # -- calls -----------------------------------------------------------------------------
+    def place_call(self, script: CallerScript) -> SimCall:
+        """An inbound call from the carrier arrives now; returns its handle at once."""
+        ch = self.new_channel(f"{CARRIER}-{self.ids.suffix()}", script.caller, script.caller_name,
+                              "ccserver-inbound", script.did)
+        ch.state = RING
+        call = SimCall(script, ch.uniqueid, ch.name)
+        run = CallRun(self, script, ch, call)
+        ch.owner = run
+        self._calls[ch.uniqueid] = call
+        self.emit("Newchannel", CALL, ch.snapshot())
+        task = asyncio.get_running_loop().create_task(run.run(), name=f"sim-call-{ch.uniqueid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._call_finished)
+        return call
+
+    def _call_finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._calls = {k: c for k, c in self._calls.items() if not c.done.is_set()}
+
+    def new_channel(self, name: str, num: str, cid_name: str, context: str, exten: str, *,
+                    linkedid: str | None = None, owner: object = None) -> Channel:
+        uid = self.ids.uniqueid()
+        ch = Channel(name, uid, linkedid or uid, num, cid_name, context, exten, owner=owner)
+        self.channels[name] = ch
+        return ch
+
+    def forget(self, ch: Channel) -> None:
+        self.channels.pop(ch.name, None)
+
+    def occupy(self, device: str, ch: Channel) -> bool:
+        """Mark an agent phone in use; False if it already has a call (it answers 486 Busy)."""
+        if device in self._busy:
+            return False
+        self._busy[device] = ch
+        return True
+
+    def release(self, ch: Channel) -> None:
+        if self._busy.get(ch.device) is ch:
+            del self._busy[ch.device]
+
+    def emit(self, name: str, category: int, headers: list[tuple[str, str]]) -> None:
+        self._ami.broadcast(name, category, headers)
+
+    # -- AMI actions -----------------------------------------------------------------------
+    async def _handle_action(self, s: AmiSession, m: Message) -> bool:
+        handler = _ACTIONS.get(m.get("Action", "").strip().lower())
+        if handler is None:
+            return False
+        await handler(self, s, m)
+        return True
+
+    def _channel(self, s: AmiSession, m: Message, missing: str) -> Channel | None:
+        name = m.get("Channel", "")
+        if not name:
+            s.error(m, missing)
+            return None
+        ch = self.channels.get(name)
+        if ch is None:
+            s.error(m, "No such channel")
+        return ch
+
+    async def _core_show_channels(self, s: AmiSession, m: Message) -> None:
+        s.ack(m, extra=[("EventList", "start"), ("Message", "Channels will follow")])
+        chans = list(self.channels.values())
+        for ch in chans:
+            s.list_item(m, "CoreShowChannel", ch.snapshot() + [
+                ("Application", ch.application), ("ApplicationData", ch.app_data),
+                ("Duration", ch.duration()), ("BridgeId", ch.bridge.uniqueid if ch.bridge else "")])
+        s.list_item(m, "CoreShowChannelsComplete", [("EventList", "Complete"),
+                                                    ("ListItems", str(len(chans)))])
+
+    async def _setvar(self, s: AmiSession, m: Message) -> None:
+        var = m.get("Variable", "")
+        if not var:
+            s.error(m, "No variable specified")
+            return
+        if not m.get("Channel"):
+            self.global_vars[var] = m.get("Value", "")
+            s.ack(m, "Variable Set")
+            return
+        ch = self._channel(s, m, "No channel specified")
+        if ch is None:
+            return
+        ch.variables[var.lstrip("_")] = m.get("Value", "")
+        self.emit("VarSet", DIALPLAN_CLASS, ch.snapshot() + [("Variable", var), ("Value", m.get("Value", ""))])
+        s.ack(m, "Variable Set")
+
+    async def _getvar(self, s: AmiSession, m: Message) -> None:
+        var = m.get("Variable", "")
+        if not var:
+            s.error(m, "No variable specified")
+            return
+        if m.get("Channel"):
+            ch = self._channel(s, m, "No channel specified")
+            if ch is None:
+                return
+            value = lookup_variable(ch, var) or ""
+        else:
+            value = str(int(time.time())) if var == "EPOCH" else self.global_vars.get(var, "")
+        s.ack(m, extra=[("Variable", var), ("Value", value)])
+
+    async def _redirect(self, s: AmiSession, m: Message) -> None:
+        name, context = m.get("Channel", ""), m.get("Context", "")
+        exten, priority = m.get("Exten", ""), m.get("Priority", "")
+        for value, error in ((name, "Channel not specified"), (context, "Context not specified"),
+                             (exten, "Exten not specified"), (priority, "Priority not specified")):
+            if not value:
+                s.error(m, error)
+                return
+        if not priority.isdigit() or int(priority) < 1:
+            s.error(m, "Priority is invalid")
+            return
+        ch = self.channels.get(name)
+        if ch is None:
+            s.error(m, f"Channel does not exist: {name}")
+            return
+        s.ack(m, "Redirect successful")
+        if isinstance(ch.owner, CallRun) and ch is ch.owner.channel:
+            ch.owner.post(Signal("redirect", ch, target=(context, exten, int(priority))))
+
+    async def _hangup(self, s: AmiSession, m: Message) -> None:
+        ch = self._channel(s, m, "No channel specified")
+        if ch is None:
+            return
+        cause = m.get("Cause", "")
+        s.ack(m, "Channel Hungup")
+        ch.owner.post(Signal("ami_hangup", ch, int(cause) if cause.isdigit() else 16))
+
+    async def _mixmonitor(self, s: AmiSession, m: Message) -> None:
+        ch = self._channel(s, m, "No channel specified")
+        if ch is None:
+            return
+        ch.mixmonitors.append(m.get("File", f"{ch.uniqueid}.wav"))
+        s.ack(m)  # no Message, no MixMonitorID (capture 05)
+        self.emit("MixMonitorStart", CALL, ch.snapshot())
+
+    async def _stop_mixmonitor(self, s: AmiSession, m: Message) -> None:
+        ch = self._channel(s, m, "No channel specified")
+        if ch is None:
+            return
+        if not ch.mixmonitors:
+            s.error(m, "Could not stop MixMonitor")
+            return
+        ch.mixmonitors.pop()
+        s.ack(m)
+        self.emit("MixMonitorStop", CALL, ch.snapshot())
+
+    async def _originate(self, s: AmiSession, m: Message) -> None:
+        if not m.get("Channel"):
+            s.error(m, "Channel not specified")
+            return
+        task = asyncio.get_running_loop().create_task(self._do_originate(s, m))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if m.get("Async", "").lower() in ("true", "yes", "1", "on"):
+            s.ack(m, "Originate successfully queued")
+        elif await task:
+            s.ack(m, "Originate successfully queued")
+        else:
+            s.error(m, "Originate failed")
+
+    async def _do_originate(self, s: AmiSession, m: Message) -> bool:
+        """Ring an agent phone; OriginateResponse says whether it answered (Reason 4)."""
+        device = m["Channel"]
+        agent = self.agents.get(device)
+        num, name = _split_callerid(m.get("CallerID", ""))
+        ch: Channel | None = None
+        reason = 0
+        if agent is not None:
+            ch = self.new_channel(f"{device}-{self.ids.suffix()}", agent.extension,
+                                  agent.display_name, "from-agents", "s", owner=_Originated(self))
+            ch.state = DOWN
+            self.emit("Newchannel", CALL, ch.snapshot())
+            if self.occupy(device, ch):
+                ch.state = RINGING
+                self.emit("Newstate", CALL, ch.snapshot())
+                timeout = int(m.get("Timeout", "30000") or 30000) / 1000
+                if agent.take_answers() and agent.answer_delay < timeout:
+                    await asyncio.sleep(self.seconds(agent.answer_delay))
+                    if not ch.hungup:
+                        ch.state, reason = UP, 4
+                        ch.application, ch.app_data = m.get("Application", ""), m.get("Data", "")
+                        self.emit("Newstate", CALL, ch.snapshot())
+                else:
+                    await asyncio.sleep(self.seconds(timeout))
+                    reason = 3
+            else:
+                reason = 5
+        head = [("ActionID", m["ActionID"])] if "ActionID" in m else []
+        where = ([("Application", m.get("Application", "")), ("Data", m.get("Data", ""))]
+                 if m.get("Application") else
+                 [("Context", m.get("Context", "")), ("Exten", m.get("Exten", ""))])
+        self.emit("OriginateResponse", CALL, head + [
+            ("Response", "Success" if reason == 4 else "Failure"), ("Channel", device if ch is None else ch.name),
+            *where, ("Reason", str(reason)), ("Uniqueid", ch.uniqueid if ch else "<null>"),
+            ("CallerIDNum", num or "<unknown>"), ("CallerIDName", name or "<unknown>")])
+        if ch is not None and reason != 4 and not ch.hungup:
+            ch.hungup = True
+            self.emit("Hangup", CALL, ch.snapshot() + [("Cause", "19" if reason == 3 else "17"),
+                                                       ("Cause-txt", "No user responding" if reason == 3 else "User busy")])
+            self.forget(ch)
+            self.release(ch)
+        return reason == 4
+
+
+def _split_callerid(value: str) -> tuple[str, str]:
+    """``"Supervisor" <9000>`` -> (``9000``, ``Supervisor``)."""
+    if "<" in value:
+        name, _, rest = value.partition("<")
+        return rest.rstrip(">").strip(), name.strip().strip('"')
+    return value.strip(), ""
+
+
+_ACTIONS = {
+    "coreshowchannels": SimulatedAsterisk._core_show_channels,
+    "setvar": SimulatedAsterisk._setvar,
+    "getvar": SimulatedAsterisk._getvar,
+    "redirect": SimulatedAsterisk._redirect,
+    "hangup": SimulatedAsterisk._hangup,
+    "mixmonitor": SimulatedAsterisk._mixmonitor,
+    "stopmixmonitor": SimulatedAsterisk._stop_mixmonitor,
+    "originate": SimulatedAsterisk._originate,
+}
