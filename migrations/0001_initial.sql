@@ -45,7 +45,9 @@ CREATE TABLE calls (
     hangup_by       text NOT NULL,
     ivr_path        text[] NOT NULL DEFAULT '{}',
     recording       text,
-    variables       jsonb NOT NULL DEFAULT '{}'
+    variables       jsonb NOT NULL DEFAULT '{}',
+    -- when the row reached Postgres (spool replays arrive late): what `ccserver cdr tail` follows
+    inserted_at     timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 -- Reports filter by a time range, usually per queue or per agent; look-ups by number.
@@ -54,6 +56,8 @@ CREATE INDEX calls_queue_ended_at ON calls (queue, ended_at);
 CREATE INDEX calls_agent_ended_at ON calls (agent_id, ended_at);
 CREATE INDEX calls_caller ON calls (caller);
 CREATE INDEX calls_did ON calls (did);
+
+CREATE INDEX calls_inserted_at ON calls (inserted_at);
 
 CREATE TABLE agent_state_changes (
     change_id   text PRIMARY KEY,                     -- makes replays idempotent
