@@ -60,6 +60,8 @@ class Server:
         self._pool = None
         self._tasks: list[asyncio.Task] = []
         self._command_tasks: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
+        self.demo_desk = None
 
     @property
     def simulated(self) -> bool:
@@ -101,7 +103,8 @@ class Server:
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="ccserver-tick"))
 
     async def _start_simulator(self, agi_port: int) -> tuple[NodeConfig, str, list[AgentConfig]]:
-        from ccserver.sim.asterisk import SimAgent, SimulatedAsterisk
+        from ccserver.demo import DemoDesk, make_caller_script
+        from ccserver.sim.asterisk import SimAgent, SimulatedAsterisk, run_traffic
 
         sc = self.config.simulator
         rng = random.Random(sc.seed)
@@ -127,9 +130,14 @@ class Server:
             AgentConfig(id=d.split("/")[1], name=f"Agent {d.split('/')[1]}", node=SIM_NODE, device=d, queues=[queue])
             for d in devices
         ]
-        from ccserver.sim.asterisk.traffic import demo_traffic
-
-        self._tasks.append(asyncio.create_task(demo_traffic(self.simulator, sc, rng), name="ccserver-demo-traffic"))
+        self.demo_desk = DemoDesk({a.id for a in agents}, self.config.acd.rona_pause_reason)
+        make_script = make_caller_script(sc, list(self.simulator.agents.values()))
+        self._tasks.append(
+            asyncio.create_task(
+                run_traffic(self.simulator, sc.calls_per_minute, rng, make_script, self._stopping),
+                name="ccserver-demo-traffic",
+            )
+        )
         return node, secret, agents
 
     def on_event(self, event: DomainEvent) -> None:
@@ -148,6 +156,8 @@ class Server:
                         d.call_id, d.caller, d.queue, d.agent_id, d.disposition, d.hangup_cause, d.hangup_by,
                         d.talk_seconds,
                     )
+                elif self.demo_desk is not None:
+                    self.demo_desk.observe(d)
                 self.writer.submit(d)
             else:
                 task = asyncio.create_task(self._execute(d))
@@ -171,6 +181,9 @@ class Server:
             await asyncio.sleep(TICK_SECONDS)
             now = self.clock()
             self._dispatch(self.center.tick(now))
+            if self.demo_desk is not None:
+                for agent_id in self.demo_desk.due(now):
+                    self._dispatch(self.center.ready(agent_id, now))
             if now - last_status >= 10:
                 last_status = now
                 self._log_status()
@@ -188,6 +201,7 @@ class Server:
         )
 
     async def stop(self) -> None:
+        self._stopping.set()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -200,8 +214,11 @@ class Server:
         if self._command_tasks:
             await asyncio.gather(*self._command_tasks, return_exceptions=True)
         if self.center is not None:
-            # Calls in wrap-up still owe their CDR: emit what the core holds before shutting down.
-            self._dispatch(self.center.tick(self.clock() + 24 * 3600))
+            # Calls in wrap-up still owe their CDR: end the wrap-ups now so it is written.
+            now = self.clock()
+            for agent_id, agent in self.center.agents.items():
+                if agent.state == "wrap_up":
+                    self._dispatch(self.center.ready(agent_id, now))
         if self.writer is not None:
             await self.writer.stop()
         if self._pool is not None:

@@ -70,6 +70,8 @@ def _configure_logging(config: Config | None) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # pgserver narrates every initdb / pg_ctl step at INFO; its warnings still show.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

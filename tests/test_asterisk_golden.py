@@ -80,7 +80,7 @@ def test_03_ring_no_answer_then_caller_abandons() -> None:
         AgentLegFailed(cid, "PJSIP/1003", "no_answer", T),
         AgentLegRinging(cid, "PJSIP/1001", T),
         AgentLegFailed(cid, "PJSIP/1001", "cancelled", T),
-        CallHungUp(cid, "unknown", "caller", T),  # Asterisk reports Cause: 0 here
+        CallHungUp(cid, "normal_clearing", "caller", T),  # Cause: 0 on the wire; a BYE is a normal clearing
     ]
 
 
@@ -110,7 +110,7 @@ def test_07b_caller_hangs_up_during_the_ivr() -> None:
     assert replay("07b-fastagi-caller-hangup.ami.in.raw") == [
         CallStarted(cid, "lab", "PJSIP/carrier-00000010", "+15551230000", "agi", T),
         CallAnswered(cid, T),
-        CallHungUp(cid, "unknown", "caller", T),
+        CallHungUp(cid, "normal_clearing", "caller", T),
     ]
 
 
@@ -146,7 +146,7 @@ def test_10a_resync_caller_waiting_then_events_continue() -> None:
     # the ringing agent leg was adopted: its DialEnd and the caller's hang-up still count
     assert [e for m in after for e in n.feed(m, T)] == [
         AgentLegFailed(cid, "PJSIP/1003", "cancelled", T),
-        CallHungUp(cid, "unknown", "caller", T),
+        CallHungUp(cid, "normal_clearing", "caller", T),
     ]
     assert n.live_call_ids == []
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ccserver.cdr.record import AgentStateChange, CallRecord
 from ccserver.config import AgentConfig, Config, QueueConfig
 from ccserver.core.call import CallState
-from ccserver.core.center import ContactCenter
+from ccserver.core.center import IVR_RESULT_GRACE_SECONDS, ContactCenter
 from ccserver.core.commands import HangupCall, RingAgent, StartRecording
 from ccserver.core.events import (
     AgentLegAnswered,
@@ -296,8 +296,34 @@ def test_hangup_during_ivr():
     cc.handle(CallStarted("c1", "n1", "ch", "+1555", "5000", 10.0))
     cc.handle(CallAnswered("c1", 11.0))
     cc.handle(DigitsReceived("c1", "1", 12.0))
-    (rec,) = records(cc.handle(CallHungUp("c1", "normal_clearing", "caller", 13.0)))
+    # The IVR's own report may still come (FastAGI and AMI race): the CDR waits a little for it.
+    assert records(cc.handle(CallHungUp("c1", "normal_clearing", "caller", 13.0))) == []
+    assert records(cc.tick(13.0 + IVR_RESULT_GRACE_SECONDS - 0.1)) == []
+    (rec,) = records(cc.tick(13.0 + IVR_RESULT_GRACE_SECONDS))
     assert rec.disposition == "ivr_hangup" and rec.ivr_ended_at is None and rec.queue is None
+
+
+def test_hangup_during_ivr_keeps_the_path_reported_after_the_hangup():
+    cc = make_center()
+    cc.handle(CallStarted("c1", "n1", "ch", "+1555", "5000", 10.0))
+    cc.handle(CallAnswered("c1", 11.0))
+    assert records(cc.handle(CallHungUp("c1", "normal_clearing", "caller", 13.0))) == []
+    late = IvrFinished("c1", "n1", "ch", "+1555", "5000", None, ("greeting", "main_menu"), at=13.2,
+                       caller_hung_up=True)
+    (rec,) = records(cc.handle(late))
+    assert rec.disposition == "ivr_hangup" and rec.ivr_path == ("greeting", "main_menu")
+    assert rec.ivr_ended_at is None and rec.ended_at == 13.0
+    assert records(cc.tick(100.0)) == []  # exactly one record
+
+
+def test_hangup_during_ivr_reported_by_the_ivr_before_the_pbx():
+    cc = make_center()
+    cc.handle(CallStarted("c1", "n1", "ch", "+1555", "5000", 10.0))
+    cc.handle(CallAnswered("c1", 11.0))
+    early = IvrFinished("c1", "n1", "ch", "+1555", "5000", None, ("greeting",), at=12.9, caller_hung_up=True)
+    assert cc.handle(early) == []
+    (rec,) = records(cc.handle(CallHungUp("c1", "normal_clearing", "caller", 13.0)))
+    assert rec.disposition == "ivr_hangup" and rec.ivr_path == ("greeting",) and rec.ivr_ended_at is None
 
 
 def test_ivr_completed_without_queue():
@@ -396,7 +422,8 @@ def test_resync_adopts_unknown_calls():
     assert agent_rows(out) == [("a2", "on_call", "wrap_up", None), ("a2", "wrap_up", "ready", None)]
     (rec,) = records(out)  # queue unknown: no wrap-up
     assert rec.disposition == "answered" and rec.agent_id == "a2" and rec.talk_seconds == 30.0
-    (rec,) = records(cc.handle(CallHungUp("n1:9.2", "normal_clearing", "caller", 131.0)))
+    assert records(cc.handle(CallHungUp("n1:9.2", "normal_clearing", "caller", 131.0))) == []
+    (rec,) = records(cc.tick(131.0 + IVR_RESULT_GRACE_SECONDS))
     assert rec.disposition == "ivr_hangup"
 
 

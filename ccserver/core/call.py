@@ -53,6 +53,8 @@ class Call:
     hold_started: float | None = None
     ring_no_answer: int = 0
     ivr_path: tuple[str, ...] = ()
+    #: the IVR reported its path (completed, or the caller left it)
+    ivr_reported: bool = False
     variables: dict[str, str] = field(default_factory=dict)
     recording: str | None = None
     hangup_cause: str | None = None
@@ -83,6 +85,7 @@ class Call:
         if not early or self.ivr_ended_at is not None:
             return self._illegal("IvrFinished")
         self.ivr_ended_at = at
+        self.ivr_reported = True
         self.ivr_path = tuple(path)
         self.variables = dict(variables)
         self.priority = priority
@@ -92,6 +95,20 @@ class Call:
         else:
             self.state = CallState.QUEUED
             self.enqueued_at = at
+        return True
+
+    def caller_left_ivr(self, path: tuple[str, ...], variables: dict[str, str]) -> bool:
+        """The IVR's report for a caller who hung up during it (before or after the PBX said so).
+
+        Keeps the path for the CDR; ``ivr_ended_at`` stays empty: the caller left the IVR.
+        """
+        if self.state not in (CallState.ARRIVING, CallState.IN_IVR, CallState.ENDED) or (
+            self.ivr_ended_at is not None or self.enqueued_at is not None or self.ivr_reported
+        ):
+            return self._illegal("IvrFinished(caller hung up)")
+        self.ivr_path = tuple(path)
+        self.variables = dict(variables)
+        self.ivr_reported = True
         return True
 
     def offer(self, agent_id: str, at: float) -> bool:

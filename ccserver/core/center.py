@@ -51,6 +51,9 @@ UNAVAILABLE_REASON = "unavailable"
 OFFER_GRACE_SECONDS = 10.0
 #: How many ended call ids are remembered to recognise duplicate and late events.
 ENDED_MEMORY = 10_000
+#: a caller who hangs up during the IVR: how long to wait for the IVR's own report (the path
+#: taken) before writing the CDR without it; the AMI hang-up and the FastAGI end race
+IVR_RESULT_GRACE_SECONDS = 3.0
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -107,6 +110,8 @@ class ContactCenter:
         self._calls: dict[str, Call] = {}
         #: agent id -> the ended call whose CDR waits for the end of that agent's wrap-up
         self._wrapping: dict[str, Call] = {}
+        #: calls that ended during the IVR, waiting for its report: call id -> (call, deadline)
+        self._awaiting_ivr: dict[str, tuple[Call, float]] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._nodes: dict[str, bool] = {}
         self._out: list[Decision] = []
@@ -215,6 +220,10 @@ class ContactCenter:
         """Advance time: end due wrap-ups, give up on offers whose outcome never came."""
         for agent in self._agents.values():
             self._agent_changed(agent, agent.tick(now))
+        for call_id, (call, due) in list(self._awaiting_ivr.items()):
+            if now >= due:
+                del self._awaiting_ivr[call_id]
+                self._out.append(call.record())
         deadline = self._config.acd.ring_timeout + OFFER_GRACE_SECONDS
         for call in list(self._calls.values()):
             if call.ringing_since is not None and now - call.ringing_since >= deadline:
@@ -258,6 +267,19 @@ class ContactCenter:
         self._calls[e.call_id] = Call(e.call_id, e.node, e.channel, e.caller, e.did, e.at)
 
     def _ivr_finished(self, e: IvrFinished) -> None:
+        pending = self._awaiting_ivr.pop(e.call_id, None)
+        if pending is not None:
+            call = pending[0]
+            call.caller_left_ivr(e.path, e.variables)
+            self._out.append(call.record())
+            return
+        if e.caller_hung_up:
+            live = self._calls.get(e.call_id)
+            if live is not None:
+                live.caller_left_ivr(e.path, e.variables)  # the PBX's hang-up ends it
+            else:
+                log.info("call %s: IVR report for an unknown or ended call ignored", e.call_id)
+            return
         call = self._calls.get(e.call_id)
         if call is None:
             if e.call_id in self._ended:
@@ -319,6 +341,9 @@ class ContactCenter:
                 return
             if before is CallState.OFFERED:
                 self._agent_changed(agent, agent.miss(call.call_id, None, at))
+        if before in (CallState.ARRIVING, CallState.IN_IVR) and not call.ivr_reported:
+            self._awaiting_ivr[call.call_id] = (call, at + IVR_RESULT_GRACE_SECONDS)
+            return
         self._out.append(call.record())
 
     def _resync(self, e: NodeResynced) -> None:

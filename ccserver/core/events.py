@@ -77,6 +77,9 @@ class IvrFinished:
     variables: dict[str, str] = field(default_factory=dict)
     priority: int = 0
     at: float = 0.0
+    #: the caller hung up during the IVR: only ``path`` / ``variables`` are news; the hang-up
+    #: itself comes from the PBX events
+    caller_hung_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)

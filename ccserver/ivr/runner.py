@@ -44,6 +44,7 @@ async def serve_ivr(
             variables=outcome.variables,
             priority=outcome.priority,
             at=clock(),
+            caller_hung_up=outcome.hung_up,
         )
     )
     return outcome

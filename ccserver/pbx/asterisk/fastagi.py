@@ -204,6 +204,10 @@ class _AgiApplication(Application):
                 await route(session)
             except Exception:
                 log.exception("FastAGI %s: route %r failed", session.call_id, script)
+        except asyncio.CancelledError:
+            # stop() cancels live sessions. Swallowed on purpose: Python 3.11's start_server
+            # callback calls task.exception() on the handler task and logs a cancelled one as an error.
+            pass
         finally:
             self.live.discard(task)
             await _close(writer)

@@ -254,6 +254,10 @@ class AmiNormalizer:
         except ValueError:
             log.warning("AMI Hangup on node %s: bad Cause %r", self.node, msg.get("Cause"))
             cause = "unknown"
+        if cause == "unknown" and call.hangup_by in ("caller", "agent"):
+            # Asterisk reports Cause 0 for a plain BYE outside a bridge (captures 03, 07b): a party
+            # hanging up is a normal clearing, whatever the number says.
+            cause = "normal_clearing"
         self._forget(call)
         return [CallHungUp(call.call_id, cause, call.hangup_by or "system", now)]
 

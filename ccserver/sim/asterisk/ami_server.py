@@ -291,6 +291,10 @@ class AmiServer:
         self._tasks.add(task)
         try:
             await session.run()
+        except asyncio.CancelledError:
+            # Swallowed on purpose: Python 3.11's start_server callback calls task.exception()
+            # on the handler task and logs a cancelled one as an error.
+            pass
         finally:
             self._tasks.discard(task)
 
