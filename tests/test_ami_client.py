@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from panoramisk import Manager
@@ -19,9 +18,9 @@ from ccserver.pbx.asterisk.ami_client import AmiConnection
 from ccserver.pbx.asterisk.ami_codec import AmiParser, Message, encode
 from ccserver.pbx.base import CommandFailed
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "asterisk-ami"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/asterisk-ami")
+from captures import ASTERISK_CAPTURES
+
+FIXTURES = ASTERISK_CAPTURES
 SECRET = "s3cret-Do-Not-Log-42"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 

@@ -19,9 +19,9 @@ from ccserver.pbx.asterisk.ami_codec import (
     encode,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "asterisk-ami"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/asterisk-ami")
+from captures import ASTERISK_CAPTURES
+
+FIXTURES = ASTERISK_CAPTURES
 CAPTURES = sorted(p for p in FIXTURES.glob("*.in.raw") if ".agi." not in p.name)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -25,9 +24,9 @@ from ccserver.pbx.asterisk.ami_codec import AmiParser, Message
 from ccserver.pbx.asterisk.causes import hangup_cause, leg_failure
 from ccserver.pbx.asterisk.normalize import AmiNormalizer, device_of
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "asterisk-ami"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/asterisk-ami")
+from captures import ASTERISK_CAPTURES
+
+FIXTURES = ASTERISK_CAPTURES
 T = 100.0
 
 

@@ -17,7 +17,7 @@ from ccserver.ivr.runner import serve_ivr
 from ccserver.pbx.asterisk.fastagi import AgiSession, FastAgiServer
 
 ROOT = Path(__file__).resolve().parents[1]
-CAPTURES = ROOT.parent / "shared" / "fixtures" / "asterisk-ami"
+from captures import ASTERISK_CAPTURES as CAPTURES  # noqa: E402
 
 
 def _env(capture: str) -> bytes:

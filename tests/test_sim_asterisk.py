@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 from ccserver.pbx.asterisk.ami_codec import AmiParser, Message, encode
 from ccserver.pbx.asterisk.agi_codec import parse_environment
 
-CAPTURES = Path("/work/shared/fixtures/asterisk-ami")
+from captures import ASTERISK_CAPTURES as CAPTURES  # noqa: E402
 
 
 def capture(name: str) -> list[Message]:
