@@ -67,6 +67,14 @@ class Rig:
         )
         return [(r["previous"], r["state"], r["reason"]) for r in rows]
 
+    async def connected_call(self, script: CallerScript):
+        """Place a call and wait until ccserver sees it connected to an agent."""
+        call = self.sim.place_call(script)
+        cid = call_id(call)
+        calls = self.server.center.calls
+        await self.until(lambda: cid in calls and calls[cid].state == "connected", what="connected")
+        return call, cid
+
     async def until(self, predicate, timeout: float = 10.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
@@ -190,10 +198,8 @@ async def test_caller_hangs_up_during_ivr(make_rig):
 
 async def test_ami_dropped_mid_call_then_resynced(make_rig):
     rig = await make_rig()
-    call = rig.sim.place_call(CallerScript(digits=["1"], talk_time=3.0))
-    cid = call_id(call)
+    call, cid = await rig.connected_call(CallerScript(digits=["1"], talk_time=3.0))
     center = rig.server.center
-    await rig.until(lambda: cid in center.calls and center.calls[cid].state == "connected", what="connected")
     await rig.sim.drop_ami_connections()
     await rig.until(lambda: not rig.adapter.connected, what="disconnect noticed")
     await rig.until(lambda: rig.adapter.connected, timeout=10, what="reconnect")
@@ -206,10 +212,8 @@ async def test_ami_dropped_mid_call_then_resynced(make_rig):
 
 async def test_call_ends_while_ami_is_half_open_then_resync_frees_the_agent(make_rig):
     rig = await make_rig()
-    call = rig.sim.place_call(CallerScript(digits=["1"], talk_time=1.0))
-    cid = call_id(call)
+    call, cid = await rig.connected_call(CallerScript(digits=["1"], talk_time=1.0))
     center = rig.server.center
-    await rig.until(lambda: cid in center.calls and center.calls[cid].state == "connected", what="connected")
     agent_id = center.calls[cid].agent_id
     rig.sim.set_ami_frozen(True)  # the TCP connection stays open; nothing comes through
     assert await call.wait(15) == "answered"  # the hang-up happens while ccserver cannot see it
