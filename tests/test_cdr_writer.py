@@ -340,3 +340,41 @@ def test_submit_never_raises_on_junk(tmp_path: Path, caplog: pytest.LogCaptureFi
     w = CdrWriter(factory("postgresql://nobody@127.0.0.1:1/x"), tmp_path / "spool")
     w.submit("not a row")  # type: ignore[arg-type]
     assert w.pending == 0 and "ignoring" in caplog.text
+
+
+async def test_load_while_the_database_server_is_stopped_and_restarted(tmp_path: Path) -> None:
+    """Not a network cut: the Postgres server process itself stops mid-load and starts again."""
+    from ccserver.db.embedded import start_embedded
+
+    pg = await start_embedded(tmp_path / "state")
+    pool = await open_pool(pg.dsn, 1, 2)
+    try:
+        await migrate(pool)
+    finally:
+        await pool.close()
+    load = rows(1000)
+    w = CdrWriter(factory(pg.dsn), tmp_path / "spool", flush_interval=0.2, batch_size=100)
+    await w.start()
+    try:
+        for i in range(0, 1000, 50):
+            if i == 300:
+                await asyncio.to_thread(pg.stop)
+                with pytest.raises(OSError):  # really down, not just unreachable
+                    await asyncpg.connect(pg.dsn, timeout=2)
+            if i == 700:
+                await until(lambda: _true(w.spool_depth > 0), 5.0, "spooling while stopped")
+                pg = await start_embedded(tmp_path / "state")
+            for r in load[i : i + 50]:
+                w.submit(r)
+            await asyncio.sleep(0.02)
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            await until(lambda: _eq(count(conn), 1000), 20.0, "all 1000 rows")
+            await until(lambda: _true(w.spool_depth == 0 and w.pending == 0), 5.0, "empty spool")
+            got = await ids_in_db(conn)
+        finally:
+            await conn.close()
+    finally:
+        await w.stop()
+        await asyncio.to_thread(pg.stop)
+    assert sorted(got) == sorted(ids_of(load)) and len(set(got)) == 1000
