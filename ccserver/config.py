@@ -77,6 +77,9 @@ class AgentConfig(_Strict):
     #: PBX node hosting the agent's phone and its dial string there (Asterisk: PJSIP/1001)
     node: str
     device: str
+    #: the same phone reached from other nodes (node -> dial string there, e.g. over an
+    #: inter-node trunk), so calls on those nodes can be offered to this agent too
+    devices: dict[str, str] = {}
     queues: list[str]
     #: start logged in and ready (demo / simple sites)
     auto_login: bool = True

@@ -4,7 +4,7 @@ from ccserver.acd.router import AgentView, LongestIdleRouter, Router, WaitingCal
 
 
 def agent(agent_id, idle_since, state="ready", node="n1", queues=("support",)):
-    return AgentView(agent_id, node, frozenset(queues), state, idle_since)
+    return AgentView(agent_id, frozenset({node}), frozenset(queues), state, idle_since)
 
 
 def call(call_id, enqueued_at, priority=0, queue="support", node="n1"):

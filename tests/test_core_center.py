@@ -614,3 +614,19 @@ def test_random_sequences_never_raise_and_keep_invariants(steps):
         assert {a.state for a in cc.agents.values()} <= {"ready", "paused", "logged_out"}
     finally:
         logging.disable(logging.NOTSET)
+
+
+def test_agent_reachable_from_another_node_through_its_devices():
+    config = Config(
+        queues=[QueueConfig(name="support", wrapup_seconds=0.0)],
+        agents=[AgentConfig(id="a1", name="Ann", node="ast", device="PJSIP/1001",
+                            devices={"fs": "sofia/gateway/ast/1001"}, queues=["support"])],
+    )
+    cc = ContactCenter(config, now=0.0)
+    cc.tick(0.0)
+    out = arrive(cc, "fs:c1", 10.0, node="fs")
+    assert [(d.node, d.device) for d in out if isinstance(d, RingAgent)] == [("fs", "sofia/gateway/ast/1001")]
+    cc.handle(AgentLegAnswered("fs:c1", "sofia/gateway/ast/1001", 14.0))
+    assert cc.agents["a1"].state == "on_call"
+    # a call on a node the agent cannot be reached from waits
+    assert rings(arrive(cc, "x:c2", 20.0, node="x")) == []

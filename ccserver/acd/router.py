@@ -28,7 +28,8 @@ class AgentView:
     """An agent as the router sees it. ``idle_since`` is set only when ``state == "ready"``."""
 
     agent_id: str
-    node: str
+    #: the nodes whose calls can ring this agent's phone
+    nodes: frozenset[str]
     queues: frozenset[str]
     state: AgentState
     idle_since: float | None
@@ -37,10 +38,11 @@ class AgentView:
 def can_ring(agent: AgentView, call: WaitingCall) -> bool:
     """Whether ``agent`` may be offered ``call`` at all: ready, serving its queue, reachable.
 
-    The one place of the "same node" rule: a device is dialled on its own PBX, so an agent is
-    reachable only from calls on that node (the mixed-fleet work changes this function only).
+    The one place of the reachability rule: a device is dialled by the PBX that holds the call,
+    so the agent must have a dial string on the call's node (its home node, or another node
+    through ``devices`` in the configuration).
     """
-    return agent.state == "ready" and call.queue in agent.queues and agent.node == call.node
+    return agent.state == "ready" and call.queue in agent.queues and call.node in agent.nodes
 
 
 def service_order(call: WaitingCall) -> tuple[int, float, str]:

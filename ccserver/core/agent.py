@@ -8,7 +8,8 @@ an illegal or no-op request returns ``None`` (illegal ones are logged, never rai
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ccserver.cdr.record import AgentState, AgentStateChange
@@ -28,6 +29,8 @@ class Agent:
     device: str
     queues: frozenset[str]
     new_id: IdFactory
+    #: dial strings of the agent's phone on other nodes (node -> dial string)
+    other_devices: Mapping[str, str] = field(default_factory=dict)
     state: AgentState = "logged_out"
     reason: str | None = None
     #: the call being rung, talked or wrapped up
@@ -37,6 +40,15 @@ class Agent:
     #: when the current wrap-up ends
     wrapup_until: float | None = None
     calls_handled: int = 0
+
+    def device_on(self, node: str) -> str | None:
+        """The dial string that rings this agent from ``node``; None if unreachable from there."""
+        return self.device if node == self.node else self.other_devices.get(node)
+
+    @property
+    def nodes(self) -> frozenset[str]:
+        """Every node whose calls can ring this agent."""
+        return frozenset({self.node, *self.other_devices})
 
     def _illegal(self, action: str) -> None:
         log.warning("agent %s: %s ignored in state %s", self.agent_id, action, self.state)

@@ -117,9 +117,10 @@ class ContactCenter:
         self._out: list[Decision] = []
         self._route_needed = False
         for ac in config.agents:
-            agent = Agent(ac.id, ac.node, ac.device, frozenset(ac.queues), new_id)
+            agent = Agent(ac.id, ac.node, ac.device, frozenset(ac.queues), new_id, dict(ac.devices))
             self._agents[ac.id] = agent
-            self._by_device[(ac.node, ac.device)] = agent
+            for node in agent.nodes:
+                self._by_device[(node, agent.device_on(node))] = agent
             if ac.auto_login:
                 self._agent_changed(agent, agent.login(now))
 
@@ -392,7 +393,7 @@ class ContactCenter:
     def _rung_agent(self, call: Call, device: str, what: str) -> Agent | None:
         """The agent being rung for ``call`` if ``device`` is theirs, else None (logged)."""
         agent = self._agents.get(call.agent_id or "")
-        if call.state is CallState.OFFERED and agent is not None and agent.device == device:
+        if call.state is CallState.OFFERED and agent is not None and agent.device_on(call.node) == device:
             return agent
         log.warning("call %s: %s from %s ignored in state %s (rung: %s)", call.call_id, what,
                     device, call.state.value, call.agent_id)
@@ -422,7 +423,7 @@ class ContactCenter:
             if c.state is CallState.QUEUED and self._nodes.get(c.node, True)
         ]
         agents = [
-            AgentView(a.agent_id, a.node, a.queues, a.state, a.idle_since)
+            AgentView(a.agent_id, a.nodes, a.queues, a.state, a.idle_since)
             for a in self._agents.values()
             if a.state == "ready"
         ]
@@ -437,7 +438,7 @@ class ContactCenter:
                 continue
             call.offer(agent_id, now)
             self._agent_changed(agent, agent.offer(call_id, now))
-            self._out.append(RingAgent(call.node, call_id, call.channel, agent.device,
+            self._out.append(RingAgent(call.node, call_id, call.channel, agent.device_on(call.node),
                                        self._config.acd.ring_timeout))
 
     def _recording_file(self, call: Call) -> str:

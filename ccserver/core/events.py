@@ -77,6 +77,10 @@ class IvrFinished:
     variables: dict[str, str] = field(default_factory=dict)
     priority: int = 0
     at: float = 0.0
+    #: skill requirements the IVR set for routing: (skill name, minimum level 0-100)
+    skills: tuple[tuple[str, int], ...] = ()
+    #: caller's language as chosen in the IVR ("" = the queue's default)
+    language: str = ""
     #: the caller hung up during the IVR: only ``path`` / ``variables`` are news; the hang-up
     #: itself comes from the PBX events
     caller_hung_up: bool = False
