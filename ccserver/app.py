@@ -13,7 +13,10 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from ccserver.acd.router import LongestIdleRouter
+from ccserver.acd.skills import SkillsRouter
+from ccserver.acd.state import warm as warm_acd_kernel
+from ccserver.api.metrics import Histogram
+from ccserver.api.server import ApiServer, LiveSource
 from ccserver.cdr.record import AgentStateChange, CallRecord
 from ccserver.cdr.writer import CdrWriter
 from ccserver.config import AgentConfig, Config
@@ -22,11 +25,15 @@ from ccserver.core.commands import RingAgent
 from ccserver.core.events import AgentLegFailed, DomainEvent
 from ccserver.db.migrate import migrate, migrations_dir, status
 from ccserver.db.pool import open_pool, resolve_dsn
-from ccserver.hardware import NodeConfig, load_nodes
+from ccserver.hardware import FreeSwitchNodeConfig, NodeConfig, load_nodes
 from ccserver.ivr.library import FlowLibrary
+from ccserver.ivr.store import FlowStore
+from ccserver.ivr.sync import follow_store
 from ccserver.pbx.asterisk.adapter import AsteriskAdapter
 from ccserver.pbx.asterisk.fastagi import FastAgiServer, serve_ivr
 from ccserver.pbx.base import PbxAdapter
+from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
+from ccserver.pbx.freeswitch.outbound import FsOutboundServer
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,7 @@ class Stats:
 class Server:
     """One running ccserver: database, core, FastAGI, PBX adapters and (in demo mode) the simulator."""
 
-    def __init__(self, config: Config, nodes: list[NodeConfig], clock=time.time):
+    def __init__(self, config: Config, nodes: list[NodeConfig | FreeSwitchNodeConfig], clock=time.time):
         self.config = config
         self.nodes = nodes
         self.clock = clock
@@ -56,12 +63,16 @@ class Server:
         self.center: ContactCenter | None = None
         self.writer: CdrWriter | None = None
         self.fastagi: FastAgiServer | None = None
+        self.esl_outbound: FsOutboundServer | None = None
         self.simulator = None
         self._pool = None
         self._tasks: list[asyncio.Task] = []
         self._command_tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.demo_desk = None
+        self.api: ApiServer | None = None
+        #: time the core takes per event (exposed on /metrics)
+        self.decision_latency = Histogram()
 
     @property
     def simulated(self) -> bool:
@@ -81,11 +92,22 @@ class Server:
         await self.writer.start()
 
         library = FlowLibrary(cfg.ivr.flows_dir, cfg.ivr.routes)
+        # versions admins publish in Postgres replace the files' flows for new calls
+        self._tasks.append(asyncio.create_task(follow_store(library, FlowStore(self._pool)), name="ccserver-ivr-sync"))
         self.fastagi = FastAgiServer(
             cfg.server.agi_host, cfg.server.agi_port, lambda s: serve_ivr(s, library, self.on_event, self.clock)
         )
         agi_port = await self.fastagi.start()
         log.info("FastAGI listening on %s:%d", cfg.server.agi_host, agi_port)
+        fs_nodes = [n.name for n in self.nodes if n.kind == "freeswitch"]
+        if fs_nodes:
+            self.esl_outbound = FsOutboundServer(
+                cfg.server.esl_outbound_host, cfg.server.esl_outbound_port,
+                lambda s: serve_ivr(s, library, self.on_event, self.clock),
+                default_node=fs_nodes[0] if len(fs_nodes) == 1 else None,
+            )
+            esl_port = await self.esl_outbound.start()
+            log.info("ESL outbound socket listening on %s:%d", cfg.server.esl_outbound_host, esl_port)
 
         secrets_by_node: dict[str, str] = {n.name: n.secret() for n in self.nodes}
         if self.simulated:
@@ -95,12 +117,28 @@ class Server:
             if not cfg.agents:
                 cfg = self.config = cfg.model_copy(update={"agents": sim_agents})
 
-        self.center = ContactCenter(cfg, now=self.clock(), router=LongestIdleRouter())
+        # compile (or load the cached) kernel now, off the loop, so no live call pays for it
+        await asyncio.to_thread(warm_acd_kernel)
+        self.center = ContactCenter(cfg, now=self.clock(), router=SkillsRouter.from_config(cfg))
         for node in self.nodes:
-            adapter = AsteriskAdapter(node, self.on_event, secrets_by_node[node.name], clock=self.clock)
+            make = FreeSwitchAdapter if node.kind == "freeswitch" else AsteriskAdapter
+            adapter = make(node, self.on_event, secrets_by_node[node.name], clock=self.clock)
             self.adapters[node.name] = adapter
             await adapter.start()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="ccserver-tick"))
+        if cfg.api.enabled:
+            self.api = ApiServer(cfg.api, self._pool, LiveSource(
+                config=lambda: self.config, center=lambda: self.center,
+                nodes=lambda: {n: a.connected for n, a in self.adapters.items()},
+                spool_depth=lambda: self.writer.spool_depth, dispatch=self._dispatch, clock=self.clock,
+                decision_latency=self.decision_latency,
+            ))
+            try:
+                log.info("HTTP API and pages on http://%s:%d/", cfg.api.host, await self.api.start())
+            except OSError as e:
+                # Calls matter more than screens: keep serving them, say loudly what is missing.
+                log.error("HTTP API disabled: cannot listen on %s:%d: %s", cfg.api.host, cfg.api.port, e)
+                self.api = None
 
     async def _start_simulator(self, agi_port: int) -> tuple[NodeConfig, str, list[AgentConfig]]:
         from ccserver.demo import DemoDesk, make_caller_script
@@ -143,7 +181,12 @@ class Server:
     def on_event(self, event: DomainEvent) -> None:
         """The single entry point of PBX facts into the core (the EventSink of every adapter)."""
         self.stats.events += 1
-        self._dispatch(self.center.handle(event) if self.center else [])
+        if self.center is None:
+            return
+        started = time.perf_counter()
+        decisions = self.center.handle(event)
+        self.decision_latency.observe(time.perf_counter() - started)
+        self._dispatch(decisions)
 
     def _dispatch(self, decisions) -> None:
         for d in decisions:
@@ -158,6 +201,8 @@ class Server:
                     )
                 elif self.demo_desk is not None:
                     self.demo_desk.observe(d)
+                if self.api is not None:
+                    self.api.api.observe(d)
                 self.writer.submit(d)
             else:
                 task = asyncio.create_task(self._execute(d))
@@ -202,6 +247,8 @@ class Server:
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self.api is not None:
+            await self.api.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -211,6 +258,8 @@ class Server:
             await self.simulator.stop()
         if self.fastagi is not None:
             await self.fastagi.stop()
+        if self.esl_outbound is not None:
+            await self.esl_outbound.stop()
         if self._command_tasks:
             await asyncio.gather(*self._command_tasks, return_exceptions=True)
         if self.center is not None:

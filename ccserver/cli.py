@@ -54,6 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", type=int, default=10, help="how many recent rows to print first (default 10)")
     tail.add_argument("--no-follow", action="store_true", help="print and exit instead of following")
 
+    users = sub.add_parser("users", help="manage the people who log in to the API and pages")
+    users_sub = users.add_subparsers(dest="users_command", metavar="USERS_COMMAND")
+    users_sub.required = True
+    admin = users_sub.add_parser(
+        "create-admin", help="create an administrator (the first one, or another)",
+        description="Create an admin user. The password is typed at a prompt (twice, not echoed) or, with "
+        "--password-stdin, read as one line from standard input; there is never a default password.",
+    )
+    admin.add_argument("username")
+    admin.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    from ccserver.ivr.cli import add_parser as add_flows_parser
+
+    add_flows_parser(sub)
+
     sub.add_parser(
         "check-config",
         help="validate the configuration and the hardware/ inventory, print the result and exit",
@@ -98,10 +113,27 @@ def main(argv: list[str] | None = None) -> int:
             from ccserver.app import run_migrate
 
             return asyncio.run(run_migrate(config, status_only=args.status))
+        if args.command == "users":
+            from ccserver.api.users_cli import create_admin, read_password
+
+            try:
+                password = read_password(args.password_stdin)
+            except ValueError as e:
+                print(f"ccserver: password: {e}", file=sys.stderr)
+                return 2
+            return asyncio.run(create_admin(config, args.username, password))
         if args.command == "cdr":
             from ccserver.cdr.tail import run_tail
 
             return asyncio.run(run_tail(config, n=args.n, follow=not args.no_follow))
+        if args.command == "flows":
+            from ccserver.ivr import cli as flows_cli
+
+            if args.flows_command == "check":
+                return flows_cli.run_check(args.paths)
+            if args.flows_command == "import":
+                return asyncio.run(flows_cli.run_import(config, args.directory, args.user))
+            return asyncio.run(flows_cli.run_export(config, args.directory))
     except ConfigError as e:
         print(f"ccserver: configuration error: {e}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -31,6 +31,9 @@ class ServerConfig(_Strict):
     #: where the FastAGI server listens for Asterisk's AGI(agi://...) calls
     agi_host: str = "127.0.0.1"
     agi_port: int = Field(4573, ge=0, le=65535)
+    #: where the ESL outbound-socket server listens for FreeSWITCH's ``socket`` application
+    esl_outbound_host: str = "127.0.0.1"
+    esl_outbound_port: int = Field(8084, ge=0, le=65535)
     state_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_state_dir("ccserver")))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -61,6 +64,46 @@ class AcdConfig(_Strict):
     ring_timeout: int = Field(15, ge=1, le=300)
     #: the reason code an agent is paused with after ring-no-answer
     rona_pause_reason: str = "no answer"
+    #: consecutive ring-no-answers after which the agent is paused with ``rona_pause_reason``
+    max_misses: int = Field(1, ge=1, le=100)
+    #: the skill names agents and requirements may use (a language is a skill too, e.g. "en")
+    skills: list[str] = []
+
+    @field_validator("skills")
+    @classmethod
+    def _unique_skills(cls, v: list[str]) -> list[str]:
+        dup = sorted({s for s in v if v.count(s) > 1})
+        if dup:
+            raise ValueError(f"skill names must be unique, repeated: {dup}")
+        return v
+
+
+#: a skill proficiency or a minimum level: 0-100
+SkillLevel = Annotated[int, Field(ge=0, le=100)]
+#: routing strategies of a queue (which of the eligible agents gets the call)
+Strategy = Literal["longest_idle", "best_skill", "least_occupied", "fewest_calls", "round_robin"]
+#: at most this many (skill, minimum level) pairs in one requirement set
+MAX_REQUIREMENTS = 8
+
+
+class EscalationStep(_Strict):
+    """After ``after_seconds`` in the queue, widen the call's requirements (exactly one of
+    ``skills``, ``any`` or ``overflow``)."""
+
+    after_seconds: float = Field(gt=0)
+    #: replace the call's requirements with these (skill -> minimum level)
+    skills: dict[str, SkillLevel] | None = Field(None, max_length=MAX_REQUIREMENTS)
+    #: any agent of the queue
+    any: bool = False
+    #: move the caller to this queue (keeping their place by enqueue time)
+    overflow: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "EscalationStep":
+        kinds = (self.skills is not None) + self.any + (self.overflow is not None)
+        if kinds != 1:
+            raise ValueError("a step needs exactly one of skills, any = true, overflow")
+        return self
 
 
 class QueueConfig(_Strict):
@@ -69,6 +112,28 @@ class QueueConfig(_Strict):
     record: bool = False
     #: service-level threshold in seconds (e.g. 20 for "80/20")
     service_level_seconds: int = Field(20, ge=1)
+    strategy: Strategy = "longest_idle"
+    #: requirements of every call of this queue (skill -> minimum level); the IVR's add to them
+    skills: dict[str, SkillLevel] = Field({}, max_length=MAX_REQUIREMENTS)
+    #: priority of its callers when the IVR sets none (higher is served first)
+    priority: int = 0
+    #: steps that widen requirements over wait time, in increasing ``after_seconds``
+    escalation: list[EscalationStep] = []
+    #: a caller who abandoned and calls back within this many seconds gets their old place
+    #: (0 = off)
+    resume_window: float = Field(0.0, ge=0)
+    #: expected handle time (talk + wrap-up) used for wait estimates until calls were measured
+    default_handle_seconds: float = Field(180.0, gt=0)
+
+    @field_validator("escalation")
+    @classmethod
+    def _ordered_steps(cls, v: list[EscalationStep]) -> list[EscalationStep]:
+        times = [s.after_seconds for s in v]
+        if times != sorted(set(times)):
+            raise ValueError("steps must have strictly increasing after_seconds")
+        if any(s.overflow is not None for s in v[:-1]):
+            raise ValueError("overflow can only be the last step")
+        return v
 
 
 class AgentConfig(_Strict):
@@ -81,6 +146,10 @@ class AgentConfig(_Strict):
     #: inter-node trunk), so calls on those nodes can be offered to this agent too
     devices: dict[str, str] = {}
     queues: list[str]
+    #: proficiency per skill, 0-100 (a missing skill is 0)
+    skills: dict[str, SkillLevel] = {}
+    #: per queue, which one the agent serves first: 1 (first, the default) to 9
+    priorities: dict[str, Annotated[int, Field(ge=1, le=9)]] = {}
     #: start logged in and ready (demo / simple sites)
     auto_login: bool = True
 
@@ -109,6 +178,27 @@ class SimulatorConfig(_Strict):
     seed: int | None = None
 
 
+class ApiConfig(_Strict):
+    """The HTTP API, live WebSocket and pages."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    #: send the session cookie only over HTTPS (set true behind TLS)
+    cookie_secure: bool = False
+    session_hours: int = Field(12, ge=1, le=24 * 30)
+    #: failed log-ins allowed per client address and per user name within login_window_seconds
+    login_failures: int = Field(5, ge=1, le=1000)
+    login_window_seconds: float = Field(300.0, gt=0)
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: changes buffered per WebSocket client before it is dropped as too slow
+    ws_queue_size: int = Field(256, ge=8, le=100_000)
+    #: seconds between KPI ticks on the WebSocket
+    tick_seconds: float = Field(1.0, gt=0, le=60)
+    #: KPIs (service level, ASA, abandon rate) cover calls ended within this many seconds
+    kpi_window_seconds: float = Field(3600.0, gt=0)
+
+
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -116,6 +206,7 @@ class Config(_Strict):
     acd: AcdConfig = AcdConfig()
     ivr: IvrConfig = IvrConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    api: ApiConfig = ApiConfig()
     hardware_dir: Path = Path("hardware")
     queues: list[QueueConfig] = [QueueConfig(name="support")]
     agents: list[AgentConfig] = []
@@ -140,7 +231,37 @@ class Config(_Strict):
             unknown = [q for q in a.queues if q not in known]
             if unknown:
                 raise ValueError(f"agents[{i}].queues: unknown queue(s) {unknown}")
+            stray = [q for q in a.priorities if q not in a.queues]
+            if stray:
+                raise ValueError(f"agents[{i}].priorities: not one of the agent's queues {stray}")
+        self._check_routing()
         return self
+
+    def _check_routing(self) -> None:
+        """Skills exist; every requirement set of a queue can be met by one of its agents."""
+        skills = set(self.acd.skills)
+        for i, a in enumerate(self.agents):
+            if bad := sorted(set(a.skills) - skills):
+                raise ValueError(f"agents[{i}].skills: unknown skill(s) {bad} (see acd.skills)")
+        for i, q in enumerate(self.queues):
+            sets = [(f"queues[{i}].skills", q.skills)]
+            for j, step in enumerate(q.escalation):
+                if step.skills is not None:
+                    sets.append((f"queues[{i}].escalation[{j}].skills", step.skills))
+                if step.overflow is not None and (
+                    step.overflow == q.name or self.queue(step.overflow) is None
+                ):
+                    raise ValueError(f"queues[{i}].escalation[{j}].overflow: unknown queue or "
+                                     f"the queue itself: {step.overflow!r}")
+            members = [a for a in self.agents if q.name in a.queues]
+            for key, req in sets:
+                if bad := sorted(set(req) - skills):
+                    raise ValueError(f"{key}: unknown skill(s) {bad} (see acd.skills)")
+                # with no agents configured (demo) there is nobody to match yet
+                if req and members and not any(
+                    all(a.skills.get(s, 0) >= lvl for s, lvl in req.items()) for a in members
+                ):
+                    raise ValueError(f"{key}: no agent of queue {q.name!r} meets {dict(req)}")
 
     def queue(self, name: str) -> QueueConfig | None:
         return next((q for q in self.queues if q.name == name), None)

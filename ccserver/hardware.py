@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ccserver.config import ConfigError, _format_errors
 
@@ -58,15 +58,54 @@ class NodeConfig(BaseModel):
         return f"NodeConfig(name={self.name!r}, kind={self.kind!r}, host={self.host!r})"
 
 
-def load_nodes(directory: Path) -> list[NodeConfig]:
+class FreeSwitchNodeConfig(BaseModel):
+    """One FreeSWITCH node, reached over the ESL inbound socket (``event_socket.conf.xml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    kind: Literal["freeswitch"]
+    host: str
+    esl_port: int = Field(8021, ge=1, le=65535)
+    #: name of the environment variable holding the ESL password
+    esl_password_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    #: dialplan contexts whose new inbound channels are calls for ccserver
+    inbound_contexts: list[str] = ["ccserver-inbound"]
+    #: where this node writes recordings (a path on the PBX host)
+    recording_root: str = "/var/lib/freeswitch/recordings"
+    ping_interval: float = Field(5.0, gt=0)
+    ping_timeout: float = Field(3.0, gt=0)
+    #: seconds to wait for any ESL reply before the connection is declared dead
+    command_timeout: float = Field(10.0, gt=0)
+    spans: list[Span] = []
+
+    def secret(self, environ: dict[str, str] | None = None) -> str:
+        env = os.environ if environ is None else environ
+        value = env.get(self.esl_password_env)
+        if not value:
+            raise ConfigError(
+                f"hardware node {self.name!r}: esl_password_env: environment variable "
+                f"{self.esl_password_env} is not set"
+            )
+        return value
+
+    def __repr__(self) -> str:  # never print anything secret-looking
+        return f"FreeSwitchNodeConfig(name={self.name!r}, host={self.host!r})"
+
+
+#: a node of any kind, told apart by ``kind``
+AnyNode = Annotated[NodeConfig | FreeSwitchNodeConfig, Field(discriminator="kind")]
+_ANY_NODE: TypeAdapter[NodeConfig | FreeSwitchNodeConfig] = TypeAdapter(AnyNode)
+
+
+def load_nodes(directory: Path) -> list[NodeConfig | FreeSwitchNodeConfig]:
     """Read every ``*.toml`` in ``directory`` (one node per file). A missing directory is empty."""
-    nodes: list[NodeConfig] = []
+    nodes: list[NodeConfig | FreeSwitchNodeConfig] = []
     if not directory.is_dir():
         return nodes
     for path in sorted(directory.glob("*.toml")):
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-            nodes.append(NodeConfig.model_validate(data))
+            nodes.append(_ANY_NODE.validate_python(data))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
         except ValidationError as e:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 FIXTURES = Path(os.environ.get("CCSERVER_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
 ASTERISK_CAPTURES = FIXTURES / "asterisk-ami"
+FREESWITCH_CAPTURES = FIXTURES / "freeswitch-esl"
 
-if not ASTERISK_CAPTURES.is_dir():
-    raise RuntimeError(f"protocol captures not found at {ASTERISK_CAPTURES}; set CCSERVER_FIXTURES")
+for _captures in (ASTERISK_CAPTURES, FREESWITCH_CAPTURES):
+    if not _captures.is_dir():
+        raise RuntimeError(f"protocol captures not found at {_captures}; set CCSERVER_FIXTURES")

@@ -21,7 +21,7 @@ from ccserver.core.events import (
     RecordingStopped,
 )
 from ccserver.pbx.asterisk.ami_codec import AmiParser, Message
-from ccserver.pbx.asterisk.causes import hangup_cause, leg_failure
+from ccserver.pbx.causes import hangup_cause, leg_failure
 from ccserver.pbx.asterisk.normalize import AmiNormalizer, device_of
 
 from captures import ASTERISK_CAPTURES

@@ -1,8 +1,9 @@
-"""End to end through real sockets: the simulated Asterisk <-AMI/FastAGI-> ccserver -> Postgres.
+"""End to end through real sockets: a simulated PBX node <-protocol-> ccserver -> Postgres.
 
-Each test starts a real ``Server`` (the one ``ccserver run`` uses) against a fresh database, with
-the simulator listed as a hardware node like a real Asterisk would be, places calls, and checks
-the rows that end up in Postgres.
+Each test runs twice, once per PBX kind: the simulated Asterisk (AMI + FastAGI) and the simulated
+FreeSWITCH (ESL inbound + outbound socket). It starts a real ``Server`` (the one ``ccserver run``
+uses) against a fresh database, with the simulator listed as a hardware node like a real PBX
+would be, places calls, and checks the rows that end up in Postgres: the same rows for both kinds.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pgproxy import PgProxy
 
 from ccserver.app import Server
 from ccserver.config import AgentConfig, Config, load_config
-from ccserver.hardware import NodeConfig
+from ccserver.hardware import FreeSwitchNodeConfig, NodeConfig
 from ccserver.sim.asterisk import CallerScript, SimAgent, SimulatedAsterisk
+from ccserver.sim.freeswitch import SimulatedFreeSwitch
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = "pbx1"
@@ -36,8 +38,22 @@ def free_port() -> int:
 class Rig:
     """A server, its simulated PBX node and its database, wired as in production."""
 
-    def __init__(self, server: Server, sim: SimulatedAsterisk, dsn: str):
+    def __init__(self, server: Server, sim: SimulatedAsterisk | SimulatedFreeSwitch, dsn: str):
         self.server, self.sim, self.dsn = server, sim, dsn
+
+    async def drop_pbx_link(self) -> None:
+        """Cut ccserver's event connection to the node (AMI or ESL inbound)."""
+        if isinstance(self.sim, SimulatedFreeSwitch):
+            await self.sim.drop_esl_connections()
+        else:
+            await self.sim.drop_ami_connections()
+
+    def freeze_pbx_link(self, frozen: bool) -> None:
+        """Keep the event connection open but let nothing through (half-open)."""
+        if isinstance(self.sim, SimulatedFreeSwitch):
+            self.sim.set_esl_frozen(frozen)
+        else:
+            self.sim.set_ami_frozen(frozen)
 
     @property
     def adapter(self):
@@ -87,44 +103,68 @@ def call_id(call) -> str:
     return f"{NODE}:{call.uniqueid}"
 
 
-@pytest.fixture
-async def make_rig(db_dsn, tmp_path, monkeypatch):
+def fs_device(device: str) -> str:
+    """The FreeSWITCH dial string of the same phone: ``PJSIP/1001`` -> ``user/1001``."""
+    return "user/" + device.rsplit("/", 1)[-1]
+
+
+@pytest.fixture(params=["asterisk", "freeswitch"])
+async def make_rig(request, db_dsn, tmp_path, monkeypatch):
+    kind = request.param
     started: list[Rig] = []
     monkeypatch.setenv(SECRET_ENV, "e2e-secret-value")
 
     async def make(agents: list[SimAgent] | None = None, dsn: str | None = None, **node_overrides) -> Rig:
         agi_port = free_port()
-        sim = SimulatedAsterisk(
-            node=NODE, agi_host="127.0.0.1", agi_port=agi_port,
-            agents=agents if agents is not None else [SimAgent(d, answer_delay=0.2) for d in DEVICES],
-            ami_secret="e2e-secret-value",
-        )
-        ami_port = await sim.start()
+        esl_outbound_port = free_port()
+        agents = agents if agents is not None else [SimAgent(d, answer_delay=0.2) for d in DEVICES]
+        dev = fs_device if kind == "freeswitch" else (lambda d: d)
+        if kind == "freeswitch":
+            for a in agents:
+                a.device = dev(a.device)
+            sim = SimulatedFreeSwitch(
+                node=NODE, esl_password="e2e-secret-value", outbound_host="127.0.0.1",
+                outbound_port=esl_outbound_port, agents=agents,
+            )
+        else:
+            sim = SimulatedAsterisk(
+                node=NODE, agi_host="127.0.0.1", agi_port=agi_port, agents=agents,
+                ami_secret="e2e-secret-value",
+            )
+        pbx_port = await sim.start()
         base = load_config(environ={})
         config = Config.model_validate(
             {
                 **base.model_dump(),
-                "server": {"agi_host": "127.0.0.1", "agi_port": agi_port, "state_dir": tmp_path / "state"},
+                "server": {"agi_host": "127.0.0.1", "agi_port": agi_port, "state_dir": tmp_path / "state",
+                           "esl_outbound_port": esl_outbound_port},
                 "database": {"dsn": dsn or db_dsn},
                 "ivr": {"flows_dir": ROOT / "ivr_flows", "routes": {"*": "main"}},
                 "acd": {"ring_timeout": 2},
                 "queues": [{"name": "support", "wrapup_seconds": 0.3}],
                 "agents": [
-                    AgentConfig(id=d.split("/")[1], name=d, node=NODE, device=d, queues=["support"]).model_dump()
+                    AgentConfig(id=d.split("/")[1], name=d, node=NODE, device=dev(d), queues=["support"]).model_dump()
                     for d in DEVICES
                 ],
                 "simulator": {"enabled": "off"},
             }
         )
-        node = NodeConfig(
-            name=NODE, kind="asterisk", host="127.0.0.1", ami_port=ami_port, ami_user="ccserver",
-            ami_secret_env=SECRET_ENV, **{"ping_interval": 1.0, "ping_timeout": 1.0, **node_overrides},
-        )
+        timing = {"ping_interval": 1.0, "ping_timeout": 1.0, **node_overrides}
+        if kind == "freeswitch":
+            node = FreeSwitchNodeConfig(
+                name=NODE, kind="freeswitch", host="127.0.0.1", esl_port=pbx_port,
+                esl_password_env=SECRET_ENV, command_timeout=2.0, **timing,
+            )
+        else:
+            node = NodeConfig(
+                name=NODE, kind="asterisk", host="127.0.0.1", ami_port=pbx_port, ami_user="ccserver",
+                ami_secret_env=SECRET_ENV, **timing,
+            )
         server = Server(config, [node])
         await server.start()
         rig = Rig(server, sim, db_dsn)
         started.append(rig)
-        await rig.until(lambda: rig.adapter.connected, what="AMI login")
+        await rig.until(lambda: rig.adapter.connected, what="PBX login")
         return rig
 
     yield make
@@ -200,7 +240,7 @@ async def test_ami_dropped_mid_call_then_resynced(make_rig):
     rig = await make_rig()
     call, cid = await rig.connected_call(CallerScript(digits=["1"], talk_time=3.0))
     center = rig.server.center
-    await rig.sim.drop_ami_connections()
+    await rig.drop_pbx_link()
     await rig.until(lambda: not rig.adapter.connected, what="disconnect noticed")
     await rig.until(lambda: rig.adapter.connected, timeout=10, what="reconnect")
     assert center.calls[cid].state == "connected"  # still known after the resync
@@ -215,11 +255,11 @@ async def test_call_ends_while_ami_is_half_open_then_resync_frees_the_agent(make
     call, cid = await rig.connected_call(CallerScript(digits=["1"], talk_time=1.0))
     center = rig.server.center
     agent_id = center.calls[cid].agent_id
-    rig.sim.set_ami_frozen(True)  # the TCP connection stays open; nothing comes through
+    rig.freeze_pbx_link(True)  # the TCP connection stays open; nothing comes through
     assert await call.wait(15) == "answered"  # the hang-up happens while ccserver cannot see it
     await rig.until(lambda: not rig.adapter.connected, timeout=10, what="ping deadline")
     assert center.agents[agent_id].state == "on_call"  # nothing told it otherwise yet
-    rig.sim.set_ami_frozen(False)
+    rig.freeze_pbx_link(False)
     await rig.until(lambda: rig.adapter.connected, timeout=15, what="reconnect")
     await rig.until(lambda: center.agents[agent_id].state == "ready", what="agent freed by the resync")
     row = await rig.cdr(cid)

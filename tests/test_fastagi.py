@@ -151,7 +151,9 @@ async def test_menu_digit_1_queues_support(port: int, events: list[IvrFinished])
         call_id="pbx1:1795481499.35", node="pbx1", channel="PJSIP/carrier-0000000f",
         caller="+15551230000", did="5551000", queue="support",
         path=("greeting", "main_menu", "main_menu:1", "to_support"),
-        variables={"CC_QUEUE": "support"}, priority=0, at=1000.0,
+        variables={"CC_QUEUE": "support", "ivr_version": "main@1", "ivr_digits": "1",
+                   "ivr_timings": "0,0,0,0"},
+        priority=0, at=1000.0,
     )]
 
 

@@ -1,13 +1,13 @@
 """The ACD router interface and the simple longest-idle router.
 
 The core hands a router plain, immutable views (:class:`WaitingCall`, :class:`AgentView`) and
-gets back ids; the skill-based Numba ACD will implement the same :class:`Router` shape.
+gets back ids; the skill-based ACD (:mod:`ccserver.acd.skills`) implements the same shape.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 from ccserver.cdr.record import AgentState
 
@@ -21,6 +21,8 @@ class WaitingCall:
     node: str
     priority: int
     enqueued_at: float
+    #: the current requirements: (skill name, minimum level 0-100); empty = any agent
+    requirements: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,10 @@ class AgentView:
     queues: frozenset[str]
     state: AgentState
     idle_since: float | None
+    #: talk-time share over the last hour (0-1), for the least-occupied strategy
+    occupancy: float = 0.0
+    #: calls answered since start, for the fewest-calls strategy
+    calls_handled: int = 0
 
 
 def can_ring(agent: AgentView, call: WaitingCall) -> bool:
@@ -69,6 +75,31 @@ class Router(Protocol):
         self, waiting: Sequence[WaitingCall], agents: Sequence[AgentView], now: float
     ) -> list[tuple[str, str]]:
         """A full pass: ``(call_id, agent_id)`` pairs, each call and agent at most once."""
+        ...
+
+
+@runtime_checkable
+class TrackingRouter(Router, Protocol):
+    """A router that keeps its own copy of agents and waiting calls, told of each change.
+
+    The core then tells it only what changed (O(1) each) instead of building views of every
+    ready agent and waiting caller for each routing pass.
+    """
+
+    def agent_update(self, agent: AgentView) -> None:
+        """An agent changed (any state; only ``ready`` ones are routed to)."""
+        ...
+
+    def call_update(self, call: WaitingCall) -> None:
+        """A call waits (new, back from a failed offer, or with new requirements)."""
+        ...
+
+    def call_remove(self, call_id: str) -> None:
+        """A call no longer waits (offered, ended, its node is down); unknown ids are ignored."""
+        ...
+
+    def route(self, now: float) -> list[tuple[str, str]]:
+        """A full pass on the tracked state; the pairs are taken as offered."""
         ...
 
 

@@ -8,6 +8,7 @@ an illegal or no-op request returns ``None`` (illegal ones are logged, never rai
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,6 +16,9 @@ from typing import Callable
 from ccserver.cdr.record import AgentState, AgentStateChange
 
 log = logging.getLogger(__name__)
+
+#: the window of the talk-time share (least-occupied routing)
+OCCUPANCY_WINDOW = 3600.0
 
 #: Makes ``change_id`` values; injected so tests are reproducible (default: uuid4 strings).
 IdFactory = Callable[[], str]
@@ -40,6 +44,12 @@ class Agent:
     #: when the current wrap-up ends
     wrapup_until: float | None = None
     calls_handled: int = 0
+    #: ring-no-answers since the last answered call or RONA pause
+    missed_in_row: int = 0
+    #: finished on-call periods (start, end) that may overlap the occupancy window
+    talk_periods: deque[tuple[float, float]] = field(default_factory=deque)
+    #: when the current on-call period began
+    talk_since: float | None = None
 
     def device_on(self, node: str) -> str | None:
         """The dial string that rings this agent from ``node``; None if unreachable from there."""
@@ -65,6 +75,11 @@ class Agent:
             reason=reason,
             call_id=call_id,
         )
+        if self.state == "on_call" and state != "on_call" and self.talk_since is not None:
+            self.talk_periods.append((self.talk_since, at))
+            self.talk_since = None
+        elif state == "on_call" and self.state != "on_call":
+            self.talk_since = at
         self.state = state
         self.reason = reason
         self.call_id = call_id
@@ -148,6 +163,16 @@ class Agent:
         change = self._move("wrap_up", at, call_id=call_id)
         self.wrapup_until = at + wrapup_seconds
         return change
+
+    def occupancy(self, now: float) -> float:
+        """Share of the last hour spent on calls (0-1)."""
+        start = now - OCCUPANCY_WINDOW
+        while self.talk_periods and self.talk_periods[0][1] <= start:
+            self.talk_periods.popleft()
+        talk = sum(max(0.0, min(e, now) - max(s, start)) for s, e in self.talk_periods)
+        if self.talk_since is not None:
+            talk += max(0.0, now - max(self.talk_since, start))
+        return talk / OCCUPANCY_WINDOW
 
     def tick(self, now: float) -> AgentStateChange | None:
         """Ends wrap-up once its time is up (at its due time, not ``now``, for exact reports)."""

@@ -47,6 +47,15 @@ class Call:
     ended_at: float | None = None
     queue: str | None = None
     priority: int = 0
+    #: routing requirements from the IVR (skill, minimum level) and the caller's language
+    skills: tuple[tuple[str, int], ...] = ()
+    language: str = ""
+    #: escalation steps of the current queue already applied (0 = the initial requirements)
+    step: int = 0
+    #: when the call entered its current queue (escalation clock; overflow restarts it)
+    queue_entered_at: float | None = None
+    #: a routing problem the wallboard shows (e.g. an unknown skill from the IVR)
+    routing_note: str | None = None
     #: the agent currently rung or connected (and, once ended, the one who answered)
     agent_id: str | None = None
     hold_seconds: float = 0.0
@@ -95,6 +104,7 @@ class Call:
         else:
             self.state = CallState.QUEUED
             self.enqueued_at = at
+            self.queue_entered_at = at
         return True
 
     def caller_left_ivr(self, path: tuple[str, ...], variables: dict[str, str]) -> bool:

@@ -15,9 +15,17 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
-from ccserver.acd.router import AgentView, LongestIdleRouter, Router, WaitingCall, service_order
+from ccserver.acd.estimates import HandleTime, expected_wait
+from ccserver.acd.router import (
+    AgentView,
+    LongestIdleRouter,
+    Router,
+    TrackingRouter,
+    WaitingCall,
+    service_order,
+)
 from ccserver.cdr.record import AgentStateChange, CallRecord
-from ccserver.config import Config
+from ccserver.config import Config, QueueConfig
 from ccserver.core.agent import Agent, IdFactory
 from ccserver.core.call import Call, CallState
 from ccserver.core.commands import Command, HangupCall, RingAgent, StartRecording
@@ -72,6 +80,15 @@ class WaitingEntry:
     enqueued_at: float
     wait_seconds: float
     ringing_agent: str | None
+    #: 1 = next in line
+    position: int
+    #: seconds until an agent is expected (None: nobody serves the queue now)
+    expected_wait: float | None
+    #: escalation steps applied so far and the requirements they give
+    step: int
+    requirements: tuple[tuple[str, int], ...]
+    #: a routing problem to show (e.g. an unknown skill the IVR asked for)
+    routing_note: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +121,10 @@ class ContactCenter:
     ) -> None:
         self._config = config
         self._router: Router = router or LongestIdleRouter()
+        #: a tracking router is told what changed (below) instead of given views of everyone
+        self._tracking = isinstance(self._router, TrackingRouter)
+        self._dirty_calls: set[str] = set()
+        self._dirty_agents: set[str] = set()
         self._new_id = new_id
         self._agents: dict[str, Agent] = {}
         self._by_device: dict[tuple[str, str], Agent] = {}
@@ -116,6 +137,10 @@ class ContactCenter:
         self._nodes: dict[str, bool] = {}
         self._out: list[Decision] = []
         self._route_needed = False
+        #: (caller, queue) -> (old enqueue time, resume deadline) of abandoned callers
+        self._abandoned: dict[tuple[str, str], tuple[float, float]] = {}
+        self._handle_time = {q.name: HandleTime(q.default_handle_seconds) for q in config.queues}
+        self._skills = frozenset(config.acd.skills)
         for ac in config.agents:
             agent = Agent(ac.id, ac.node, ac.device, frozenset(ac.queues), new_id, dict(ac.devices))
             self._agents[ac.id] = agent
@@ -151,6 +176,10 @@ class ContactCenter:
             if c.queue == name and c.state in (CallState.QUEUED, CallState.OFFERED)
         ]
         calls.sort(key=lambda c: service_order(self._waiting(c)))
+        states = [a.state for a in self._agents.values() if name in a.queues]
+        ready = states.count("ready")
+        serving = sum(s in ("ready", "offered", "on_call", "wrap_up") for s in states)
+        handle = self._handle_time[name].seconds
         waiting = tuple(
             WaitingEntry(
                 call_id=c.call_id,
@@ -159,10 +188,16 @@ class ContactCenter:
                 enqueued_at=c.enqueued_at or 0.0,
                 wait_seconds=max(0.0, now - (c.enqueued_at or now)),
                 ringing_agent=c.agent_id if c.state is CallState.OFFERED else None,
+                position=i,
+                # a caller being rung is on the way to an agent already
+                expected_wait=0.0 if c.state is CallState.OFFERED
+                else expected_wait(i, ready, serving, handle),
+                step=c.step,
+                requirements=self._requirements(c),
+                routing_note=c.routing_note,
             )
-            for c in calls
+            for i, c in enumerate(calls, start=1)
         )
-        states = [a.state for a in self._agents.values() if name in a.queues]
         return QueueSnapshot(
             name=name,
             waiting=waiting,
@@ -215,6 +250,10 @@ class ContactCenter:
                 self._route_needed |= event.up  # its waiting callers become routable again
             case DigitsReceived() | AgentLegRinging() | RecordingStopped():
                 pass  # the IVR engine / adapter use these; the call's state does not change
+        if isinstance(event, (NodeResynced, NodeConnectionChanged)):
+            self._dirty_calls.update(c.call_id for c in self._calls.values() if c.node == event.node)
+        elif not isinstance(event, (DigitsReceived, AgentLegRinging, RecordingStopped)):
+            self._dirty_calls.add(event.call_id)
         return self._flush(event.at)
 
     def tick(self, now: float) -> list[Decision]:
@@ -225,6 +264,12 @@ class ContactCenter:
             if now >= due:
                 del self._awaiting_ivr[call_id]
                 self._out.append(call.record())
+        for call in self._calls.values():
+            if call.state is CallState.QUEUED:
+                self._escalate(call, now)
+        for key, (_, until) in list(self._abandoned.items()):
+            if now > until:
+                del self._abandoned[key]
         deadline = self._config.acd.ring_timeout + OFFER_GRACE_SECONDS
         for call in list(self._calls.values()):
             if call.ringing_since is not None and now - call.ringing_since >= deadline:
@@ -298,7 +343,15 @@ class ContactCenter:
                 call.queue = e.queue
                 self._out.append(HangupCall(call.node, call.call_id, call.channel))
             return
-        if call.finish_ivr(e.queue, e.path, e.variables, e.priority, e.at) and e.queue:
+        queue = self._config.queue(e.queue) if e.queue else None
+        priority = e.priority or (queue.priority if queue else 0)
+        if call.finish_ivr(e.queue, e.path, e.variables, priority, e.at) and queue is not None:
+            self._set_requirements(call, e.skills, e.language)
+            resumed = self._abandoned.pop((call.caller, queue.name), None)
+            if resumed is not None and e.at <= resumed[1]:
+                log.info("call %s: caller %s called back; resumes the place of %.0f",
+                         call.call_id, call.caller, resumed[0])
+                call.enqueued_at = resumed[0]
             self._route_needed = True
 
     def _answered(self, call: Call, agent: Agent, at: float) -> None:
@@ -313,9 +366,14 @@ class ContactCenter:
     def _leg_failed(self, call: Call, agent: Agent, reason: LegFailure, at: float) -> None:
         if not call.leg_failed(reason == "no_answer", at):
             return
+        self._dirty_calls.add(call.call_id)
         pause_reason: str | None
         if reason in ("no_answer", "rejected"):
-            pause_reason = self._config.acd.rona_pause_reason
+            agent.missed_in_row += 1
+            pause_reason = None
+            if agent.missed_in_row >= self._config.acd.max_misses:
+                agent.missed_in_row = 0
+                pause_reason = self._config.acd.rona_pause_reason
         elif reason == "cancelled":
             pause_reason = None  # not the agent's doing
         else:
@@ -327,10 +385,17 @@ class ContactCenter:
         before = call.state
         if not call.hang_up(cause, by, at):
             return
+        self._dirty_calls.add(call.call_id)
         del self._calls[call.call_id]
         self._ended[call.call_id] = None
         if len(self._ended) > ENDED_MEMORY:
             self._ended.popitem(last=False)
+        queue = self._config.queue(call.queue or "")
+        if before in (CallState.QUEUED, CallState.OFFERED) and queue and queue.resume_window and (
+            call.caller and call.enqueued_at is not None
+        ):
+            self._abandoned[(call.caller, queue.name)] = (call.enqueued_at,
+                                                           at + queue.resume_window)
         agent = self._agents.get(call.agent_id or "")
         if agent is not None and agent.call_id == call.call_id:
             if before is CallState.CONNECTED and agent.state == "on_call":
@@ -403,38 +468,138 @@ class ContactCenter:
         """Emit an agent's transition and what follows from it."""
         if change is None:
             return
+        self._dirty_agents.add(agent.agent_id)
         self._out.append(change)
         if change.previous == "wrap_up":
             call = self._wrapping.pop(agent.agent_id, None)
             if call is not None and call.ended_at is not None:
-                self._out.append(call.record(wrapup_seconds=max(0.0, change.at - call.ended_at)))
+                record = call.record(wrapup_seconds=max(0.0, change.at - call.ended_at))
+                self._out.append(record)
+                if record.queue in self._handle_time:
+                    self._handle_time[record.queue].add(record.talk_seconds
+                                                        + record.wrapup_seconds)
         if change.state == "ready":
             self._route_needed = True
+        if change.state == "on_call":
+            agent.missed_in_row = 0
 
     def _waiting(self, call: Call) -> WaitingCall:
         return WaitingCall(call.call_id, call.queue or "", call.node, call.priority,
-                           call.enqueued_at or 0.0)
+                           call.enqueued_at or 0.0, self._requirements(call))
+
+    def _set_requirements(
+        self, call: Call, skills: tuple[tuple[str, int], ...], language: str
+    ) -> None:
+        """Keep the IVR's known skills (levels clamped to 0-100); report the rest."""
+        notes = []
+        kept = []
+        for name, level in skills:
+            if name not in self._skills:
+                notes.append(f"unknown skill {name!r} ignored")
+            elif not 0 <= level <= 100:
+                notes.append(f"level {level} of {name!r} out of 0-100, clamped")
+                kept.append((name, min(100, max(0, level))))
+            else:
+                kept.append((name, level))
+        if language and language not in self._skills:
+            notes.append(f"unknown language {language!r} ignored")
+            language = ""
+        call.skills, call.language = tuple(kept), language
+        if notes:
+            call.routing_note = "; ".join(notes)
+            log.error("call %s: %s", call.call_id, call.routing_note)
+
+    def _requirements(self, call: Call) -> tuple[tuple[str, int], ...]:
+        """The call's requirements at its current escalation step (empty: any agent)."""
+        queue = self._config.queue(call.queue or "")
+        if queue is None:
+            return ()
+        if call.step == 0:
+            req = dict(queue.skills)
+            req.update(call.skills)
+            if call.language:
+                req[call.language] = max(req.get(call.language, 0), 1)
+            return tuple(sorted(req.items()))
+        step = queue.escalation[call.step - 1]
+        return tuple(sorted((step.skills or {}).items()))
+
+    def _escalate(self, call: Call, now: float) -> None:
+        """Apply the escalation steps due; the caller keeps its place (enqueue time)."""
+        queue = self._config.queue(call.queue or "")
+        if queue is None or call.queue_entered_at is None:
+            return
+        waited = now - call.queue_entered_at
+        due = sum(1 for s in queue.escalation if s.after_seconds <= waited)
+        if due <= call.step:
+            return
+        last = queue.escalation[due - 1]
+        if last.overflow is not None:
+            self._overflow(call, queue, last.overflow, now)
+            return
+        call.step = due
+        self._dirty_calls.add(call.call_id)
+        self._route_needed = True
+
+    def _overflow(self, call: Call, queue: QueueConfig, target: str, now: float) -> None:
+        log.info("call %s: overflows from %s to %s", call.call_id, queue.name, target)
+        call.queue = target
+        call.step = 0
+        call.queue_entered_at = now
+        self._dirty_calls.add(call.call_id)
+        self._route_needed = True
+
+    def _routable(self, call: Call) -> bool:
+        return call.state is CallState.QUEUED and self._nodes.get(call.node, True)
+
+    def _sync_router(self, router: TrackingRouter, now: float) -> None:
+        """Tell a tracking router what changed since the last pass (O(1) per change).
+
+        An agent's occupancy is taken when it changes (e.g. becomes ready), not at each pass.
+        """
+        for call_id in self._dirty_calls:
+            call = self._calls.get(call_id)
+            if call is not None and self._routable(call):
+                router.call_update(self._waiting(call))
+            else:
+                router.call_remove(call_id)
+        for agent_id in self._dirty_agents:
+            a = self._agents[agent_id]
+            router.agent_update(AgentView(a.agent_id, a.nodes, a.queues, a.state, a.idle_since,
+                                          a.occupancy(now), a.calls_handled))
+        self._dirty_calls.clear()
+        self._dirty_agents.clear()
 
     def _route(self, now: float) -> None:
         """Offer queued callers to ready agents (callers on a disconnected node wait)."""
+        if isinstance(self._router, TrackingRouter):
+            self._sync_router(self._router, now)
+            self._offer(self._router.route(now), now)
+            return
         waiting = [
             self._waiting(c)
             for c in self._calls.values()
-            if c.state is CallState.QUEUED and self._nodes.get(c.node, True)
+            if self._routable(c)
         ]
         agents = [
-            AgentView(a.agent_id, a.nodes, a.queues, a.state, a.idle_since)
+            AgentView(a.agent_id, a.nodes, a.queues, a.state, a.idle_since, a.occupancy(now),
+                      a.calls_handled)
             for a in self._agents.values()
             if a.state == "ready"
         ]
-        if not waiting or not agents:
-            return
-        for call_id, agent_id in self._router.assign(waiting, agents, now):
+        if waiting and agents:
+            self._offer(self._router.assign(waiting, agents, now), now)
+
+    def _offer(self, pairs: list[tuple[str, str]], now: float) -> None:
+        for call_id, agent_id in pairs:
             call, agent = self._calls.get(call_id), self._agents.get(agent_id)
             if call is None or agent is None or call.state is not CallState.QUEUED or (
                 agent.state != "ready"
             ):
                 log.error("router returned an invalid pair (%s, %s); skipped", call_id, agent_id)
+                # a tracking router took both as offered: have it read them afresh
+                self._dirty_calls.add(call_id)
+                if agent is not None:
+                    self._dirty_agents.add(agent_id)
                 continue
             call.offer(agent_id, now)
             self._agent_changed(agent, agent.offer(call_id, now))
@@ -449,5 +614,8 @@ class ContactCenter:
         if self._route_needed:
             self._route_needed = False
             self._route(now)
+        if not self._tracking:
+            self._dirty_calls.clear()
+            self._dirty_agents.clear()
         out, self._out = self._out, []
         return out

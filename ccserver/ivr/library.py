@@ -2,40 +2,84 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
-from ccserver.ivr.flow import Flow, FlowError, load_flow
+from ccserver.ivr.checks import check_bytes, check_goto_cycles
+from ccserver.ivr.flow import Flow, FlowError
+from ccserver.ivr.source import MAX_BYTES
 
 
 class FlowLibrary:
     """All ``*.yaml`` flows of ``flows_dir`` plus the DID routes (``"*"`` = any other DID).
 
-    Loading is eager so a broken flow stops the server at start, not on the first call; the
-    :class:`FlowError` names the file and the field. A flow's ``name`` must equal its file name,
-    which keeps names unique and easy to find.
+    Loading is eager and runs the full static checks, so a broken flow stops the server at
+    start, not on the first call; the :class:`FlowError` lists every problem of every file,
+    each starting with the file path. A flow's ``name`` must equal its file name, which keeps
+    names unique and easy to find.
+
+    The flow table is replaced, never changed in place (:meth:`publish`,
+    :meth:`apply_published`), so a call that took :meth:`snapshot` at its start keeps running
+    the versions it started with.
     """
 
     def __init__(self, flows_dir: Path, routes: dict[str, str]) -> None:
-        self._flows: dict[str, Flow] = {}
-        for path in sorted(flows_dir.glob("*.yaml")):
-            flow = load_flow(path)
-            if flow.name != path.stem:
-                raise FlowError(
-                    [f"name: {flow.name!r} differs from the file name {path.stem!r}"], str(path)
-                )
-            self._flows[flow.name] = flow
-        unknown = [
-            f"ivr.routes.{did}: unknown flow {name!r}"
-            for did, name in routes.items()
-            if name not in self._flows
-        ]
-        if unknown:
-            raise FlowError(unknown, str(flows_dir))
-        self._routes = dict(routes)
+        flows: dict[str, Flow] = {}
+        problems: list[str] = []
+        paths = sorted(flows_dir.glob("*.yaml"))
+        names = {p.stem for p in paths}
+        for path in paths:
+            try:
+                data = path.read_bytes()[: MAX_BYTES + 1]
+            except OSError as err:
+                problems.append(f"{path}: (file): cannot read: {err.strerror or err}")
+                continue
+            result = check_bytes(data, str(path), known_flows=names)
+            problems.extend(f"{path}: {p}" for p in result.problems)
+            if result.flow is not None and result.flow.name != path.stem:
+                problems.append(f"{path}: name: {result.flow.name!r} differs from the file name {path.stem!r}")
+            if result.ok:
+                flows[result.flow.name] = result.flow
+        problems.extend(f"{flows_dir}: {p}" for p in check_goto_cycles(flows))
+        problems.extend(
+            f"ivr.routes.{did}: unknown flow {name!r}" for did, name in routes.items() if name not in names
+        )
+        if problems:
+            raise FlowError(problems)
+        self._files: Mapping[str, Flow] = MappingProxyType(flows)
+        self._routes: Mapping[str, str] = MappingProxyType(dict(routes))
+        #: (flows by name, flows published per DID), replaced as one value so a lookup never
+        #: mixes two states
+        self._state: tuple[Mapping[str, Flow], Mapping[str, Flow]] = (self._files, MappingProxyType({}))
+        self.overrides: frozenset[str] = frozenset()
 
     def for_did(self, did: str) -> Flow:
-        """The flow routed for ``did`` (exact match, else ``"*"``); ``KeyError`` if neither."""
-        name = self._routes.get(did) or self._routes.get("*")
-        if name is None:
-            raise KeyError(f"no IVR route for DID {did!r} and no '*' route")
-        return self._flows[name]
+        """The flow for ``did``: the most specific route wins (the DID itself, then ``"*"``), a
+        version published for it before a configured route; ``KeyError`` if none."""
+        by_name, published = self._state
+        for key in (did, "*"):
+            if key in published:
+                return published[key]
+            if key in self._routes:
+                return by_name[self._routes[key]]
+        raise KeyError(f"no IVR route for DID {did!r} and no '*' route")
+
+    def snapshot(self) -> Mapping[str, Flow]:
+        """The flows by name as they are now (read-only; later publishes do not change it)."""
+        return self._state[0]
+
+    def publish(self, flow: Flow) -> None:
+        """Make ``flow`` (already checked) the one that new calls get under its name."""
+        by_name, published = self._state
+        self._state = (MappingProxyType({**by_name, flow.name: flow}), published)
+
+    def apply_published(self, by_did: Mapping[str, Flow], by_name: Mapping[str, Flow]) -> None:
+        """Put the versions published in Postgres over the files: ``by_did`` answers those
+        DIDs, ``by_name`` replaces the files' flows of the same name (for ``goto`` and the
+        configured routes)."""
+        self._state = (MappingProxyType({**self._files, **by_name}), MappingProxyType(dict(by_did)))
+
+    def set_overrides(self, names: Collection[str]) -> None:
+        """The schedule overrides switched on now (e.g. ``{"emergency"}``), for new calls."""
+        self.overrides = frozenset(names)

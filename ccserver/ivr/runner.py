@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from ccserver.core.events import IvrFinished
 from ccserver.ivr.engine import IvrOutcome, run_flow
@@ -12,6 +12,20 @@ from ccserver.ivr.media import MediaSession
 from ccserver.pbx.base import EventSink
 
 log = logging.getLogger(__name__)
+
+
+def cdr_variables(outcome: IvrOutcome) -> dict[str, str]:
+    """The flow's variables plus what the CDR keeps about the IVR run itself: the flow version
+    (``ivr_version``), the digits (``ivr_digits``) and the timings of the path entries
+    (``ivr_timings``, seconds, comma-separated, one per entry of the path)."""
+    out = dict(outcome.variables)
+    if outcome.version:
+        out["ivr_version"] = outcome.version
+    if outcome.digits:
+        out["ivr_digits"] = outcome.digits
+    if outcome.timings:
+        out["ivr_timings"] = ",".join(f"{t:g}" for t in outcome.timings)
+    return out
 
 
 async def serve_ivr(
@@ -23,7 +37,8 @@ async def serve_ivr(
     IVR (then ``queue=None``): that is how the path reaches the call record. The call's end is
     still reported by the PBX's own hang-up event, which may reach the core before or after
     this one. With no flow for the DID, the path is empty and ``queue`` is None, so the
-    dialplan hangs up.
+    dialplan hangs up. The flows are taken from the library once, at the start: a publish
+    during the call does not change what the call runs.
     """
     try:
         flow = library.for_did(session.did)
@@ -31,7 +46,7 @@ async def serve_ivr(
         log.error("IVR %s: %s", session.call_id, err.args[0])
         outcome = IvrOutcome(None, 0, (), "", {}, hung_up=False)
     else:
-        outcome = await run_flow(flow, session, clock)
+        outcome = await run_flow(flow, session, clock, flows=library.snapshot(), overrides=library.overrides)
     sink(
         IvrFinished(
             call_id=session.call_id,
@@ -41,9 +56,11 @@ async def serve_ivr(
             did=session.did,
             queue=outcome.queue,
             path=outcome.path,
-            variables=outcome.variables,
+            variables=cdr_variables(outcome),
             priority=outcome.priority,
             at=clock(),
+            skills=outcome.skills,
+            language=outcome.language if outcome.language_chosen else "",
             caller_hung_up=outcome.hung_up,
         )
     )

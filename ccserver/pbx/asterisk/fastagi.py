@@ -48,6 +48,9 @@ _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: a sound name is sent unquoted: a space, quote or line break would corrupt the command line
 _SOUND = re.compile(r'^[^\s"\\]+$')
 _RAW_RESULT = re.compile(r"\bresult=(\S*)")
+_LANGUAGE = re.compile(r"^[a-z]{2}(_[A-Za-z]{2})?$")
+_EXTEN = re.compile(r"^[A-Za-z0-9_+*#-]{1,64}$")
+_TTS_UNSAFE = re.compile(r'[\\",\r\n]')
 
 
 class AgiCommandError(Exception):
@@ -94,6 +97,8 @@ class AgiSession:
         self._replies = AgiReplyReader()
         #: set once the channel is gone; later commands raise without touching the socket
         self._gone = False
+        #: the dialplan application that speaks text (``Flite``: app_flite; ``Festival``; ...)
+        self.tts_application = "Flite"
 
     async def answer(self) -> None:
         """``ANSWER`` (harmless when the dialplan already answered)."""
@@ -106,8 +111,18 @@ class AgiSession:
         # result is the ASCII code of the interrupting digit, 0 when the sound played through
         return chr(reply.result) if reply.result else ""
 
-    async def collect(self, prompt: str, max_digits: int, timeout: float) -> str:
-        """``GET DATA``; returns the digits (``""`` on timeout). ``#`` ends input, never returned."""
+    async def collect(
+        self, prompt: str, max_digits: int, timeout: float,
+        terminator: str = "#", inter_digit_timeout: float | None = None,
+    ) -> str:
+        """``GET DATA``; returns the digits (``""`` on timeout). ``#`` ends input, never returned.
+
+        Other terminators or a distinct inter-digit timeout go through :meth:`collect_digits`.
+        """
+        if terminator != "#" or (inter_digit_timeout is not None and inter_digit_timeout != timeout):
+            return await self.collect_digits(
+                prompt, max_digits, timeout, terminator, inter_digit_timeout or timeout
+            )
         reply = await self._command(
             f"GET DATA {_sound(prompt)} {round(timeout * 1000)} {max_digits}",
             extra_wait=timeout * max_digits,
@@ -116,11 +131,65 @@ class AgiSession:
         match = _RAW_RESULT.search(reply.text)
         return match.group(1) if match else ""
 
+    async def collect_digits(
+        self, prompt: str, max_digits: int, timeout: float, terminator: str, inter_digit_timeout: float
+    ) -> str:
+        """Digit by digit: ``STREAM FILE`` (any digit stops it), then ``WAIT FOR DIGIT`` per digit.
+
+        For what ``GET DATA`` cannot do: a terminator other than ``#`` (or none) and an
+        inter-digit timeout different from the first-digit one.
+        """
+        got = await self.play(prompt, interruptible=True)
+        wait = timeout
+        while len(got) < max_digits and (not got or got[-1] != terminator):
+            reply = await self._command(f"WAIT FOR DIGIT {round(wait * 1000)}", extra_wait=wait)
+            if reply.result <= 0:
+                break
+            got += chr(reply.result)
+            wait = inter_digit_timeout
+        return got[:-1] if terminator and got.endswith(terminator) else got
+
     async def set_variable(self, name: str, value: str) -> None:
         """``SET VARIABLE name "value"`` with the value quoted."""
         if not _VARIABLE.match(name):
             raise ValueError(f"bad channel variable name {name!r}")
         await self._command(f"SET VARIABLE {name} {quote_arg(value)}")
+
+    async def set_language(self, language: str) -> None:
+        """``SET VARIABLE CHANNEL(language) xx``: Asterisk then picks ``sounds/xx/`` files."""
+        if not _LANGUAGE.match(language):
+            raise ValueError(f"bad language {language!r}")
+        await self._command(f"SET VARIABLE CHANNEL(language) {language}")
+        self.language = language
+
+    async def speak(self, text: str, language: str, interruptible: bool = True) -> str:
+        """``EXEC <tts_application> "text"`` (app_flite by default); not interruptible by DTMF.
+
+        Quotes, backslashes and commas (Asterisk's argument separator) become spaces.
+        """
+        clean = _TTS_UNSAFE.sub(" ", text)
+        reply = await self._command(f"EXEC {self.tts_application} {quote_arg(clean)}")
+        if reply.result == -2:
+            raise AgiCommandError(f"TTS application {self.tts_application!r} is not loaded in Asterisk")
+        return ""
+
+    async def record(self, name: str, max_seconds: int) -> str:
+        """``RECORD FILE name wav "#" ms BEEP``: up to ``max_seconds``, ``#`` stops; returns ``name.wav``."""
+        await self._command(
+            f"RECORD FILE {_sound(name)} wav \"#\" {max_seconds * 1000} BEEP", extra_wait=max_seconds
+        )
+        return f"{name}.wav"
+
+    async def transfer(self, destination: str) -> None:
+        """``EXEC Goto``: another DID re-enters ``[ccserver-inbound]``; a number goes to
+        ``[ccserver-transfer]``. Asterisk follows it when the AGI session ends."""
+        if destination.startswith("did:"):
+            context, exten = "ccserver-inbound", destination[4:]
+        else:
+            context, exten = "ccserver-transfer", destination
+        if not _EXTEN.match(exten):
+            raise ValueError(f"bad transfer destination {destination!r}")
+        await self._command(f"EXEC Goto {context},{exten},1")
 
     async def _command(self, line: str, extra_wait: float = 0.0) -> AgiReply:
         if self._gone:

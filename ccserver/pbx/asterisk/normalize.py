@@ -31,7 +31,7 @@ from ccserver.core.events import (
     RecordingStopped,
 )
 from ccserver.pbx.asterisk.ami_codec import Message
-from ccserver.pbx.asterisk.causes import hangup_cause, leg_failure
+from ccserver.pbx.causes import hangup_cause, leg_failure
 
 log = logging.getLogger(__name__)
 

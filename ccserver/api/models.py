@@ -1,0 +1,190 @@
+"""Request and response bodies of the REST API (pydantic; unknown fields refused).
+
+The OpenAPI document is generated from these same models (see :mod:`ccserver.api.openapi`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME = r"^[A-Za-z0-9_.@-]{1,64}$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(_Body):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class PauseRequest(_Body):
+    reason: str = Field(min_length=1, max_length=64, pattern=r"^[\w .-]+$")
+
+
+class AgentLoginRequest(_Body):
+    #: log in paused with this reason instead of ready
+    paused_reason: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[\w .-]+$")
+
+
+class TokenRequest(_Body):
+    label: str = Field("", max_length=100)
+    days: int = Field(30, ge=1, le=365)
+
+
+class UserCreate(_Body):
+    username: str = Field(pattern=NAME)
+    password: str = Field(min_length=12, max_length=1024)
+    role: Literal["admin", "supervisor", "agent"]
+    display_name: str = Field("", max_length=100)
+    agent_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class UserUpdate(_Body):
+    disabled: bool
+
+
+class TeamCreate(_Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9_ .-]{1,64}$")
+
+
+class TeamMembers(_Body):
+    agents: list[str] = Field(default_factory=list, max_length=1000)
+    queues: list[str] = Field(default_factory=list, max_length=1000)
+    supervisors: list[int] = Field(default_factory=list, max_length=1000)
+
+
+class SkillCreate(_Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9_ .-]{1,64}$")
+
+
+# ---- responses --------------------------------------------------------------------------------
+
+
+class ErrorField(BaseModel):
+    field: str
+    reason: str
+
+
+class Error(BaseModel):
+    error: str
+    fields: list[ErrorField] = []
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: Literal["admin", "supervisor", "agent"]
+    agent_id: str | None
+    disabled: bool
+
+
+class Me(BaseModel):
+    user: UserOut
+    #: send back as the X-CSRF-Token header on state-changing requests made with the cookie
+    csrf_token: str | None
+
+
+class TokenOut(BaseModel):
+    id: int
+    token: str
+    expires_at: datetime
+
+
+class AgentOut(BaseModel):
+    id: str
+    name: str
+    node: str
+    device: str
+    queues: list[str]
+    #: proficiency per skill (0-100), from the configuration
+    skills: dict[str, int]
+    state: str
+    reason: str | None
+    call_id: str | None
+    #: epoch seconds of the last state change
+    since: float | None
+    calls_handled: int
+
+
+class WaitingOut(BaseModel):
+    call_id: str
+    caller: str
+    priority: int
+    wait_seconds: float
+    ringing_agent: str | None
+    #: skills the caller needs right now (skill -> minimum level), after any escalation
+    requirements: dict[str, int]
+
+
+class KpisOut(BaseModel):
+    service_level_seconds: int
+    service_level: float | None
+    asa_seconds: float | None
+    abandon_rate: float | None
+    answered: int
+    abandoned: int
+    waiting: int
+    longest_wait_seconds: float
+    agents_ready: int
+    agents_on_call: int
+    agents_paused: int
+    agents_wrap_up: int
+    agents_offered: int
+    breached: bool
+
+
+class QueueOut(BaseModel):
+    name: str
+    wrapup_seconds: float
+    record: bool
+    service_level_seconds: int
+    waiting: list[WaitingOut]
+    kpis: KpisOut
+
+
+class CallOut(BaseModel):
+    call_id: str
+    node: str
+    caller: str
+    did: str
+    state: str
+    queue: str | None
+    agent_id: str | None
+    arrived_at: float
+    enqueued_at: float | None
+    ivr_path: list[str]
+    variables: dict[str, str]
+
+
+class TeamOut(BaseModel):
+    id: int
+    name: str
+    agents: list[str]
+    queues: list[str]
+    supervisors: list[int]
+
+
+class SkillOut(BaseModel):
+    id: int
+    name: str
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    username: str
+    action: str
+    target: str
+    detail: dict
+    remote: str
+    outcome: str
+
+
+class Ok(BaseModel):
+    ok: bool = True

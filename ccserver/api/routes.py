@@ -1,0 +1,455 @@
+"""The REST routes: one table (:data:`ROUTES`) that both the server and the OpenAPI document use."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from ccserver.api import models as m
+from ccserver.api.passwords import DUMMY_HASH, verify_password
+from ccserver.api.server import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    Api,
+    ApiError,
+    body_model,
+    csrf_token,
+    error_response,
+    remote_of,
+)
+from ccserver.api.store import Conflict, User
+from ccserver.api.views import Scope, agent_out, call_out, queue_out
+
+
+@dataclass
+class Ctx:
+    """One authorized request."""
+
+    api: Api
+    request: web.Request
+    user: User | None
+    session: str | None
+    body: BaseModel | None
+    #: filled by handlers for the audit row
+    target: str = ""
+    detail: dict = field(default_factory=dict)
+
+    def scope(self) -> Scope:
+        assert self.user is not None
+        return Scope(self.user, self.api.source.config(), self.api.source.center())
+
+
+@dataclass(frozen=True)
+class Query:
+    """A documented query parameter."""
+
+    name: str
+    type: str  # "string" | "integer"
+    description: str
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    name: str  #: also the audit action and the OpenAPI operationId
+    summary: str
+    handler: Callable[[Ctx], Awaitable[object]]
+    #: who may call; None = anyone (no authentication)
+    roles: frozenset[str] | None
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    many: bool = False
+    query: tuple[Query, ...] = ()
+    status: int = 200
+
+    @property
+    def changes_state(self) -> bool:
+        return self.method != "GET"
+
+
+ALL = frozenset({"admin", "supervisor", "agent"})
+STAFF = frozenset({"admin", "supervisor"})
+ADMIN = frozenset({"admin"})
+
+
+def wrap(api: Api, route: Route):
+    """The aiohttp handler for ``route``: authenticate, CSRF, role, body, handler, audit."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ctx = Ctx(api, request, None, None, None, target=",".join(request.match_info.values()))
+        if route.roles is not None:
+            who = await api.authenticate(request)
+            if who is None:
+                if route.changes_state:
+                    await _audit(ctx, route, "denied", {"status": 401})
+                return error_response(401, "authentication required (missing, expired, revoked or invalid "
+                                           "session or token)", **{"WWW-Authenticate": "Bearer"})
+            ctx.user, ctx.session = who
+        try:
+            if route.roles is not None and route.changes_state and ctx.session is not None:
+                sent = request.headers.get(CSRF_HEADER, "")
+                if not hmac.compare_digest(sent, csrf_token(ctx.session)):
+                    raise ApiError(403, f"missing or wrong {CSRF_HEADER} header")
+            if route.roles is not None and ctx.user.role not in route.roles:
+                raise ApiError(403, f"role {ctx.user.role!r} may not {route.summary.lower()}")
+            if route.body is not None:
+                if request.content_type != "application/json":
+                    raise ApiError(415, "the body must be application/json")
+                ctx.body = body_model(await request.read(), route.body)
+            result = await route.handler(ctx)
+        except ApiError as e:
+            if route.changes_state:
+                outcome = "denied" if e.status in (401, 403, 429) else "failed"
+                await _audit(ctx, route, outcome, {"status": e.status, "error": e.message})
+            raise
+        except web.HTTPRequestEntityTooLarge:
+            if route.changes_state:
+                await _audit(ctx, route, "failed", {"status": 413})
+            raise
+        if route.changes_state and route.name != "login":
+            await _audit(ctx, route, "ok", ctx.detail)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if route.many:
+            return web.json_response([r.model_dump(mode="json") for r in result], status=route.status)
+        return web.json_response(result.model_dump(mode="json"), status=route.status)
+
+    return handler
+
+
+async def _audit(ctx: Ctx, route: Route, outcome: str, detail: dict) -> None:
+    username = getattr(ctx.body, "username", None) if route.name == "login" else None
+    await ctx.api.store.audit(ctx.user, route.name, ctx.target, detail, remote_of(ctx.request), outcome,
+                              username=username)
+
+
+def _user_out(u: User) -> m.UserOut:
+    return m.UserOut(id=u.id, username=u.username, display_name=u.display_name, role=u.role,
+                     agent_id=u.agent_id, disabled=u.disabled)
+
+
+# ---- session ----------------------------------------------------------------------------------
+
+
+async def login(ctx: Ctx) -> web.Response:
+    body: m.LoginRequest = ctx.body
+    api, now = ctx.api, ctx.api.source.clock()
+    keys = (f"ip:{remote_of(ctx.request)}", f"user:{body.username.lower()}")
+    wait = max(api.login_limiter.retry_after(k, now) for k in keys)
+    if wait > 0:
+        await _audit(ctx, ROUTE_BY_NAME["login"], "denied", {"reason": "rate limited"})
+        return error_response(429, "too many failed log-ins; try again later", **{"Retry-After": str(int(wait) + 1)})
+    found = await api.store.credentials(body.username)
+    ok = verify_password(body.password, found[1] if found else DUMMY_HASH)
+    if not found or not ok or found[0].disabled:
+        for k in keys:
+            api.login_limiter.fail(k, now)
+        await _audit(ctx, ROUTE_BY_NAME["login"], "denied", {"reason": "bad credentials"})
+        return error_response(401, "wrong user name or password")
+    user = found[0]
+    for k in keys:
+        api.login_limiter.clear(k)
+    _, token, expires = await api.store.issue(user.id, "session", timedelta(hours=api.settings.session_hours))
+    ctx.user = user
+    await _audit(ctx, ROUTE_BY_NAME["login"], "ok", {})
+    resp = web.json_response(m.Me(user=_user_out(user), csrf_token=csrf_token(token)).model_dump(mode="json"))
+    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", secure=api.settings.cookie_secure,
+                    path="/", max_age=api.settings.session_hours * 3600)
+    return resp
+
+
+async def logout(ctx: Ctx) -> web.Response:
+    found = await ctx.api.store.resolve(ctx.session, "session") if ctx.session else None
+    if found is None:
+        raise ApiError(400, "log out ends a browser session; revoke bearer tokens with DELETE /api/v1/tokens/{id}")
+    await ctx.api.store.revoke(found[0])
+    resp = web.json_response(m.Ok().model_dump())
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+async def me(ctx: Ctx) -> m.Me:
+    return m.Me(user=_user_out(ctx.user), csrf_token=csrf_token(ctx.session) if ctx.session else None)
+
+
+async def create_token(ctx: Ctx) -> m.TokenOut:
+    body: m.TokenRequest = ctx.body
+    token_id, token, expires = await ctx.api.store.issue(ctx.user.id, "token", timedelta(days=body.days), body.label)
+    ctx.detail = {"token_id": token_id, "label": body.label}
+    return m.TokenOut(id=token_id, token=token, expires_at=expires)
+
+
+async def revoke_token(ctx: Ctx) -> m.Ok:
+    token_id = _int(ctx.request.match_info["token_id"], "token_id")
+    owner = None if ctx.user.role == "admin" else ctx.user.id
+    if not await ctx.api.store.revoke(token_id, owner):
+        raise ApiError(404, f"no live token {token_id} of yours")
+    return m.Ok()
+
+
+# ---- agents -----------------------------------------------------------------------------------
+
+
+def _center(ctx: Ctx):
+    center = ctx.api.source.center()
+    if center is None:
+        raise ApiError(503, "the contact center is starting")
+    return center
+
+
+async def list_agents(ctx: Ctx) -> list[m.AgentOut]:
+    center, scope = _center(ctx), ctx.scope()
+    cfg = ctx.api.source.config()
+    return [agent_out(a, cfg, ctx.api.agent_since.get(a.agent_id)) for i, a in sorted(center.agents.items())
+            if i in scope.agents]
+
+
+def _agent_in_scope(ctx: Ctx) -> str:
+    agent_id = ctx.request.match_info["agent_id"]
+    center = _center(ctx)
+    if agent_id not in center.agents:
+        raise ApiError(404, f"no agent {agent_id!r}")
+    if agent_id not in ctx.scope().agents:
+        raise ApiError(403, f"agent {agent_id!r} is not in your teams")
+    return agent_id
+
+
+async def get_agent(ctx: Ctx) -> m.AgentOut:
+    agent_id = _agent_in_scope(ctx)
+    agent = _center(ctx).agents[agent_id]
+    return agent_out(agent, ctx.api.source.config(), ctx.api.agent_since.get(agent_id))
+
+
+def _agent_action(action: str) -> Callable[[Ctx], Awaitable[m.AgentOut]]:
+    async def act(ctx: Ctx) -> m.AgentOut:
+        agent_id = _agent_in_scope(ctx)
+        center, src = _center(ctx), ctx.api.source
+        agent = center.agents[agent_id]
+        before = agent.state
+        now = src.clock()
+        if action == "wrapup_done" and before != "wrap_up":
+            raise ApiError(409, f"agent {agent_id!r} is {before}, not in wrap-up")
+        if action == "login":
+            decisions = center.login(agent_id, now, ctx.body.paused_reason)
+        elif action == "logout":
+            decisions = center.logout(agent_id, now)
+        elif action == "pause":
+            decisions = center.pause(agent_id, ctx.body.reason, now)
+        else:  # ready, wrapup_done
+            decisions = center.ready(agent_id, now)
+        src.dispatch(decisions)
+        ctx.detail = {"from": before, "to": agent.state}
+        if not any(getattr(d, "agent_id", None) == agent_id and hasattr(d, "previous") for d in decisions):
+            raise ApiError(409, f"agent {agent_id!r} cannot {action.replace('_', ' ')} while {before}")
+        return agent_out(agent, src.config(), ctx.api.agent_since.get(agent_id))
+
+    act.__name__ = f"agent_{action}"
+    return act
+
+
+# ---- queues and calls -------------------------------------------------------------------------
+
+
+async def list_queues(ctx: Ctx) -> list[m.QueueOut]:
+    center, scope, cfg = _center(ctx), ctx.scope(), ctx.api.source.config()
+    now = ctx.api.source.clock()
+    return [queue_out(q.name, cfg, center, ctx.api.kpis, now) for q in cfg.queues if q.name in scope.queues]
+
+
+async def get_queue(ctx: Ctx) -> m.QueueOut:
+    name, cfg = ctx.request.match_info["queue"], ctx.api.source.config()
+    center = _center(ctx)
+    if cfg.queue(name) is None:
+        raise ApiError(404, f"no queue {name!r}")
+    if name not in ctx.scope().queues:
+        raise ApiError(403, f"queue {name!r} is not one of your teams'")
+    return queue_out(name, cfg, center, ctx.api.kpis, ctx.api.source.clock())
+
+
+async def list_calls(ctx: Ctx) -> list[m.CallOut]:
+    center, scope = _center(ctx), ctx.scope()
+    return [call_out(c) for c in center.calls.values() if scope.sees_call(c)]
+
+
+async def get_call(ctx: Ctx) -> m.CallOut:
+    call = _center(ctx).calls.get(ctx.request.match_info["call_id"])
+    # Out of scope looks like unknown: call ids are not for guessing.
+    if call is None or not ctx.scope().sees_call(call):
+        raise ApiError(404, "no such live call")
+    return call_out(call)
+
+
+# ---- administration ---------------------------------------------------------------------------
+
+
+async def list_users(ctx: Ctx) -> list[m.UserOut]:
+    return [_user_out(u) for u in await ctx.api.store.users()]
+
+
+async def create_user(ctx: Ctx) -> m.UserOut:
+    body: m.UserCreate = ctx.body
+    try:
+        user = await ctx.api.store.create_user(body.username, body.password, body.role, body.display_name,
+                                               body.agent_id)
+    except Conflict as e:
+        raise ApiError(409, str(e)) from None
+    ctx.target, ctx.detail = str(user.id), {"username": user.username, "role": user.role}
+    return _user_out(user)
+
+
+async def update_user(ctx: Ctx) -> m.Ok:
+    user_id = _int(ctx.request.match_info["user_id"], "user_id")
+    if user_id == ctx.user.id and ctx.body.disabled:
+        raise ApiError(409, "you cannot disable yourself")
+    if not await ctx.api.store.set_disabled(user_id, ctx.body.disabled):
+        raise ApiError(404, f"no user {user_id}")
+    ctx.detail = {"disabled": ctx.body.disabled}
+    return m.Ok()
+
+
+def _team_out(t) -> m.TeamOut:
+    return m.TeamOut(id=t.id, name=t.name, agents=list(t.agents), queues=list(t.queues),
+                     supervisors=list(t.supervisors))
+
+
+async def list_teams(ctx: Ctx) -> list[m.TeamOut]:
+    return [_team_out(t) for t in await ctx.api.store.teams()]
+
+
+async def create_team(ctx: Ctx) -> m.TeamOut:
+    try:
+        team = await ctx.api.store.create_team(ctx.body.name)
+    except Conflict as e:
+        raise ApiError(409, str(e)) from None
+    ctx.target, ctx.detail = str(team.id), {"name": team.name}
+    return _team_out(team)
+
+
+async def set_team_members(ctx: Ctx) -> m.TeamOut:
+    body: m.TeamMembers = ctx.body
+    team_id = _int(ctx.request.match_info["team_id"], "team_id")
+    cfg = ctx.api.source.config()
+    known_agents = {a.id for a in cfg.agents} | set(_center(ctx).agents)
+    errors = [{"field": f"agents.{i}", "reason": f"unknown agent {a!r}"}
+              for i, a in enumerate(body.agents) if a not in known_agents]
+    errors += [{"field": f"queues.{i}", "reason": f"unknown queue {q!r}"}
+               for i, q in enumerate(body.queues) if cfg.queue(q) is None]
+    users = {u.id: u for u in await ctx.api.store.users()}
+    errors += [{"field": f"supervisors.{i}", "reason": f"user {s} is not a supervisor"}
+               for i, s in enumerate(body.supervisors) if s not in users or users[s].role != "supervisor"]
+    if errors:
+        raise ApiError(422, "invalid team members", errors)
+    team = await ctx.api.store.set_team_members(team_id, sorted(set(body.agents)), sorted(set(body.queues)),
+                                                sorted(set(body.supervisors)))
+    if team is None:
+        raise ApiError(404, f"no team {team_id}")
+    ctx.detail = body.model_dump()
+    return _team_out(team)
+
+
+async def list_skills(ctx: Ctx) -> list[m.SkillOut]:
+    return [m.SkillOut(id=i, name=n) for i, n in await ctx.api.store.skills()]
+
+
+async def create_skill(ctx: Ctx) -> m.SkillOut:
+    try:
+        skill_id, name = await ctx.api.store.create_skill(ctx.body.name)
+    except Conflict as e:
+        raise ApiError(409, str(e)) from None
+    ctx.target, ctx.detail = str(skill_id), {"name": name}
+    return m.SkillOut(id=skill_id, name=name)
+
+
+async def audit_log(ctx: Ctx) -> list[m.AuditOut]:
+    q = ctx.request.query
+    limit = _int(q.get("limit", "100"), "limit")
+    if not 1 <= limit <= 1000:
+        raise ApiError(422, "invalid query", [{"field": "limit", "reason": "must be between 1 and 1000"}])
+    rows = await ctx.api.store.audit_rows(
+        username=q.get("user"), action=q.get("action"), since=_time(q.get("since"), "since"),
+        until=_time(q.get("until"), "until"), limit=limit,
+    )
+    return [m.AuditOut(id=r["id"], at=r["at"], username=r["username"], action=r["action"], target=r["target"],
+                       detail=json.loads(r["detail"]), remote=r["remote"], outcome=r["outcome"])
+            for r in rows]
+
+
+def _int(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, "invalid parameter", [{"field": name, "reason": "must be an integer"}]) from None
+    if not -(2**31) <= value < 2**31:
+        raise ApiError(422, "invalid parameter", [{"field": name, "reason": "out of range"}])
+    return value
+
+
+def _time(raw: str | None, name: str) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "invalid query", [{"field": name, "reason": "must be an ISO 8601 time"}]) from None
+    if t.tzinfo is None:
+        raise ApiError(422, "invalid query", [{"field": name, "reason": "must include a time zone"}])
+    return t
+
+
+V1 = "/api/v1"
+ROUTES: tuple[Route, ...] = (
+    Route("POST", f"{V1}/login", "login", "Log in (sets the session cookie)", login, None, m.LoginRequest, m.Me),
+    Route("POST", f"{V1}/logout", "logout", "Log out (ends the session)", logout, ALL, None, m.Ok),
+    Route("GET", f"{V1}/me", "me", "Who am I", me, ALL, None, m.Me),
+    Route("POST", f"{V1}/tokens", "token.create", "Create a bearer token", create_token, ALL, m.TokenRequest,
+          m.TokenOut, status=201),
+    Route("DELETE", f"{V1}/tokens/{{token_id}}", "token.revoke", "Revoke a bearer token", revoke_token, ALL,
+          None, m.Ok),
+    Route("GET", f"{V1}/agents", "agents.list", "List agents", list_agents, ALL, None, m.AgentOut, many=True),
+    Route("GET", f"{V1}/agents/{{agent_id}}", "agent.get", "Get an agent", get_agent, ALL, None, m.AgentOut),
+    Route("POST", f"{V1}/agents/{{agent_id}}/login", "agent.login", "Log an agent in", _agent_action("login"),
+          ALL, m.AgentLoginRequest, m.AgentOut),
+    Route("POST", f"{V1}/agents/{{agent_id}}/logout", "agent.logout", "Log an agent out",
+          _agent_action("logout"), ALL, None, m.AgentOut),
+    Route("POST", f"{V1}/agents/{{agent_id}}/ready", "agent.ready", "Make an agent ready",
+          _agent_action("ready"), ALL, None, m.AgentOut),
+    Route("POST", f"{V1}/agents/{{agent_id}}/pause", "agent.pause", "Pause an agent with a reason",
+          _agent_action("pause"), ALL, m.PauseRequest, m.AgentOut),
+    Route("POST", f"{V1}/agents/{{agent_id}}/wrapup-done", "agent.wrapup_done", "End an agent's wrap-up",
+          _agent_action("wrapup_done"), ALL, None, m.AgentOut),
+    Route("GET", f"{V1}/queues", "queues.list", "List queues with live state", list_queues, ALL, None,
+          m.QueueOut, many=True),
+    Route("GET", f"{V1}/queues/{{queue}}", "queue.get", "Get a queue", get_queue, ALL, None, m.QueueOut),
+    Route("GET", f"{V1}/calls", "calls.list", "List live calls", list_calls, ALL, None, m.CallOut, many=True),
+    Route("GET", f"{V1}/calls/{{call_id}}", "call.get", "Get a live call", get_call, ALL, None, m.CallOut),
+    Route("GET", f"{V1}/users", "users.list", "List users", list_users, ADMIN, None, m.UserOut, many=True),
+    Route("POST", f"{V1}/users", "user.create", "Create a user", create_user, ADMIN, m.UserCreate, m.UserOut,
+          status=201),
+    Route("PATCH", f"{V1}/users/{{user_id}}", "user.update", "Disable or enable a user", update_user, ADMIN,
+          m.UserUpdate, m.Ok),
+    Route("GET", f"{V1}/teams", "teams.list", "List teams", list_teams, STAFF, None, m.TeamOut, many=True),
+    Route("POST", f"{V1}/teams", "team.create", "Create a team", create_team, ADMIN, m.TeamCreate, m.TeamOut,
+          status=201),
+    Route("PUT", f"{V1}/teams/{{team_id}}/members", "team.members", "Set a team's members", set_team_members,
+          ADMIN, m.TeamMembers, m.TeamOut),
+    Route("GET", f"{V1}/skills", "skills.list", "List skills", list_skills, STAFF, None, m.SkillOut, many=True),
+    Route("POST", f"{V1}/skills", "skill.create", "Create a skill", create_skill, ADMIN, m.SkillCreate,
+          m.SkillOut, status=201),
+    Route("GET", f"{V1}/audit", "audit.list", "Read the audit log", audit_log, ADMIN, None, m.AuditOut,
+          many=True, query=(
+              Query("user", "string", "only this user name"),
+              Query("action", "string", "only this action, e.g. agent.pause"),
+              Query("since", "string", "from this time (ISO 8601 with zone)", "date-time"),
+              Query("until", "string", "before this time (ISO 8601 with zone)", "date-time"),
+              Query("limit", "integer", "at most this many rows, newest first (1..1000, default 100)"),
+          )),
+)
+ROUTE_BY_NAME = {r.name: r for r in ROUTES}

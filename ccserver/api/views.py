@@ -1,0 +1,76 @@
+"""What a user may see of the live state, and its API shape (agents, queues, calls, KPIs)."""
+
+from __future__ import annotations
+
+from ccserver.api.models import AgentOut, CallOut, KpisOut, QueueOut, WaitingOut
+from ccserver.api.store import User
+from ccserver.config import Config
+from ccserver.core.agent import Agent
+from ccserver.core.call import Call
+from ccserver.core.center import ContactCenter
+from ccserver.stats.live import KpiWindow
+
+
+class Scope:
+    """The agents and queues ``user`` may see and act on (admin: all)."""
+
+    def __init__(self, user: User, config: Config, center: ContactCenter | None) -> None:
+        self.user = user
+        agents = center.agents if center else {}
+        if user.role == "admin":
+            self.agents = frozenset(agents)
+            self.queues = frozenset(q.name for q in config.queues)
+        elif user.role == "supervisor":
+            self.agents = frozenset(a for a in user.team_agents if a in agents)
+            self.queues = frozenset(user.team_queues) | frozenset(
+                q for a in self.agents for q in agents[a].queues
+            )
+        else:
+            own = agents.get(user.agent_id or "")
+            self.agents = frozenset({own.agent_id}) if own else frozenset()
+            self.queues = own.queues if own else frozenset()
+
+    def sees_call(self, call: Call) -> bool:
+        if self.user.role == "agent":
+            return call.agent_id is not None and call.agent_id in self.agents
+        return (call.queue in self.queues) or (call.agent_id in self.agents)
+
+
+def agent_out(agent: Agent, config: Config, since: float | None) -> AgentOut:
+    ac = next((a for a in config.agents if a.id == agent.agent_id), None)
+    return AgentOut(
+        id=agent.agent_id, name=ac.name if ac else agent.agent_id, node=agent.node, device=agent.device,
+        queues=sorted(agent.queues), skills=dict(ac.skills) if ac else {}, state=agent.state,
+        reason=agent.reason, call_id=agent.call_id,
+        since=since, calls_handled=agent.calls_handled,
+    )
+
+
+def call_out(call: Call) -> CallOut:
+    return CallOut(
+        call_id=call.call_id, node=call.node, caller=call.caller, did=call.did, state=call.state.value,
+        queue=call.queue, agent_id=call.agent_id, arrived_at=call.arrived_at, enqueued_at=call.enqueued_at,
+        ivr_path=list(call.ivr_path), variables=dict(call.variables),
+    )
+
+
+def queue_out(name: str, config: Config, center: ContactCenter, kpis: KpiWindow, now: float) -> QueueOut:
+    qc = config.queue(name)
+    assert qc is not None, name
+    snap = center.queue_snapshot(name, now)
+    k = kpis.kpis(snap, qc.service_level_seconds, now)
+    return QueueOut(
+        name=name, wrapup_seconds=qc.wrapup_seconds, record=qc.record,
+        service_level_seconds=qc.service_level_seconds,
+        waiting=[WaitingOut(call_id=w.call_id, caller=w.caller, priority=w.priority,
+                            wait_seconds=round(w.wait_seconds, 1), ringing_agent=w.ringing_agent,
+                            requirements=dict(w.requirements))
+                 for w in snap.waiting],
+        kpis=KpisOut(
+            service_level_seconds=k.service_level_seconds, service_level=k.service_level,
+            asa_seconds=k.asa_seconds, abandon_rate=k.abandon_rate, answered=k.answered,
+            abandoned=k.abandoned, waiting=k.waiting, longest_wait_seconds=round(k.longest_wait_seconds, 1),
+            agents_ready=k.agents_ready, agents_on_call=k.agents_on_call, agents_paused=k.agents_paused,
+            agents_wrap_up=k.agents_wrap_up, agents_offered=k.agents_offered, breached=k.breached,
+        ),
+    )

@@ -1,0 +1,274 @@
+"""FreeSWITCH events to domain events: sans-I/O, pure, stateful (the twin of AmiNormalizer).
+
+:class:`EslNormalizer` keeps a small table of the channels that belong to ccserver's calls and
+turns the few ESL events that matter into :mod:`ccserver.core.events`, with the same meaning as
+the Asterisk adapter: the same ids shape (``"<node>:<caller uuid>"``), the same hang-up cause
+vocabulary (:mod:`ccserver.pbx.causes`) and the same rule for the side that hung up. It never
+does I/O and never reads a clock (``now`` is handed in), so captures replay into it.
+
+A call starts with the caller's CHANNEL_CREATE in one of the node's inbound contexts, or when our
+dialplan hands an inbound channel to ccserver's outbound socket (CHANNEL_EXECUTE ``socket``).
+Agent legs are the ones ccserver originated: the adapter announces each with
+:meth:`EslNormalizer.expect_leg` before sending the ``bgapi originate``, and the originate's
+BACKGROUND_JOB (matched by Job-UUID) reports a leg that never connected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from ccserver.core.events import (
+    AgentLegAnswered,
+    AgentLegFailed,
+    AgentLegRinging,
+    CallAnswered,
+    CallHungUp,
+    CallStarted,
+    DigitsReceived,
+    DomainEvent,
+    HangupSide,
+    LiveCall,
+    NodeResynced,
+    RecordingStarted,
+    RecordingStopped,
+)
+from ccserver.pbx.causes import fs_hangup_cause, fs_leg_failure
+from ccserver.pbx.freeswitch.esl_codec import EslEvent
+
+log = logging.getLogger(__name__)
+
+#: Every event name :meth:`EslNormalizer.feed` reads; the client subscribes to these only.
+SUBSCRIBED = (
+    "CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_EXECUTE",
+    "CHANNEL_HANGUP_COMPLETE", "DTMF", "RECORD_START", "RECORD_STOP", "BACKGROUND_JOB",
+)
+
+#: ``sip_hangup_disposition`` values meaning "the far end of this leg hung up"
+_REMOTE_END = frozenset({"recv_bye", "recv_cancel", "recv_refuse"})
+_LOCAL_END = frozenset({"send_bye", "send_cancel", "send_refuse"})
+
+
+@dataclass(slots=True)
+class _Leg:
+    """An agent leg ccserver originated for a call."""
+
+    call_id: str
+    device: str
+    job_uuid: str | None
+    bridged: bool = False
+    #: the agent's side hung this leg up (their phone sent BYE)
+    remote_end: bool = False
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Call:
+    call_id: str
+    uuid: str
+    caller: str
+    did: str
+    answered: bool = False
+    legs: list[str] = field(default_factory=list)
+
+
+class EslNormalizer:
+    """Turns one node's ESL events into domain events."""
+
+    def __init__(self, node: str, inbound_contexts: set[str]):
+        self.node = node
+        self.inbound_contexts = inbound_contexts
+        self.calls: dict[str, _Call] = {}  # caller uuid -> call
+        self.legs: dict[str, _Leg] = {}  # agent leg uuid -> leg
+        self._jobs: dict[str, str] = {}  # Job-UUID -> agent leg uuid
+
+    def call_id(self, uuid: str) -> str:
+        return f"{self.node}:{uuid}"
+
+    def expect_leg(self, leg_uuid: str, call_id: str, device: str, job_uuid: str | None) -> None:
+        """Announce an agent leg about to be originated (``origination_uuid=leg_uuid``)."""
+        self.legs[leg_uuid] = _Leg(call_id, device, job_uuid)
+        if job_uuid is not None:
+            self._jobs[job_uuid] = leg_uuid
+
+    def leg_failed(self, leg_uuid: str, reason: str, now: float) -> list[DomainEvent]:
+        """The adapter gave up on a leg (bridge refused, job lost): report it once."""
+        leg = self.legs.get(leg_uuid)
+        if leg is None or leg.done:
+            return []
+        leg.done = True
+        return [AgentLegFailed(leg.call_id, leg.device, reason, now)]  # type: ignore[arg-type]
+
+    def feed(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        """Domain events for one ESL event (usually none)."""
+        name = ev.headers.get("Event-Name", "")
+        handler = _HANDLERS.get(name)
+        return handler(self, ev, now) if handler is not None else []
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _start(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        uuid = ev.get("Unique-ID")
+        call = _Call(self.call_id(uuid), uuid, ev.get("Caller-Caller-ID-Number"),
+                     ev.get("Caller-Destination-Number"))
+        self.calls[uuid] = call
+        out: list[DomainEvent] = [CallStarted(call.call_id, self.node, uuid, call.caller,
+                                              call.did, now)]
+        if ev.get("Answer-State") == "answered":
+            call.answered = True
+            out.append(CallAnswered(call.call_id, now))
+        return out
+
+    def _create(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        uuid = ev.get("Unique-ID")
+        leg = self.legs.get(uuid)
+        if leg is not None:
+            return [AgentLegRinging(leg.call_id, leg.device, now)]
+        if (ev.get("Call-Direction") == "inbound" and uuid not in self.calls
+                and ev.get("Caller-Context") in self.inbound_contexts):
+            return self._start(ev, now)
+        return []
+
+    def _execute(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        # Our dialplan handing an inbound channel to ccserver's outbound socket makes it a call
+        # even when it entered the switch in a context we do not list (a transfer from there).
+        uuid = ev.get("Unique-ID")
+        if (ev.get("Application") == "socket" and ev.get("Call-Direction") == "inbound"
+                and uuid not in self.calls and uuid not in self.legs):
+            return self._start(ev, now)
+        return []
+
+    def _answer(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        call = self.calls.get(ev.get("Unique-ID"))
+        if call is None or call.answered:
+            return []
+        call.answered = True
+        return [CallAnswered(call.call_id, now)]
+
+    def _bridge(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        a, b = ev.get("Unique-ID"), ev.get("Other-Leg-Unique-ID")
+        caller, agent = (a, b) if a in self.calls else (b, a)
+        leg = self.legs.get(agent)
+        if caller not in self.calls or leg is None or leg.bridged:
+            return []
+        leg.bridged = leg.done = True
+        self.calls[caller].legs.append(agent)
+        return [AgentLegAnswered(leg.call_id, leg.device, now)]
+
+    def _dtmf(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        call = self.calls.get(ev.get("Unique-ID"))
+        digit = ev.get("DTMF-Digit")
+        if call is None or not digit:
+            return []
+        return [DigitsReceived(call.call_id, digit, now)]
+
+    def _record(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        uuid = ev.get("Unique-ID")
+        call = self.calls.get(uuid)
+        if call is None:
+            leg = self.legs.get(uuid)
+            if leg is None:
+                return []
+            call_id = leg.call_id
+        else:
+            call_id = call.call_id
+        path = ev.get("Record-File-Path")
+        if ev.get("Event-Name") == "RECORD_START":
+            return [RecordingStarted(call_id, path, now)]
+        return [RecordingStopped(call_id, path, now)]
+
+    def _job(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        leg_uuid = self._jobs.pop(ev.get("Job-UUID"), None)
+        if leg_uuid is None:
+            return []
+        result = ev.body.strip()
+        if result.startswith("+OK"):
+            return []
+        # "-ERR NO_ANSWER": originate failed; the cause name is the last word.
+        cause = result.split()[-1] if result.split() else ""
+        return self.leg_failed(leg_uuid, fs_leg_failure(cause), now)
+
+    def _hangup(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        uuid = ev.get("Unique-ID")
+        disposition = ev.get("variable_sip_hangup_disposition")
+        leg = self.legs.get(uuid)
+        if leg is not None:
+            leg.remote_end = disposition in _REMOTE_END
+            return []
+        call = self.calls.pop(uuid, None)
+        if call is None:
+            return []
+        legs = [self.legs.pop(u) for u in call.legs if u in self.legs]
+        for u in [u for u, lg in self.legs.items() if lg.call_id == call.call_id]:
+            del self.legs[u]
+        by: HangupSide
+        if disposition in _REMOTE_END:
+            by = "caller"
+        elif any(lg.remote_end for lg in legs):
+            by = "agent"
+        elif disposition in _LOCAL_END:
+            by = "system"
+        else:
+            by = "unknown"
+        cause = fs_hangup_cause(ev.get("Hangup-Cause"))
+        if cause == "unknown" and by in ("caller", "agent"):
+            cause = "normal_clearing"
+        return [CallHungUp(call.call_id, cause, by, now)]
+
+    # -- resync ------------------------------------------------------------------------------
+
+    def resync_from(self, show_channels_json: str, now: float) -> NodeResynced:
+        """The node's live calls from ``show channels as json`` (forgetting missed hang-ups).
+
+        Raises ``ValueError`` when the body is not the expected JSON.
+        """
+        data = json.loads(show_channels_json)
+        if not isinstance(data, dict) or not isinstance(data.get("rows", []), list):
+            raise ValueError("show channels as json: not an object with a 'rows' list")
+        rows = [r for r in data.get("rows", []) if isinstance(r, dict)]
+        by_uuid = {r.get("uuid", ""): r for r in rows}
+        live: list[LiveCall] = []
+        kept: dict[str, _Call] = {}
+        for r in rows:
+            uuid = r.get("uuid", "")
+            if r.get("direction") != "inbound" or uuid in self.legs:
+                continue
+            known = self.calls.get(uuid)
+            if known is None and not ({r.get("context"), r.get("initial_context")}
+                                      & self.inbound_contexts):
+                continue
+            call = known or _Call(self.call_id(uuid), uuid, r.get("cid_num", ""),
+                                  r.get("dest", ""), answered=r.get("callstate") == "ACTIVE")
+            kept[uuid] = call
+            agent_device = None
+            for other in rows:
+                ou = other.get("uuid", "")
+                if ou != uuid and other.get("call_uuid") == uuid or (
+                        ou == r.get("application_data") and r.get("application") == "uuid_bridge"):
+                    leg = self.legs.get(ou)
+                    agent_device = leg.device if leg else other.get("name", ou)
+                    break
+            try:
+                duration = max(0.0, now - float(r.get("created_epoch", now)))
+            except ValueError:
+                duration = 0.0
+            live.append(LiveCall(call.call_id, uuid, call.caller, call.did, agent_device, duration))
+        self.calls = kept
+        pending = set(self._jobs.values())  # originates still running may not show yet
+        self.legs = {u: lg for u, lg in self.legs.items() if u in by_uuid or u in pending}
+        self._jobs = {j: u for j, u in self._jobs.items() if u in self.legs}
+        return NodeResynced(self.node, tuple(live), now)
+
+
+_HANDLERS = {
+    "CHANNEL_CREATE": EslNormalizer._create,
+    "CHANNEL_EXECUTE": EslNormalizer._execute,
+    "CHANNEL_ANSWER": EslNormalizer._answer,
+    "CHANNEL_BRIDGE": EslNormalizer._bridge,
+    "DTMF": EslNormalizer._dtmf,
+    "RECORD_START": EslNormalizer._record,
+    "RECORD_STOP": EslNormalizer._record,
+    "BACKGROUND_JOB": EslNormalizer._job,
+    "CHANNEL_HANGUP_COMPLETE": EslNormalizer._hangup,
+}

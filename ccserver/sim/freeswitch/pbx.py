@@ -1,0 +1,544 @@
+"""A simulated FreeSWITCH node running ccserver's dialplan (``dialplans/freeswitch/ccserver.xml``).
+
+Per call: the caller channel is created in context ``ccserver-inbound`` -> ``socket`` to ccserver's
+outbound-socket server (``connect``, ``myevents``, ``linger``, ``sendmsg`` execute answer /
+playback / play_and_get_digits / set / hangup) -> when ccserver closes the socket, the dialplan
+continues: with ``CC_QUEUE`` set the caller waits on ``endless_playback`` (hold music) until
+ccserver bridges an agent leg (``bgapi originate`` then ``uuid_bridge``) or the caller gives up;
+without it the call is hung up. Agents answer after a delay, or not (the originate job then
+returns ``-ERR NO_ANSWER``), or are busy (``-ERR USER_BUSY``).
+
+Events carry the headers ccserver and the captures share (Unique-ID, Call-Direction,
+Caller-*, Answer-State, Hangup-Cause, variable_sip_hangup_disposition, Job-UUID, ...). A linger
+after a hang-up is shortened to :data:`LINGER_SECONDS` so tests stay fast; the order of notices
+(``linger`` then ``disconnect``) is the captured one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+
+from ccserver.pbx.freeswitch.esl_codec import (
+    EslCommandParser,
+    EslProtocolError,
+    encode_event_json,
+    encode_event_plain,
+    encode_frame,
+)
+from ccserver.sim.asterisk.agents import CallerScript, Outcome, SimAgent, SimCall
+
+from .esl_server import EslServer, disconnect_notice, reply
+
+CORE_UUID = "5e3c2a10-0000-4000-8000-5151c0de0001"
+INBOUND_CONTEXT = "ccserver-inbound"
+#: seconds the simulator lingers after a hang-up before closing an outbound socket
+LINGER_SECONDS = 0.05
+
+
+@dataclass(eq=False)
+class FsChannel:
+    uuid: str
+    name: str
+    direction: str
+    cid_num: str
+    cid_name: str
+    dest: str
+    context: str
+    created: float = field(default_factory=time.time)
+    answered: bool = False
+    gone: bool = False
+    bridged_to: FsChannel | None = None
+    recording: str | None = None
+    application: str = ""
+    application_data: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    device: str | None = None  #: agent legs: the device dialed
+
+
+class SimulatedFreeSwitch:
+    """An ESL inbound server plus the calls and agents behind it."""
+
+    def __init__(self, *, node: str = "fs", esl_password: str, outbound_host: str,
+                 outbound_port: int, agents: list[SimAgent], hostname: str = "simfs"):
+        self.node = node
+        self.outbound = (outbound_host, outbound_port)
+        self.agents = {a.device: a for a in agents}
+        self.hostname = hostname
+        self.server = EslServer(esl_password, self.api, self._background)
+        self.channels: dict[str, FsChannel] = {}
+        self.busy: dict[str, str] = {}  # device -> leg uuid
+        self.calls: dict[str, _CallRun] = {}  # caller uuid -> run
+        self._tasks: set[asyncio.Task] = set()
+        self._seq = 0
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen for ESL inbound clients; return the port."""
+        return await self.server.start(host, port)
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.server.stop()
+
+    async def drop_esl_connections(self) -> None:
+        await self.server.drop()
+
+    def set_esl_frozen(self, frozen: bool) -> None:
+        """Keep TCP open but send and answer nothing (a hung switch / half-open link)."""
+        self.server.frozen = frozen
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def place_call(self, script: CallerScript) -> SimCall:
+        """A new inbound call on ``script.did``; returns its handle at once."""
+        ch = FsChannel(str(uuidlib.uuid4()), f"sofia/external/{script.caller.lstrip('+')}@sim",
+                       "inbound", script.caller, script.caller_name, script.did, INBOUND_CONTEXT)
+        self.channels[ch.uuid] = ch
+        call = SimCall(script, ch.uuid, ch.name)
+        run = _CallRun(self, script, ch, call)
+        self.calls[ch.uuid] = run
+        self._spawn(run.run())
+        return call
+
+    def live_calls(self) -> list[SimCall]:
+        return [r.call for r in self.calls.values() if not r.call.done.is_set()]
+
+    # -- events ------------------------------------------------------------------------------
+
+    def headers(self, name: str, ch: FsChannel | None = None, **extra: str) -> dict[str, str]:
+        self._seq += 1
+        h = {"Event-Name": name, "Core-UUID": CORE_UUID, "FreeSWITCH-Hostname": self.hostname,
+             "FreeSWITCH-Switchname": self.hostname, "FreeSWITCH-IPv4": "127.0.0.1",
+             "Event-Date-Timestamp": str(int(time.time() * 1_000_000)),
+             "Event-Calling-File": "switch_channel.c", "Event-Sequence": str(self._seq)}
+        if ch is not None:
+            h |= {"Channel-State": "CS_HANGUP" if ch.gone else "CS_EXECUTE",
+                  "Channel-Call-State": "HANGUP" if ch.gone else (
+                      "ACTIVE" if ch.answered else "RINGING"),
+                  "Unique-ID": ch.uuid, "Call-Direction": ch.direction,
+                  "Answer-State": "hangup" if ch.gone else (
+                      "answered" if ch.answered else "ringing"),
+                  "Channel-Name": ch.name, "Caller-Direction": ch.direction,
+                  "Caller-Caller-ID-Name": ch.cid_name, "Caller-Caller-ID-Number": ch.cid_num,
+                  "Caller-Destination-Number": ch.dest, "Caller-Unique-ID": ch.uuid,
+                  "Caller-Context": ch.context, "Channel-Call-UUID": ch.uuid}
+            if ch.bridged_to is not None:
+                h["Other-Leg-Unique-ID"] = ch.bridged_to.uuid
+            h |= {f"variable_{k}": v for k, v in ch.variables.items()}
+        return h | extra
+
+    def emit(self, name: str, ch: FsChannel | None = None, body: str = "", **extra: str) -> None:
+        headers = self.headers(name, ch, **extra)
+        self.server.publish(headers, body)
+        if ch is not None:
+            run = self.calls.get(ch.uuid)
+            if run is not None and run.socket is not None:
+                run.socket.event(headers, body)
+
+    def hangup(self, ch: FsChannel, cause: str, disposition: str) -> None:
+        """Hang ``ch`` up; a bridged partner follows (hangup_after_bridge)."""
+        if ch.gone:
+            return
+        ch.gone = True
+        ch.variables |= {"sip_hangup_disposition": disposition, "hangup_cause": cause}
+        self.emit("CHANNEL_HANGUP", ch, **{"Hangup-Cause": cause})
+        self.emit("CHANNEL_HANGUP_COMPLETE", ch, **{"Hangup-Cause": cause})
+        self.channels.pop(ch.uuid, None)
+        if ch.device is not None and self.busy.get(ch.device) == ch.uuid:
+            del self.busy[ch.device]
+        run = self.calls.get(ch.uuid)
+        if run is not None:
+            run.on_hangup()
+        other = ch.bridged_to
+        if other is not None and not other.gone:
+            self.hangup(other, "NORMAL_CLEARING", "send_bye")
+            peer_run = self.calls.get(other.uuid)
+            if peer_run is not None:
+                peer_run.end("answered")
+
+    # -- ESL commands ------------------------------------------------------------------------
+
+    async def api(self, rest: str) -> str:
+        cmd, _, args = rest.partition(" ")
+        argv = args.split()
+        if cmd == "status":
+            return f"UP 0 years, 0 days\nFreeSWITCH ({self.hostname}) is ready\n"
+        if cmd == "version":
+            return "FreeSWITCH Version 1.10.12-sim (64bit)"
+        if cmd == "show" and args == "channels as json":
+            return self._show_channels()
+        if cmd in ("uuid_kill", "uuid_bridge", "uuid_record", "uuid_getvar") and not argv:
+            return f"-USAGE: {cmd} <uuid>\n"
+        ch = self.channels.get(argv[0]) if argv else None
+        if cmd == "uuid_kill":
+            if ch is None:
+                return "-ERR No such channel!\n"
+            self.hangup(ch, argv[1] if len(argv) > 1 else "NORMAL_CLEARING", "send_bye")
+            return "+OK\n"
+        if cmd == "uuid_bridge":
+            other = self.channels.get(argv[1]) if len(argv) > 1 else None
+            if ch is None or other is None:
+                return "-ERR no such channel\n"
+            return self._bridge(ch, other)
+        if cmd == "uuid_record":
+            return self._record(ch, argv)
+        if cmd == "uuid_getvar":
+            if ch is None:
+                return "-ERR No such channel!\n"
+            return ch.variables.get(argv[1], "_undef_") if len(argv) > 1 else "-USAGE\n"
+        return f"-ERR {cmd} Command not found!\n"
+
+    def _show_channels(self) -> str:
+        rows = []
+        for ch in self.channels.values():
+            partner = ch.bridged_to
+            rows.append({
+                "uuid": ch.uuid, "direction": ch.direction,
+                "created_epoch": str(int(ch.created)), "name": ch.name,
+                "state": "CS_EXCHANGE_MEDIA" if partner else "CS_EXECUTE",
+                "cid_name": ch.cid_name, "cid_num": ch.cid_num, "dest": ch.dest,
+                "application": ch.application, "application_data": ch.application_data,
+                "dialplan": "XML", "context": ch.context,
+                "callstate": "ACTIVE" if ch.answered else "RINGING",
+                "call_uuid": (partner.uuid if partner and ch.direction == "outbound"
+                              else ch.uuid),
+                "initial_context": ch.context,
+            })
+        if not rows:
+            return '{"row_count": 0}'
+        return json.dumps({"row_count": len(rows), "rows": rows}, indent=2)
+
+    def _bridge(self, a: FsChannel, b: FsChannel) -> str:
+        a.bridged_to, b.bridged_to = b, a
+        for ch, other in ((a, b), (b, a)):
+            ch.application, ch.application_data = "uuid_bridge", other.uuid
+        caller, leg = (a, b) if a.uuid in self.calls else (b, a)
+        self.emit("CHANNEL_BRIDGE", caller, **{"Other-Leg-Unique-ID": leg.uuid})
+        run = self.calls.get(caller.uuid)
+        if run is not None:
+            run.on_bridged(leg)
+        return f"+OK {b.uuid}\n"
+
+    def _record(self, ch: FsChannel | None, argv: list[str]) -> str:
+        if ch is None:
+            return "-ERR No such channel!\n"
+        if len(argv) >= 3 and argv[1] == "start":
+            ch.recording = argv[2]
+            self.emit("RECORD_START", ch, **{"Record-File-Path": argv[2]})
+            return "+OK Success\n"
+        if len(argv) >= 3 and argv[1] == "stop" and ch.recording is not None:
+            path, ch.recording = ch.recording, None
+            self.emit("RECORD_STOP", ch, **{"Record-File-Path": path,
+                                            "Record-Completion-Cause": "success-maxtime"})
+            return "+OK Success\n"
+        return "-ERR Cannot stop record session!\n"
+
+    def _background(self, rest: str, job: str) -> None:
+        self._spawn(self._job(rest, job))
+
+    async def _job(self, rest: str, job: str) -> None:
+        cmd, _, args = rest.partition(" ")
+        result = await (self._originate(args) if cmd == "originate" else self.api(rest))
+        self.emit("BACKGROUND_JOB", None, body=result,
+                  **{"Job-UUID": job, "Job-Command": cmd, "Job-Command-Arg": args})
+
+    async def _originate(self, args: str) -> str:
+        # {a=b,c=d}<device> &park()
+        if not args.startswith("{") or "}" not in args:
+            return "-ERR INVALID_NUMBER_FORMAT\n"
+        head, _, tail = args[1:].partition("}")
+        device, _, app = tail.partition(" ")
+        variables = dict(kv.split("=", 1) for kv in head.split(",") if "=" in kv)
+        agent = self.agents.get(device)
+        if agent is None:
+            return "-ERR USER_NOT_REGISTERED\n"
+        if device in self.busy:
+            return "-ERR USER_BUSY\n"
+        timeout = float(variables.get("originate_timeout", "60"))
+        run = self.calls.get(variables.get("cc_caller_uuid", ""))
+        leg = FsChannel(variables.get("origination_uuid") or str(uuidlib.uuid4()),
+                        f"sofia/internal/{agent.extension}@sim", "outbound",
+                        run.channel.cid_num if run else "0000000000",
+                        run.channel.cid_name if run else "", agent.extension, "default",
+                        device=device, variables={k: v for k, v in variables.items()
+                                                  if k.startswith("cc_")})
+        self.channels[leg.uuid] = leg
+        self.busy[device] = leg.uuid
+        if run is not None:
+            run.call.agents_rung.append(device)
+        self.emit("CHANNEL_CREATE", leg)
+        if agent.take_answers() and agent.answer_delay < timeout:
+            await asyncio.sleep(agent.answer_delay)
+            if leg.gone:
+                return "-ERR ORIGINATOR_CANCEL\n"
+            leg.answered = True
+            leg.application, leg.application_data = "park", ""
+            self.emit("CHANNEL_ANSWER", leg)
+            return f"+OK {leg.uuid}\n"
+        await asyncio.sleep(timeout)
+        if not leg.gone:
+            self.hangup(leg, "NO_ANSWER", "send_cancel")
+        return "-ERR NO_ANSWER\n"
+
+
+class _OutboundSocket:
+    """The simulated switch's side of one outbound socket (FreeSWITCH connects to ccserver)."""
+
+    def __init__(self, run: _CallRun, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter):
+        self.run, self.reader, self.writer = run, reader, writer
+        self.format: str | None = None
+        self.linger: int | None = None
+        self.lock = asyncio.Lock()
+        self.apps: set[asyncio.Task] = set()
+
+    def send(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    def event(self, headers: dict[str, str], body: str = "") -> None:
+        if self.format is not None:
+            encode = encode_event_json if self.format == "json" else encode_event_plain
+            self.send(encode(headers, body))
+
+    def connect_reply(self) -> bytes:
+        sim, ch = self.run.sim, self.run.channel
+        data = sim.headers("CHANNEL_DATA", ch)
+        head = encode_frame(data, urlencode=True)[:-1]
+        return head + (b"Content-Type: command/reply\nReply-Text: %2BOK%0A\n"
+                       b"Socket-Mode: async\nControl: full\n\n")
+
+    async def serve(self) -> None:
+        parser = EslCommandParser()
+        try:
+            while True:
+                data = await self.reader.read(65536)
+                if not data:
+                    return
+                for cmd in parser.feed(data):
+                    if not self.command(cmd.line, cmd.headers):
+                        return
+                await self.writer.drain()
+        except (EslProtocolError, ConnectionError):
+            return
+        finally:
+            for t in list(self.apps):
+                t.cancel()
+
+    def command(self, line: str, headers: dict[str, str]) -> bool:
+        verb, _, rest = line.partition(" ")
+        if verb == "connect":
+            self.send(self.connect_reply())
+        elif verb == "myevents":
+            self.format = "json" if rest.strip() == "json" else "plain"
+            self.send(reply("+OK Events Enabled"))
+        elif verb == "linger":
+            self.linger = int(rest) if rest.strip().isdigit() else 0
+            self.send(reply(f"+OK will linger {rest} seconds" if rest else "+OK will linger"))
+        elif verb == "sendmsg":
+            self.send(reply("+OK"))
+            if headers.get("call-command") == "hangup":
+                self.run.sim.hangup(self.run.channel, headers.get("hangup-cause",
+                                                                  "NORMAL_CLEARING"), "send_bye")
+            elif headers.get("call-command") == "execute":
+                task = asyncio.create_task(self._app(headers))
+                self.apps.add(task)
+                task.add_done_callback(self.apps.discard)
+        elif verb == "exit":
+            self.send(reply("+OK bye"))
+            self.send(disconnect_notice())
+            return False
+        else:
+            self.send(reply("-ERR command not found"))
+        return True
+
+    async def _app(self, headers: dict[str, str]) -> None:
+        async with self.lock:  # event-lock: applications run one after the other
+            await self.run.execute(headers.get("execute-app-name", ""),
+                                   headers.get("execute-app-arg", ""),
+                                   headers.get("Event-UUID", ""))
+
+    async def hung_up(self) -> None:
+        """After a hang-up: the lingering notice, the last events, the goodbye, the close."""
+        session = (self.run.channel.uuid, self.run.channel.name)
+        if self.linger is not None:
+            self.send(disconnect_notice("linger", self.linger, session))
+            await asyncio.sleep(LINGER_SECONDS)
+        self.send(disconnect_notice("disconnect", session=session))
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+        self.writer.close()
+
+
+class _CallRun:
+    """Our dialplan for one caller channel."""
+
+    def __init__(self, sim: SimulatedFreeSwitch, script: CallerScript, channel: FsChannel,
+                 call: SimCall):
+        self.sim, self.script, self.channel, self.call = sim, script, channel, call
+        self.socket: _OutboundSocket | None = None
+        self.phase = "ivr"
+        self._digits = list(script.digits)
+        self._bridged = asyncio.Event()
+        self._gone = asyncio.Event()
+
+    def on_hangup(self) -> None:
+        self._gone.set()
+        if self.phase == "ivr":
+            self.end("ivr_hangup")
+
+    def on_bridged(self, leg: FsChannel) -> None:
+        self.call.agent = leg.device
+        self._bridged.set()
+
+    def end(self, outcome: Outcome) -> None:
+        if not self.call.done.is_set():
+            self.call.outcome = outcome
+            self.call.variables = dict(self.channel.variables)
+            self.call.done.set()
+
+    async def run(self) -> None:
+        sim, ch, s = self.sim, self.channel, self.script
+        try:
+            ch.variables |= {"cc_node": sim.node, "cc_did": s.did}
+            sim.emit("CHANNEL_CREATE", ch)
+            if s.hangup_during_ivr_after is not None:
+                asyncio.get_running_loop().call_later(
+                    s.hangup_during_ivr_after,
+                    lambda: self.phase == "ivr" and sim.hangup(ch, "NORMAL_CLEARING", "recv_bye"))
+            ch.application, ch.application_data = "socket", f"{sim.outbound[0]}:{sim.outbound[1]}"
+            sim.emit("CHANNEL_EXECUTE", ch, Application="socket",
+                     **{"Application-Data": f"{ch.application_data} async full"})
+            await self._socket()
+            if ch.gone:
+                return
+            sim.emit("CHANNEL_EXECUTE_COMPLETE", ch, Application="socket",
+                     **{"Application-Response": "_none_"})
+            queue = ch.variables.get("CC_QUEUE")
+            if not queue:
+                self.phase = "done"
+                sim.hangup(ch, "NORMAL_CLEARING", "send_bye")
+                self.end("no_queue")
+                return
+            self.phase = "wait"
+            if not ch.answered:
+                ch.answered = True
+                sim.emit("CHANNEL_ANSWER", ch)
+            ch.application, ch.application_data = "endless_playback", "local_stream://moh"
+            sim.emit("CHANNEL_EXECUTE", ch, Application="endless_playback",
+                     **{"Application-Data": "local_stream://moh"})
+            bridged = asyncio.create_task(self._bridged.wait())
+            gone = asyncio.create_task(self._gone.wait())
+            done, pending = await asyncio.wait({bridged, gone}, timeout=s.patience,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for t in pending:
+                t.cancel()
+            if not done:  # the caller gives up
+                sim.hangup(ch, "NORMAL_CLEARING", "recv_bye")
+                self.end("abandoned")
+                return
+            if gone in done:
+                self.end("hungup")
+                return
+            self.phase = "talk"
+            try:
+                await asyncio.wait_for(self._gone.wait(), s.talk_time)
+                self.end("answered" if self.call.agent else "hungup")
+                return
+            except TimeoutError:
+                pass
+            leg = ch.bridged_to
+            if s.hangup_side == "agent" and leg is not None:
+                sim.hangup(leg, "NORMAL_CLEARING", "recv_bye")
+            else:
+                sim.hangup(ch, "NORMAL_CLEARING", "recv_bye")
+            self.end("answered")
+        finally:
+            if not ch.gone and self.call.done.is_set():
+                sim.hangup(ch, "NORMAL_CLEARING", "send_bye")
+            if self.call.done.is_set():
+                sim.calls.pop(ch.uuid, None)
+
+    async def _socket(self) -> None:
+        host, port = self.sim.outbound
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            self.phase = "done"
+            self.sim.hangup(self.channel, "DESTINATION_OUT_OF_ORDER", "send_bye")
+            self.end("agi_failed")
+            return
+        self.socket = _OutboundSocket(self, reader, writer)
+        serving = asyncio.create_task(self.socket.serve())
+        gone = asyncio.create_task(self._gone.wait())
+        await asyncio.wait({serving, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if gone.done():
+            await self.socket.hung_up()
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+        else:
+            gone.cancel()
+            writer.close()
+        self.socket = None
+
+    async def execute(self, app: str, arg: str, event_uuid: str) -> None:
+        """One dialplan application sent by ccserver over the outbound socket."""
+        sim, ch = self.sim, self.channel
+        if ch.gone:
+            return
+        ids = {"Application": app, "Application-Data": arg, "Application-UUID": event_uuid}
+        sim.emit("CHANNEL_EXECUTE", ch, **ids)
+        response = "_none_"
+        if app == "answer":
+            if not ch.answered:
+                ch.answered = True
+                sim.emit("CHANNEL_ANSWER", ch)
+        elif app == "set":
+            name, _, value = arg.partition("=")
+            ch.variables[name] = value
+        elif app == "playback":
+            response = "FILE PLAYED"
+            ch.variables.pop("playback_terminator_used", None)
+            await asyncio.sleep(0.02)
+            if self.script.barge_in and self._digits and ch.variables.get(
+                    "playback_terminators", "none") != "none":
+                digit = self._digits.pop(0)[:1]
+                if digit:
+                    await asyncio.sleep(self.script.dtmf_delay)
+                    self._dtmf(digit)
+                    ch.variables["playback_terminator_used"] = digit
+        elif app == "play_and_get_digits":
+            argv = arg.split()
+            var = argv[7] if len(argv) > 7 else "pagd"
+            timeout = int(argv[3]) / 1000 if len(argv) > 3 and argv[3].isdigit() else 5.0
+            entry = self._digits.pop(0) if self._digits else ""
+            if entry:
+                await asyncio.sleep(self.script.dtmf_delay)
+                for d in entry:
+                    self._dtmf(d)
+                ch.variables[var] = entry.rstrip("#")
+            else:
+                await asyncio.sleep(min(timeout, 0.2))
+                ch.variables[var] = ""
+        elif app == "hangup":
+            sim.hangup(ch, arg or "NORMAL_CLEARING", "send_bye")
+            return
+        if ch.gone:
+            return
+        sim.emit("CHANNEL_EXECUTE_COMPLETE", ch, **ids, **{"Application-Response": response})
+
+    def _dtmf(self, digit: str) -> None:
+        self.sim.emit("DTMF", self.channel, **{"DTMF-Digit": digit, "DTMF-Duration": "2000",
+                                               "DTMF-Source": "INBAND_AUDIO"})

@@ -1,0 +1,1 @@
+"""Live statistics (KPIs) computed from the core's records and snapshots; pure."""

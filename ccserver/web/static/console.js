@@ -1,0 +1,53 @@
+"use strict";
+(async () => {
+  await cc.whoami();
+  const agents = new Map();
+  let queues = [];
+  let nodes = {};
+  let serverOffset = 0;  // server clock minus ours, for "time in state"
+
+  const render = () => {
+    const now = Date.now() / 1000 + serverOffset;
+    cc.alerts(document.getElementById("alerts"), queues, nodes);
+    const qb = document.querySelector("#queues tbody");
+    qb.replaceChildren(...queues.map((q) => {
+      const k = q.kpis;
+      const tr = cc.row([q.name, k.waiting, cc.secs(k.longest_wait_seconds),
+        `${cc.pct(k.service_level)} / ${q.service_level_seconds}s`, cc.secs(k.asa_seconds),
+        cc.pct(k.abandon_rate), k.answered, k.agents_ready, k.agents_on_call, k.agents_paused],
+        k.breached ? "breached" : "");
+      tr.dataset.queue = q.name;
+      return tr;
+    }));
+    const wb = document.querySelector("#waiting tbody");
+    wb.replaceChildren(...queues.flatMap((q) => q.waiting.map((w) => {
+      const tr = cc.row([q.name, w.caller, cc.secs(w.wait_seconds), w.priority,
+        Object.entries(w.requirements).map(([k, v]) => `${k} ≥ ${v}`).join(", "), w.ringing_agent || ""]);
+      tr.dataset.call = w.call_id;
+      return tr;
+    })));
+    const ab = document.querySelector("#agents tbody");
+    ab.replaceChildren(...[...agents.values()].map((a) => {
+      const tr = cc.row([a.name, a.state.replace("_", " "), a.reason || "", a.since ? cc.secs(now - a.since) : "–",
+        a.calls_handled, a.queues.join(", ")], `state-${a.state}`);
+      tr.dataset.agent = a.id;
+      return tr;
+    }));
+  };
+
+  cc.live((msg) => {
+    if (msg.now) serverOffset = msg.now - Date.now() / 1000;
+    if (msg.type === "snapshot") {
+      agents.clear();
+      for (const a of msg.agents) agents.set(a.id, a);
+      queues = msg.queues;
+      nodes = msg.nodes;
+    } else if (msg.type === "agent") {
+      agents.set(msg.agent.id, msg.agent);
+    } else if (msg.type === "queues") {
+      queues = msg.queues;
+      if (msg.nodes) nodes = msg.nodes;
+    }
+    render();
+  });
+})();

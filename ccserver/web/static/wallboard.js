@@ -1,0 +1,34 @@
+"use strict";
+(async () => {
+  await cc.whoami();
+  let queues = [];
+  let nodes = {};
+  const tile = (label, value, cls) => {
+    const d = cc.el("div", null, "tile " + (cls || ""));
+    d.appendChild(cc.el("span", value, "value"));
+    d.appendChild(cc.el("span", label, "label"));
+    return d;
+  };
+  const render = () => {
+    cc.alerts(document.getElementById("alerts"), queues, nodes);
+    document.getElementById("tiles").replaceChildren(...queues.map((q) => {
+      const k = q.kpis;
+      const sec = cc.el("section", null, "queue" + (k.breached ? " breached" : ""));
+      sec.dataset.queue = q.name;
+      sec.appendChild(cc.el("h2", q.name));
+      for (const t of [
+        tile("waiting", k.waiting, "waiting"), tile("longest wait", cc.secs(k.longest_wait_seconds)),
+        tile(`service level (${q.service_level_seconds}s)`, cc.pct(k.service_level), "sl"),
+        tile("ASA", cc.secs(k.asa_seconds)), tile("abandoned", cc.pct(k.abandon_rate)),
+        tile("ready", k.agents_ready), tile("on call", k.agents_on_call), tile("paused", k.agents_paused),
+      ]) sec.appendChild(t);
+      return sec;
+    }));
+    document.getElementById("clock").textContent = new Date().toLocaleTimeString();
+  };
+  cc.live((msg) => {
+    if (msg.type === "snapshot" || msg.type === "queues") queues = msg.queues;
+    if (msg.nodes) nodes = msg.nodes;
+    render();
+  });
+})();

@@ -1,0 +1,210 @@
+"""The FreeSWITCH adapter over real TCP: commands, job results, bad input and reconnection.
+
+The peer is the simulator (``ccserver.sim.freeswitch``), or a raw socket server for byte-level
+misbehaviour the simulator would never produce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+
+import pytest
+
+import ccserver.pbx.freeswitch.adapter as adapter_mod
+from ccserver.core.commands import HangupCall, RingAgent, StartRecording, StopRecording
+from ccserver.core.events import (
+    AgentLegAnswered,
+    AgentLegFailed,
+    CallStarted,
+    NodeConnectionChanged,
+    NodeResynced,
+    RecordingStarted,
+    RecordingStopped,
+)
+from ccserver.hardware import FreeSwitchNodeConfig
+from ccserver.pbx.base import CommandFailed
+from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
+from ccserver.pbx.freeswitch.outbound import FsOutboundServer
+from ccserver.sim.freeswitch import CallerScript, SimAgent, SimulatedFreeSwitch
+
+PASSWORD = "not-ClueCon-4f1a"
+
+
+def node(port: int, **kw) -> FreeSwitchNodeConfig:
+    return FreeSwitchNodeConfig(name="fs1", kind="freeswitch", host="127.0.0.1", esl_port=port,
+                                esl_password_env="UNUSED_IN_TESTS", inbound_contexts=["ccserver-inbound"],
+                                recording_root="/rec", **{"ping_interval": 0.5, "ping_timeout": 0.5,
+                                                          "command_timeout": 1.0, **kw})
+
+
+async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def rig():
+    """A simulator whose calls our outbound-socket server sends straight to queue ``support``
+    (they wait on hold music), plus a started adapter and the events it emitted."""
+    sims, adapters = [], []
+    outbound = FsOutboundServer("127.0.0.1", 0, lambda s: s.set_variable("CC_QUEUE", "support"))
+    outbound_port = await outbound.start()
+
+    async def make(agents=None, password=PASSWORD):
+        sim = SimulatedFreeSwitch(node="fs1", esl_password=PASSWORD, outbound_host="127.0.0.1",
+                                  outbound_port=outbound_port, agents=agents or [])
+        port = await sim.start()
+        events: list = []
+        adapter = FreeSwitchAdapter(node(port), events.append, password)
+        await adapter.start()
+        sims.append(sim)
+        adapters.append(adapter)
+        return sim, adapter, events
+
+    yield make
+    for a in adapters:
+        await a.stop()
+    for s in sims:
+        await s.stop()
+    await outbound.stop()
+
+
+async def caller_in_queue(sim: SimulatedFreeSwitch, events: list) -> str:
+    """A caller channel the adapter knows, as if it waited on hold music."""
+    call = sim.place_call(CallerScript(patience=30))
+    await until(lambda: any(isinstance(e, CallStarted) for e in events), what="CallStarted")
+    await until(lambda: sim.channels[call.uniqueid].application == "endless_playback", what="hold")
+    return call.uniqueid
+
+
+async def test_wrong_password_is_refused_with_a_clear_log_and_no_secret(rig, caplog):
+    caplog.set_level(logging.INFO)
+    sim, adapter, events = await rig(password="WrongPassword")
+    await until(lambda: "password refused" in caplog.text, what="refusal logged")
+    assert not adapter.connected and not any(isinstance(e, NodeResynced) for e in events)
+    assert "WrongPassword" not in caplog.text
+
+
+async def test_ring_agent_originates_bridges_and_reports_answer(rig):
+    sim, adapter, events = await rig([SimAgent("user/1001", answer_delay=0.1)])
+    await until(lambda: adapter.connected, what="login")
+    caller = await caller_in_queue(sim, events)
+    await adapter.execute(RingAgent("fs1", f"fs1:{caller}", caller, "user/1001", 5))
+    await until(lambda: any(isinstance(e, AgentLegAnswered) for e in events), what="answered")
+    assert sim.channels[caller].bridged_to.device == "user/1001"
+    # greenswitch ran on its own gevent hub; the process itself was not monkey-patched
+    assert socket.socket.__module__ == "socket" and threading.Lock.__module__ == "_thread"
+
+
+@pytest.mark.parametrize("agents, device, reason", [
+    ([SimAgent("user/1001", answers=False)], "user/1001", "no_answer"),
+    ([], "user/9999", "unavailable"),
+])
+async def test_failed_originate_is_an_agent_leg_failure(rig, agents, device, reason):
+    sim, adapter, events = await rig(agents)
+    await until(lambda: adapter.connected, what="login")
+    caller = await caller_in_queue(sim, events)
+    await adapter.execute(RingAgent("fs1", f"fs1:{caller}", caller, device, 1))
+    await until(lambda: any(isinstance(e, AgentLegFailed) for e in events), what="leg failed")
+    (failed,) = [e for e in events if isinstance(e, AgentLegFailed)]
+    assert (failed.call_id, failed.device, failed.reason) == (f"fs1:{caller}", device, reason)
+
+
+async def test_busy_agent_is_reported_busy(rig):
+    sim, adapter, events = await rig([SimAgent("user/1001", answer_delay=0.05)])
+    await until(lambda: adapter.connected, what="login")
+    sim.busy["user/1001"] = "another-call"
+    caller = await caller_in_queue(sim, events)
+    await adapter.execute(RingAgent("fs1", f"fs1:{caller}", caller, "user/1001", 2))
+    await until(lambda: any(isinstance(e, AgentLegFailed) for e in events), what="leg failed")
+    assert [e.reason for e in events if isinstance(e, AgentLegFailed)] == ["busy"]
+
+
+async def test_a_job_that_never_returns_gives_up_the_leg(rig, monkeypatch, caplog):
+    monkeypatch.setattr(adapter_mod, "JOB_GRACE", 0.3)
+    sim, adapter, events = await rig([SimAgent("user/1001")])
+    await until(lambda: adapter.connected, what="login")
+    monkeypatch.setattr(sim.server, "background", lambda rest, job: None)  # the job is lost
+    caller = await caller_in_queue(sim, events)
+    await adapter.execute(RingAgent("fs1", f"fs1:{caller}", caller, "user/1001", 1))
+    await until(lambda: any(isinstance(e, AgentLegFailed) for e in events), what="given up")
+    assert [e.reason for e in events if isinstance(e, AgentLegFailed)] == ["error"]
+    assert "never returned" in caplog.text
+
+
+async def test_bad_dial_string_fails_the_leg_without_touching_the_switch(rig):
+    sim, adapter, events = await rig()
+    await until(lambda: adapter.connected, what="login")
+    with pytest.raises(CommandFailed, match="dial string"):
+        await adapter.execute(RingAgent("fs1", "fs1:x", "x", "user/1 &bridge(evil)", 5))
+    assert [e.reason for e in events if isinstance(e, AgentLegFailed)] == ["error"]
+
+
+async def test_recording_and_hangup(rig):
+    sim, adapter, events = await rig()
+    await until(lambda: adapter.connected, what="login")
+    caller = await caller_in_queue(sim, events)
+    cid = f"fs1:{caller}"
+    await adapter.execute(StartRecording("fs1", cid, caller, "2026/call.wav"))
+    await adapter.execute(StopRecording("fs1", cid, caller))
+    with pytest.raises(CommandFailed, match="Cannot stop"):
+        await adapter.execute(StopRecording("fs1", cid, caller))
+    with pytest.raises(CommandFailed, match="under the node's root"):
+        await adapter.execute(StartRecording("fs1", cid, caller, "../etc/passwd"))
+    await until(lambda: any(isinstance(e, RecordingStopped) for e in events), what="stopped")
+    rec = [(type(e), e.file) for e in events if isinstance(e, (RecordingStarted, RecordingStopped))]
+    assert rec == [(RecordingStarted, "/rec/2026/call.wav"), (RecordingStopped, "/rec/2026/call.wav")]
+    await adapter.execute(HangupCall("fs1", cid, caller))
+    assert caller not in sim.channels
+    with pytest.raises(CommandFailed, match="No such channel"):
+        await adapter.execute(HangupCall("fs1", cid, caller))
+
+
+@pytest.mark.parametrize("garbage, then_close", [
+    (b"Content-Type: api/response\nContent-Length: lots\n\n", False),  # not a number
+    (b"Content-Type: api/response\nContent-Length: 5\n\nab", True),  # truncated body, then EOF
+    (b"Content-Length: 3\nContent-Type: text/event-json\n\n{]}", False),  # body is not JSON
+    # a lying Content-Length swallows the start of the next frame
+    (b"Content-Type: api/response\nContent-Length: 40\n\nshort"
+     b"Content-Length: 26\nContent-Type: text/event-json\n\n{\"Event-Name\":\"HEARTBEAT\"}", False),
+])
+async def test_bad_frame_drops_the_link_and_the_resync_keeps_the_call(rig, garbage, then_close, caplog):
+    sim, adapter, events = await rig()
+    await until(lambda: adapter.connected, what="login")
+    caller = await caller_in_queue(sim, events)
+    for s in list(sim.server.sessions):
+        s.writer.write(garbage)
+        if then_close:
+            s.writer.close()
+    await until(lambda: adapter.connection.logins >= 2, what="re-login")
+    snapshots = [e for e in events if isinstance(e, NodeResynced)]
+    assert len(snapshots) == 2 and [c.channel for c in snapshots[-1].calls] == [caller]
+    assert any(isinstance(e, NodeConnectionChanged) and not e.up for e in events)
+    assert "connection lost" in caplog.text
+
+
+async def test_unknown_content_type_is_skipped_and_the_link_stays(rig, caplog):
+    sim, adapter, events = await rig()
+    await until(lambda: adapter.connected, what="login")
+    for s in list(sim.server.sessions):
+        s.writer.write(b"Content-Type: text/surprise\nContent-Length: 4\n\nboo!")
+    await until(lambda: "unknown Content-Type 'text/surprise'" in caplog.text, what="warning")
+    assert await adapter.connection.api("status")  # same link, still in step
+    assert adapter.connection.logins == 1
+
+
+async def test_reply_deadline_drops_a_frozen_link_then_reconnects(rig, caplog):
+    sim, adapter, events = await rig()
+    await until(lambda: adapter.connected, what="login")
+    sim.set_esl_frozen(True)
+    await until(lambda: not adapter.connected, what="frozen link dropped")
+    assert "no reply to 'api status'" in caplog.text
+    sim.set_esl_frozen(False)
+    await until(lambda: adapter.connected and adapter.connection.logins >= 2, what="re-login")

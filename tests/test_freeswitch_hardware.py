@@ -1,0 +1,46 @@
+"""FreeSWITCH nodes in hardware/: told apart from Asterisk nodes by ``kind``, validated strictly."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccserver.config import ConfigError
+from ccserver.hardware import FreeSwitchNodeConfig, NodeConfig, load_nodes
+
+FS = '''name = "fs1"
+kind = "freeswitch"
+host = "10.0.0.20"
+esl_password_env = "CCSERVER_ESL_PASSWORD_FS1"
+'''
+AST = '''name = "pbx1"
+kind = "asterisk"
+host = "10.0.0.10"
+ami_user = "ccserver"
+ami_secret_env = "CCSERVER_AMI_SECRET_PBX1"
+'''
+
+
+def test_mixed_inventory_loads_each_kind(tmp_path):
+    (tmp_path / "fs1.toml").write_text(FS)
+    (tmp_path / "pbx1.toml").write_text(AST)
+    fs, ast = load_nodes(tmp_path)
+    assert isinstance(fs, FreeSwitchNodeConfig) and isinstance(ast, NodeConfig)
+    assert (fs.esl_port, fs.inbound_contexts) == (8021, ["ccserver-inbound"])
+    assert fs.secret({"CCSERVER_ESL_PASSWORD_FS1": "s3cret"}) == "s3cret"
+    assert "s3cret" not in repr(fs)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("esl_port = 70000\n", "freeswitch.esl_port: Input should be less than or equal to 65535"),
+    ("ami_user = \"x\"\n", "freeswitch.ami_user: unknown key"),
+])
+def test_bad_freeswitch_node_names_the_key(tmp_path, extra, message):
+    (tmp_path / "fs1.toml").write_text(FS + extra)
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_nodes(tmp_path)
+
+
+def test_unset_password_variable_is_named():
+    node = FreeSwitchNodeConfig(name="fs1", kind="freeswitch", host="h", esl_password_env="FS_PW")
+    with pytest.raises(ConfigError, match="esl_password_env: environment variable FS_PW is not set"):
+        node.secret({})

@@ -1,0 +1,113 @@
+"""The pages in a real headless Chromium (Debian's, driven by Playwright): a supervisor watches a
+simulated call wait in the queue and be answered, with the numbers moving; an agent cannot open
+the console; the agent page shows the caller's data."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from ccserver.sim.asterisk import CallerScript
+from test_api_rig import PASSWORD, api_rig  # noqa: F401  (fixture)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
+                                reason="needs Debian's chromium (apt-get install chromium; .ci/run does)")
+
+
+@pytest.fixture
+async def browser():
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        await b.close()
+
+
+async def log_in(browser, base: str, username: str):
+    page = await (await browser.new_context(base_url=base)).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto("/login")
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-button")
+    return page, errors
+
+
+async def test_supervisor_watches_a_call_wait_and_get_answered(api_rig, browser):
+    page, errors = await log_in(browser, api_rig.base, "sup_a")
+    await page.wait_for_url("**/console")
+    agent_row = page.locator('#agents tr[data-agent="1001"]')
+    await expect(agent_row).to_contain_text("ready")
+    queue_row = page.locator('#queues tr[data-queue="support"]')
+    await expect(queue_row.locator("td").nth(1)).to_have_text("0")
+
+    now = api_rig.server.clock()
+    api_rig.server._dispatch(api_rig.server.center.pause("1001", "lunch", now))
+    await expect(agent_row).to_contain_text("lunch")
+
+    call = api_rig.sim.place_call(CallerScript(caller="+15550002222", digits=["1"], talk_time=1.0))
+    waiting = page.locator("#waiting tbody tr")
+    await expect(waiting).to_have_count(1, timeout=10_000)
+    await expect(waiting.first).to_contain_text("+15550002222")
+    await expect(queue_row.locator("td").nth(1)).to_have_text("1")
+
+    api_rig.server._dispatch(api_rig.server.center.ready("1001", api_rig.server.clock()))
+    await expect(agent_row).to_contain_text("on call", timeout=10_000)
+    await expect(waiting).to_have_count(0)
+    assert await call.wait(15) == "answered"
+    # answered within the threshold: service level 100 %, one answered, none abandoned
+    await expect(queue_row.locator("td").nth(3)).to_have_text("100% / 20s", timeout=10_000)
+    await expect(queue_row.locator("td").nth(6)).to_have_text("1")
+    await expect(queue_row.locator("td").nth(5)).to_have_text("0%")
+    await expect(page.locator("#alerts li")).to_have_count(0)
+
+    wall = await page.context.new_page()
+    await wall.goto("/wallboard")
+    await expect(wall.locator('section[data-queue="support"] .sl .value')).to_have_text("100%")
+
+    await api_rig.sim.stop()  # the PBX node goes away: both screens raise the alert
+    await expect(page.locator("#alerts li")).to_have_text(["PBX node pbx1 is down"], timeout=10_000)
+    await expect(wall.locator("#alerts li")).to_have_text(["PBX node pbx1 is down"])
+    assert errors == []
+
+
+async def test_agent_cannot_open_the_console_and_sees_the_screen_pop(api_rig, browser):
+    page, errors = await log_in(browser, api_rig.base, "agent1")
+    await page.wait_for_url("**/agent")
+    resp = await page.goto("/console")
+    assert resp.status == 403
+    resp = await page.goto("/wallboard")
+    assert resp.status == 403
+    await page.goto("/agent")
+    await expect(page.locator("#agent-state")).to_have_text("ready")
+    await page.select_option("#pause-reason", "training")
+    await page.click("#btn-pause")
+    await expect(page.locator("#agent-state")).to_have_text("paused")
+    assert api_rig.server.center.agents["1001"].reason == "training"
+
+    call = api_rig.sim.place_call(CallerScript(caller="+15550003333", digits=["1"], talk_time=3.0))
+    await page.click("#btn-ready")
+    await expect(page.locator("#screen-pop")).to_be_visible(timeout=10_000)
+    await expect(page.locator("#pop-caller")).to_have_text("+15550003333")
+    await expect(page.locator("#pop-path")).to_contain_text("main_menu")
+    assert await call.wait(15) == "answered"
+    await expect(page.locator("#agent-state")).to_have_text("wrap up", timeout=10_000)
+    await page.click("#btn-wrapup")
+    await expect(page.locator("#agent-state")).to_have_text("ready")
+    assert errors == []
+
+
+async def test_unauthenticated_pages_redirect_to_login(api_rig, browser):
+    page = await (await browser.new_context(base_url=api_rig.base)).new_page()
+    await page.goto("/console")
+    assert page.url.endswith("/login?next=/console")
+    await page.fill("#username", "sup_a")
+    await page.fill("#password", "wrong password")
+    await page.click("#login-button")
+    await expect(page.locator("#login-error")).to_contain_text("wrong user name or password")
