@@ -147,6 +147,7 @@ async def make_rig(request, db_dsn, tmp_path, monkeypatch):
                     for d in DEVICES
                 ],
                 "simulator": {"enabled": "off"},
+                "api": {"port": 0},
             }
         )
         timing = {"ping_interval": 1.0, "ping_timeout": 1.0, **node_overrides}

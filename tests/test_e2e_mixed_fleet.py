@@ -73,6 +73,7 @@ async def test_one_acd_serves_an_asterisk_and_a_freeswitch_node(db_dsn, tmp_path
             for ext in ("1001", "1002")
         ],
         "simulator": {"enabled": "off"},
+        "api": {"port": 0},
     })
     nodes = [
         NodeConfig(name="ast1", kind="asterisk", host="127.0.0.1", ami_port=ami_port,
