@@ -190,6 +190,13 @@ def full_pass(max_level, ready, rr, prof, idle_since, occupancy, calls, level, a
     for a in range(free.shape[0]):
         remaining += free[a]
     assigned = np.zeros(order.shape[0], np.bool_)
+    # free members per queue: once a queue has none left, its later callers are skipped without
+    # scanning its members (pruning only: _best_agent would find nobody there either)
+    n_queues = q_ptr.shape[0] - 1
+    q_free = np.zeros(n_queues, np.int64)
+    for q in range(n_queues):
+        for i in range(q_ptr[q], q_ptr[q + 1]):
+            q_free[q] += free[q_members[i]]
     for limit in range(1, max_level + 1):
         for i in range(order.shape[0]):
             if remaining == 0:
@@ -197,11 +204,16 @@ def full_pass(max_level, ready, rr, prof, idle_since, occupancy, calls, level, a
             if assigned[i]:
                 continue
             c = order[i]
+            if c_queue[c] >= 0 and q_free[c_queue[c]] == 0:
+                continue
             a = _best_agent(c, limit, free, cursor, prof, idle_since, occupancy, calls, level,
                             agent_node, q_ptr, q_members, strategy, c_queue, c_node, c_req_skill,
                             c_req_min)
             if a >= 0:
                 free[a] = False
+                for q in range(n_queues):
+                    if level[q, a] > 0:
+                        q_free[q] -= 1
                 remaining -= 1
                 assigned[i] = True
                 cursor[c_queue[c]] = a
