@@ -12,17 +12,26 @@ import secrets
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ccserver.acd.skills import SkillsRouter
 from ccserver.acd.state import warm as warm_acd_kernel
 from ccserver.api.metrics import Histogram
 from ccserver.api.server import ApiServer, LiveSource
+from ccserver.api.store import Store
 from ccserver.cdr.record import AgentStateChange, CallRecord
 from ccserver.cdr.writer import CdrWriter
 from ccserver.config import AgentConfig, Config
 from ccserver.core.center import ContactCenter
-from ccserver.core.commands import RingAgent
-from ccserver.core.events import AgentLegFailed, DomainEvent
+from ccserver.core.commands import Command, RingAgent, StartRecording
+from ccserver.core.events import (
+    AgentLegFailed,
+    DomainEvent,
+    RecordingStarted,
+    RecordingStopped,
+    SpyEnded,
+    SpyStarted,
+)
 from ccserver.db.migrate import migrate, migrations_dir, status
 from ccserver.db.pool import open_pool, resolve_dsn
 from ccserver.hardware import FreeSwitchNodeConfig, NodeConfig, load_nodes
@@ -34,6 +43,10 @@ from ccserver.pbx.asterisk.fastagi import FastAgiServer, serve_ivr
 from ccserver.pbx.base import PbxAdapter
 from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer
+from ccserver.recording.retention import retention_loop
+from ccserver.recording.service import Recorder
+from ccserver.recording.store import RecordingStore
+from ccserver.supervision.service import SupervisionDesk
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +84,14 @@ class Server:
         self._stopping = asyncio.Event()
         self.demo_desk = None
         self.api: ApiServer | None = None
+        #: the IVR flows new calls get (files, then versions published in Postgres); set by start()
+        self.flows: FlowLibrary | None = None
         #: time the core takes per event (exposed on /metrics)
         self.decision_latency = Histogram()
+        self.recorder: Recorder | None = None
+        self.supervision: SupervisionDesk | None = None
+        #: recording and spy facts, applied in arrival order by one task (start before stop)
+        self._media_events: asyncio.Queue[DomainEvent] = asyncio.Queue()
 
     @property
     def simulated(self) -> bool:
@@ -91,11 +110,12 @@ class Server:
         )
         await self.writer.start()
 
-        library = FlowLibrary(cfg.ivr.flows_dir, cfg.ivr.routes)
+        library = self.flows = FlowLibrary(cfg.ivr.flows_dir, cfg.ivr.routes)
         # versions admins publish in Postgres replace the files' flows for new calls
         self._tasks.append(asyncio.create_task(follow_store(library, FlowStore(self._pool)), name="ccserver-ivr-sync"))
         self.fastagi = FastAgiServer(
-            cfg.server.agi_host, cfg.server.agi_port, lambda s: serve_ivr(s, library, self.on_event, self.clock)
+            cfg.server.agi_host, cfg.server.agi_port,
+            lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait),
         )
         agi_port = await self.fastagi.start()
         log.info("FastAGI listening on %s:%d", cfg.server.agi_host, agi_port)
@@ -103,7 +123,7 @@ class Server:
         if fs_nodes:
             self.esl_outbound = FsOutboundServer(
                 cfg.server.esl_outbound_host, cfg.server.esl_outbound_port,
-                lambda s: serve_ivr(s, library, self.on_event, self.clock),
+                lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait),
                 default_node=fs_nodes[0] if len(fs_nodes) == 1 else None,
             )
             esl_port = await self.esl_outbound.start()
@@ -126,12 +146,13 @@ class Server:
             self.adapters[node.name] = adapter
             await adapter.start()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="ccserver-tick"))
+        self._start_media(cfg)
         if cfg.api.enabled:
             self.api = ApiServer(cfg.api, self._pool, LiveSource(
                 config=lambda: self.config, center=lambda: self.center,
                 nodes=lambda: {n: a.connected for n, a in self.adapters.items()},
                 spool_depth=lambda: self.writer.spool_depth, dispatch=self._dispatch, clock=self.clock,
-                decision_latency=self.decision_latency,
+                decision_latency=self.decision_latency, supervision=self.supervision, recorder=self.recorder,
             ))
             try:
                 log.info("HTTP API and pages on http://%s:%d/", cfg.api.host, await self.api.start())
@@ -178,9 +199,49 @@ class Server:
         )
         return node, secret, agents
 
+    def _start_media(self, cfg: Config) -> None:
+        """Recording registry, supervision and (if configured) the retention schedule."""
+        roots = {n.name: Path(n.recording_root) for n in self.nodes}
+        store = RecordingStore(self._pool)
+        self.recorder = Recorder(store, roots, lambda: self.center, self.run_command, self.clock)
+        self.supervision = SupervisionDesk(Store(self._pool), lambda: self.center, self.run_command,
+                                           self.clock)
+        self.supervision.listeners.append(lambda change: self.api and self.api.api.hub.publish(change))
+        self._tasks.append(asyncio.create_task(self._media_loop(), name="ccserver-media"))
+        if cfg.recording.retention_days is not None:
+            self._tasks.append(asyncio.create_task(
+                retention_loop(store, roots, cfg.recording.retention_days,
+                               cfg.recording.purge_interval_seconds, self.clock),
+                name="ccserver-retention"))
+
+    async def _media_loop(self) -> None:
+        while True:
+            event = await self._media_events.get()
+            try:
+                await self.recorder.on_event(event)
+                await self.supervision.on_event(event)
+            except Exception:
+                log.exception("recording / supervision bookkeeping of %s failed", type(event).__name__)
+
+    async def run_command(self, command: Command) -> None:
+        """Carry out one command now; raise if the node is unknown or refuses it (API requests)."""
+        adapter = self.adapters.get(command.node)
+        if adapter is None:
+            raise LookupError(f"no PBX node named {command.node!r}")
+        await adapter.execute(command)
+
+    def estimate_wait(self, queue: str, priority: int,
+                      skills: tuple[tuple[str, int], ...]) -> tuple[int, float | None] | None:
+        """A queue announcement's figures (see ContactCenter.estimate_wait); None before start."""
+        if self.center is None:
+            return None
+        return self.center.estimate_wait(queue, priority, skills, self.clock())
+
     def on_event(self, event: DomainEvent) -> None:
         """The single entry point of PBX facts into the core (the EventSink of every adapter)."""
         self.stats.events += 1
+        if isinstance(event, (RecordingStarted, RecordingStopped, SpyStarted, SpyEnded)):
+            self._media_events.put_nowait(event)
         if self.center is None:
             return
         started = time.perf_counter()
@@ -204,6 +265,12 @@ class Server:
                 if self.api is not None:
                     self.api.api.observe(d)
                 self.writer.submit(d)
+            elif isinstance(d, StartRecording) and self.recorder is not None and not self.recorder.allow(d):
+                # logged: nothing is started on the PBX that could not be stored, and the CDR
+                # names no file
+                call = self.center.calls.get(d.call_id)
+                if call is not None:
+                    call.recording = None
             else:
                 task = asyncio.create_task(self._execute(d))
                 self._command_tasks.add(task)

@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_flows_parser(sub)
 
+    from ccserver.recording.cli import add_parser as add_recordings_parser
+
+    add_recordings_parser(sub)
+
     sub.add_parser(
         "check-config",
         help="validate the configuration and the hardware/ inventory, print the result and exit",
@@ -134,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.flows_command == "import":
                 return asyncio.run(flows_cli.run_import(config, args.directory, args.user))
             return asyncio.run(flows_cli.run_export(config, args.directory))
+        if args.command == "recordings":
+            from ccserver.recording.cli import run_purge
+
+            return asyncio.run(run_purge(config, args.dry_run, args.older_than_days))
     except ConfigError as e:
         print(f"ccserver: configuration error: {e}", file=sys.stderr)
         return 2

@@ -82,6 +82,8 @@ class AcdConfig(_Strict):
 SkillLevel = Annotated[int, Field(ge=0, le=100)]
 #: routing strategies of a queue (which of the eligible agents gets the call)
 Strategy = Literal["longest_idle", "best_skill", "least_occupied", "fewest_calls", "round_robin"]
+#: record every answered call, none, or only when the agent asks (``ccserver.recording.policy``)
+RecordingPolicy = Literal["all", "none", "on_demand"]
 #: at most this many (skill, minimum level) pairs in one requirement set
 MAX_REQUIREMENTS = 8
 
@@ -110,6 +112,8 @@ class QueueConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     wrapup_seconds: float = Field(5.0, ge=0, le=3600)
     record: bool = False
+    #: recording policy; unset: ``all`` when ``record`` is true, else ``none``
+    recording: RecordingPolicy | None = None
     #: service-level threshold in seconds (e.g. 20 for "80/20")
     service_level_seconds: int = Field(20, ge=1)
     strategy: Strategy = "longest_idle"
@@ -178,6 +182,17 @@ class SimulatorConfig(_Strict):
     seed: int | None = None
 
 
+class RecordingConfig(_Strict):
+    """Recording policy overrides and retention."""
+
+    #: DID -> policy, overriding the queue's (the IVR plays the notice when it records)
+    did_policies: dict[str, RecordingPolicy] = {}
+    #: recordings (files and rows) older than this many days are deleted; unset: kept forever
+    retention_days: float | None = Field(None, gt=0)
+    #: seconds between two retention runs inside the server
+    purge_interval_seconds: float = Field(3600.0, ge=1)
+
+
 class ApiConfig(_Strict):
     """The HTTP API, live WebSocket and pages."""
 
@@ -207,6 +222,7 @@ class Config(_Strict):
     ivr: IvrConfig = IvrConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     api: ApiConfig = ApiConfig()
+    recording: RecordingConfig = RecordingConfig()
     hardware_dir: Path = Path("hardware")
     queues: list[QueueConfig] = [QueueConfig(name="support")]
     agents: list[AgentConfig] = []

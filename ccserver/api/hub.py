@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Union
 
 from ccserver.cdr.record import AgentStateChange, CallRecord
 
-#: What is published: an agent's transition, a finished call, or a periodic tick (the time).
-LiveChange = AgentStateChange | CallRecord | float
+if TYPE_CHECKING:
+    from ccserver.supervision.service import SpyChange
+
+#: What is published: an agent's transition, a finished call, a periodic tick (the time), or a
+#: spy session change (``ccserver.supervision.service.SpyChange``).
+LiveChange = Union[AgentStateChange, CallRecord, float, "SpyChange"]
 
 
 @dataclass(eq=False)

@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 from aiohttp import WSCloseCode, web
 
 from ccserver.api.server import Api, error_response
+from ccserver.api.supervision import session_out
 from ccserver.api.views import Scope, agent_out, call_out
 from ccserver.cdr.record import AgentStateChange, CallRecord
+from ccserver.supervision.service import SpyChange
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +122,23 @@ class _View:
         queues, calls = self._queues_and_calls(scope, now)
         self._last_nodes = self._nodes()
         return {"type": "snapshot", "now": now, "user": self.user.username, "role": self.user.role,
-                "agents": agents, "queues": queues, "calls": calls, "nodes": self._last_nodes}
+                "agents": agents, "queues": queues, "calls": calls, "nodes": self._last_nodes,
+                "spies": self._spies(scope)}
+
+    def _spies(self, scope: Scope) -> list[dict]:
+        """Who monitors whom, for staff (an agent is never told they are listened to)."""
+        desk = self.api.source.supervision
+        if desk is None or self.user.role == "agent":
+            return []
+        return [session_out(s).model_dump(mode="json") for s in desk.sessions.sessions.values()
+                if s.agent_id in scope.agents]
 
     def change(self, change) -> dict | None:
         scope = self._scope()
+        if isinstance(change, SpyChange):
+            if self.user.role == "agent" or change.session.agent_id not in scope.agents:
+                return None
+            return {"type": "spy", "event": change.what, "session": session_out(change.session).model_dump(mode="json")}
         if isinstance(change, AgentStateChange):
             center = self.api.source.center()
             if center is None or change.agent_id not in scope.agents:

@@ -10,7 +10,7 @@ from ccserver.api import models as m
 from ccserver.api.routes import Route
 
 _PARAM = re.compile(r"\{(\w+)\}")
-_INT_PARAMS = {"token_id", "user_id", "team_id"}
+_INT_PARAMS = {"token_id", "user_id", "team_id", "version"}
 
 
 def openapi_document(routes: tuple[Route, ...]) -> dict:
@@ -76,9 +76,13 @@ def _operation(r: Route) -> dict:
     if r.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}}}}
-    item = {"$ref": f"#/components/schemas/{r.response.__name__}"}
-    ok_schema = {"type": "array", "items": item} if r.many else item
-    responses = {str(r.status): {"description": "OK", "content": {"application/json": {"schema": ok_schema}}}}
+    if r.response is None:  # a file (recordings): bytes, with Range support
+        responses = {str(r.status): {"description": "the file; Range requests answer 206", "content": {
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}}}}}
+    else:
+        item = {"$ref": f"#/components/schemas/{r.response.__name__}"}
+        ok_schema = {"type": "array", "items": item} if r.many else item
+        responses = {str(r.status): {"description": "OK", "content": {"application/json": {"schema": ok_schema}}}}
     if r.roles is not None:
         responses["401"] = _error("not authenticated")
         responses["403"] = _error("not allowed (role, team scope, or CSRF)")

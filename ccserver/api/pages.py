@@ -14,6 +14,7 @@ PAGES = {
     "agent": frozenset({"agent", "supervisor", "admin"}),
     "console": frozenset({"supervisor", "admin"}),
     "wallboard": frozenset({"supervisor", "admin"}),
+    "flows": frozenset({"admin"}),
 }
 
 

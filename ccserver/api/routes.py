@@ -11,7 +11,10 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from pydantic import BaseModel
 
+from ccserver.api import flows as fl
 from ccserver.api import models as m
+from ccserver.api import recordings as rc
+from ccserver.api import supervision as sv
 from ccserver.api.passwords import DUMMY_HASH, verify_password
 from ccserver.api.server import (
     CSRF_HEADER,
@@ -69,6 +72,8 @@ class Route:
     many: bool = False
     query: tuple[Query, ...] = ()
     status: int = 200
+    #: the handler's service writes its own audit row (with the diff) for a success
+    self_audited: bool = False
 
     @property
     def changes_state(self) -> bool:
@@ -114,7 +119,7 @@ def wrap(api: Api, route: Route):
             if route.changes_state:
                 await _audit(ctx, route, "failed", {"status": 413})
             raise
-        if route.changes_state and route.name != "login":
+        if route.changes_state and route.name != "login" and not route.self_audited:
             await _audit(ctx, route, "ok", ctx.detail)
         if isinstance(result, web.StreamResponse):
             return result
@@ -451,5 +456,74 @@ ROUTES: tuple[Route, ...] = (
               Query("until", "string", "before this time (ISO 8601 with zone)", "date-time"),
               Query("limit", "integer", "at most this many rows, newest first (1..1000, default 100)"),
           )),
+    # IVR flows (ccserver.api.flows): staff read and simulate, admins change
+    Route("GET", f"{V1}/flows", "flows.list", "List IVR flows", fl.list_flows, STAFF, None, fl.FlowSummaryOut,
+          many=True),
+    Route("GET", f"{V1}/flows/{{flow}}/versions", "flow.versions", "List a flow's versions", fl.list_versions,
+          STAFF, None, fl.FlowVersionOut, many=True),
+    Route("POST", f"{V1}/flows/{{flow}}/versions", "ivr.flow.create_draft", "Create a draft flow version",
+          fl.create_draft, ADMIN, fl.FlowDraftIn, fl.FlowVersionOut, status=201, self_audited=True),
+    Route("GET", f"{V1}/flows/{{flow}}/versions/{{version}}", "flow.get", "Get a flow version", fl.get_version,
+          STAFF, None, fl.FlowVersionOut),
+    Route("PUT", f"{V1}/flows/{{flow}}/versions/{{version}}", "ivr.flow.update_draft", "Update a draft flow version",
+          fl.update_draft, ADMIN, fl.FlowDraftIn, fl.FlowVersionOut, self_audited=True),
+    Route("POST", f"{V1}/flows/{{flow}}/versions/{{version}}/check", "ivr.flow.check",
+          "Run the static checks on a flow version", fl.check_version, ADMIN, None, fl.CheckOut,
+          self_audited=True),
+    Route("POST", f"{V1}/flows/{{flow}}/versions/{{version}}/publish", "ivr.flow.publish",
+          "Publish a checked flow version on a DID", fl.publish, ADMIN, fl.PublishIn, fl.PublicationOut,
+          self_audited=True),
+    Route("POST", f"{V1}/flows/{{flow}}/versions/{{version}}/simulate", "flow.simulate",
+          "Simulate a call through a flow version", fl.simulate, STAFF, fl.SimulateIn, fl.SimulationOut),
+    Route("GET", f"{V1}/flows/{{flow}}/diff", "flow.diff", "Diff two versions of a flow", fl.diff_versions, STAFF,
+          None, fl.DiffOut, query=(Query("old", "integer", "the older version (required)"),
+                                   Query("new", "integer", "the newer version (required)"))),
+    Route("GET", f"{V1}/flow-publications", "flow_publications.list", "List which flow version answers each DID",
+          fl.list_publications, STAFF, None, fl.PublicationOut, many=True),
+    Route("POST", f"{V1}/flow-publications/{{did}}/rollback", "ivr.flow.rollback",
+          "Roll a DID back to its previous flow version", fl.rollback, ADMIN, None, fl.PublicationOut,
+          self_audited=True),
+    Route("GET", f"{V1}/flow-overrides", "flow_overrides.list", "List the schedule overrides switched on",
+          fl.list_overrides, STAFF, None, fl.OverrideOut, many=True),
+    Route("PUT", f"{V1}/flow-overrides/{{name}}", "ivr.override.set", "Switch a schedule override on or off",
+          fl.set_override, ADMIN, fl.OverrideIn, fl.OverrideOut, self_audited=True),
+    # supervision (ccserver.api.supervision): listen / whisper / barge, audited
+    Route("GET", f"{V1}/supervision/sessions", "spy.list", "List who is monitored by whom", sv.list_sessions,
+          STAFF, None, sv.SpySessionOut, many=True),
+    Route("POST", f"{V1}/supervision/sessions", "spy.start", "Monitor an agent's call from your phone",
+          sv.start_session, STAFF, sv.SpyStartIn, sv.SpySessionOut, status=201),
+    Route("PATCH", f"{V1}/supervision/sessions/{{session_id}}", "spy.mode", "Switch a spy session's mode",
+          sv.change_mode, STAFF, sv.SpyModeIn, sv.SpySessionOut),
+    Route("DELETE", f"{V1}/supervision/sessions/{{session_id}}", "spy.stop", "Stop a spy session",
+          sv.stop_session, STAFF, None, sv.SpySessionOut),
+    Route("GET", f"{V1}/users/{{user_id}}/devices", "user.devices", "Get a user's phones per node",
+          sv.get_devices, STAFF, None, sv.DevicesOut),
+    Route("PUT", f"{V1}/users/{{user_id}}/devices", "user.set_devices", "Set a user's phones per node",
+          sv.set_devices, ADMIN, sv.DevicesIn, sv.DevicesOut),
+    # recordings (ccserver.api.recordings): search, play (Range), download, pause / resume
+    Route("GET", f"{V1}/recordings/calls", "recordings.search", "Search finished calls and their recordings",
+          rc.search_calls, STAFF, None, rc.FoundCallOut, many=True, query=(
+              Query("caller", "string", "the caller's number, exactly"),
+              Query("did", "string", "the number dialled"),
+              Query("queue", "string", "the queue"),
+              Query("agent", "string", "the agent id"),
+              Query("since", "string", "arrived at or after (ISO 8601 with zone)", "date-time"),
+              Query("until", "string", "arrived before (ISO 8601 with zone)", "date-time"),
+              Query("limit", "integer", "at most this many calls, newest first (1..1000, default 100)"),
+          )),
+    Route("GET", f"{V1}/recordings/{{recording_id}}", "recording.get", "Get a recording", rc.get_recording,
+          STAFF, None, rc.RecordingOut),
+    Route("GET", f"{V1}/recordings/{{recording_id}}/audio", "recording.play",
+          "Play a recording (WAV, HTTP Range supported)", rc.file_response("play"), STAFF),
+    Route("GET", f"{V1}/recordings/{{recording_id}}/download", "recording.download", "Download a recording",
+          rc.file_response("download"), STAFF),
+    Route("POST", f"{V1}/calls/{{call_id}}/recording/pause", "recording.pause",
+          "Pause a live call's recording (e.g. card numbers)", rc.recording_action("pause"), ALL, None,
+          rc.RecordingStateOut),
+    Route("POST", f"{V1}/calls/{{call_id}}/recording/resume", "recording.resume",
+          "Resume a live call's recording", rc.recording_action("resume"), ALL, None, rc.RecordingStateOut),
+    Route("POST", f"{V1}/calls/{{call_id}}/recording/start", "recording.start",
+          "Start recording a live call (on-demand policy)", rc.recording_action("start"), ALL, None,
+          rc.RecordingStateOut),
 )
 ROUTE_BY_NAME = {r.name: r for r in ROUTES}

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -60,6 +61,10 @@ class LiveSource:
     dispatch: Callable[[list], None]
     clock: Callable[[], float] = time.time
     decision_latency: Histogram = field(default_factory=Histogram)
+    #: spy sessions (ccserver.supervision.service.SupervisionDesk), None when not running
+    supervision: Any = None
+    #: recording registry (ccserver.recording.service.Recorder), None when not running
+    recorder: Any = None
 
 
 class ApiError(Exception):

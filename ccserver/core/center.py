@@ -26,9 +26,10 @@ from ccserver.acd.router import (
 )
 from ccserver.cdr.record import AgentStateChange, CallRecord
 from ccserver.config import Config, QueueConfig
+from ccserver.recording.policy import recording_policy
 from ccserver.core.agent import Agent, IdFactory
 from ccserver.core.call import Call, CallState
-from ccserver.core.commands import Command, HangupCall, RingAgent, StartRecording
+from ccserver.core.commands import CallbackAgent, Command, HangupCall, RingAgent, StartRecording
 from ccserver.core.events import (
     AgentLegAnswered,
     AgentLegFailed,
@@ -45,6 +46,8 @@ from ccserver.core.events import (
     NodeResynced,
     RecordingStarted,
     RecordingStopped,
+    SpyEnded,
+    SpyStarted,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ ENDED_MEMORY = 10_000
 #: a caller who hangs up during the IVR: how long to wait for the IVR's own report (the path
 #: taken) before writing the CDR without it; the AMI hang-up and the FastAGI end race
 IVR_RESULT_GRACE_SECONDS = 3.0
+#: a callback entry's call id: the requesting call's id plus this
+CALLBACK_SUFFIX = "/callback"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -139,6 +144,8 @@ class ContactCenter:
         self._route_needed = False
         #: (caller, queue) -> (old enqueue time, resume deadline) of abandoned callers
         self._abandoned: dict[tuple[str, str], tuple[float, float]] = {}
+        #: callback entries waiting in a queue with no channel: call id -> number to call
+        self._callbacks: dict[str, str] = {}
         self._handle_time = {q.name: HandleTime(q.default_handle_seconds) for q in config.queues}
         self._skills = frozenset(config.acd.skills)
         for ac in config.agents:
@@ -208,6 +215,22 @@ class ContactCenter:
             paused=states.count("paused"),
         )
 
+    def estimate_wait(self, queue: str, priority: int, skills: tuple[tuple[str, int], ...],
+                      now: float) -> tuple[int, float | None]:
+        """For the IVR's announcement: the place a caller entering ``queue`` now would take
+        (1 = next; callers waiting with the same or a higher priority stay ahead, those being
+        rung already are on their way out) and
+        its expected wait in seconds, counting only agents with ``skills`` (skill, minimum
+        level) — None when none of them serves the queue. KeyError for an unknown queue."""
+        snap = self.queue_snapshot(queue, now)
+        position = 1 + sum(w.priority >= priority and w.ringing_agent is None for w in snap.waiting)
+        levels = {a.id: a.skills for a in self._config.agents}
+        states = [a.state for agent_id, a in self._agents.items() if queue in a.queues
+                  and all(levels.get(agent_id, {}).get(s, 0) >= level for s, level in skills)]
+        serving = sum(s in ("ready", "offered", "on_call", "wrap_up") for s in states)
+        return position, expected_wait(position, states.count("ready"), serving,
+                                       self._handle_time[queue].seconds)
+
     # ---- inputs ----------------------------------------------------------------------------
 
     def handle(self, event: DomainEvent) -> list[Decision]:
@@ -248,11 +271,12 @@ class ContactCenter:
             case NodeConnectionChanged():
                 self._nodes[event.node] = event.up
                 self._route_needed |= event.up  # its waiting callers become routable again
-            case DigitsReceived() | AgentLegRinging() | RecordingStopped():
+            case DigitsReceived() | AgentLegRinging() | RecordingStopped() | SpyStarted() | SpyEnded():
                 pass  # the IVR engine / adapter use these; the call's state does not change
         if isinstance(event, (NodeResynced, NodeConnectionChanged)):
             self._dirty_calls.update(c.call_id for c in self._calls.values() if c.node == event.node)
-        elif not isinstance(event, (DigitsReceived, AgentLegRinging, RecordingStopped)):
+        elif not isinstance(event, (DigitsReceived, AgentLegRinging, RecordingStopped, SpyStarted,
+                                    SpyEnded)):
             self._dirty_calls.add(event.call_id)
         return self._flush(event.at)
 
@@ -313,6 +337,8 @@ class ContactCenter:
         self._calls[e.call_id] = Call(e.call_id, e.node, e.channel, e.caller, e.did, e.at)
 
     def _ivr_finished(self, e: IvrFinished) -> None:
+        if e.callback is not None:  # also when the caller's hang-up came first, as it often does
+            self._queue_callback(e)
         pending = self._awaiting_ivr.pop(e.call_id, None)
         if pending is not None:
             call = pending[0]
@@ -335,17 +361,23 @@ class ContactCenter:
             log.info("call %s: adopted at IvrFinished (CallStarted missed)", e.call_id)
             call = Call(e.call_id, e.node, e.channel, e.caller, e.did, e.at)
             self._calls[e.call_id] = call
+        path, variables = e.path, e.variables
+        if call.ivr_ended_at is not None and call.variables.get("CC_TRANSFER", "").startswith("did:"):
+            # the flow transferred the caller to another DID of ours: that DID's flow runs next,
+            # on the same call; the CDR keeps both paths
+            path, variables = call.ivr_path + e.path, {**call.variables, **e.variables}
+            call.ivr_ended_at = None
         if e.queue is not None and self._config.queue(e.queue) is None:
             # Never strand a caller in a queue nobody serves: hang up; the CDR keeps the
             # queue name with no enqueue time (disposition ivr_completed).
-            if call.finish_ivr(None, e.path, e.variables, e.priority, e.at):
+            if call.finish_ivr(None, path, variables, e.priority, e.at):
                 log.error("call %s: IVR chose unknown queue %r; hanging up", e.call_id, e.queue)
                 call.queue = e.queue
                 self._out.append(HangupCall(call.node, call.call_id, call.channel))
             return
         queue = self._config.queue(e.queue) if e.queue else None
         priority = e.priority or (queue.priority if queue else 0)
-        if call.finish_ivr(e.queue, e.path, e.variables, priority, e.at) and queue is not None:
+        if call.finish_ivr(e.queue, path, variables, priority, e.at) and queue is not None:
             self._set_requirements(call, e.skills, e.language)
             resumed = self._abandoned.pop((call.caller, queue.name), None)
             if resumed is not None and e.at <= resumed[1]:
@@ -354,12 +386,33 @@ class ContactCenter:
                 call.enqueued_at = resumed[0]
             self._route_needed = True
 
+    def _queue_callback(self, e: IvrFinished) -> None:
+        """A callback entry: the caller's place in the queue (enqueued now, as if still
+        waiting), with no channel; when an agent is free the ACD rings them and the PBX then
+        dials the caller's number (:class:`CallbackAgent`)."""
+        assert e.callback is not None
+        queue = self._config.queue(e.callback.queue)
+        entry_id = f"{e.call_id}{CALLBACK_SUFFIX}"
+        if queue is None or entry_id in self._calls or entry_id in self._ended:
+            log.error("call %s: callback to queue %r refused (unknown queue or repeated)",
+                      e.call_id, e.callback.queue)
+            return
+        entry = Call(entry_id, e.node, "", e.callback.number, e.did, e.at)
+        entry.finish_ivr(queue.name, e.path, {**e.variables, "CC_CALLBACK_OF": e.call_id},
+                         e.priority or queue.priority, e.at)
+        self._set_requirements(entry, e.skills, e.language)
+        self._calls[entry_id] = entry
+        self._callbacks[entry_id] = e.callback.number
+        self._dirty_calls.add(entry_id)  # a tracking router learns of it
+        self._route_needed = True
+
     def _answered(self, call: Call, agent: Agent, at: float) -> None:
         if not call.leg_answered(at):
             return
         self._agent_changed(agent, agent.answer(call.call_id, at))
         queue = self._config.queue(call.queue or "")
-        if queue is not None and queue.record:
+        # a callback's conversation runs on the agent's channel, which the core does not know
+        if recording_policy(self._config, queue, call.did) == "all" and call.call_id not in self._callbacks:
             call.recording = self._recording_file(call)
             self._out.append(StartRecording(call.node, call.call_id, call.channel, call.recording))
 
@@ -387,6 +440,7 @@ class ContactCenter:
             return
         self._dirty_calls.add(call.call_id)
         del self._calls[call.call_id]
+        self._callbacks.pop(call.call_id, None)
         self._ended[call.call_id] = None
         if len(self._ended) > ENDED_MEMORY:
             self._ended.popitem(last=False)
@@ -416,7 +470,8 @@ class ContactCenter:
         self._nodes[e.node] = True
         listed = {lc.call_id for lc in e.calls}
         for call in [c for c in self._calls.values() if c.node == e.node]:
-            if call.call_id not in listed:
+            # a callback entry has no caller channel to list
+            if call.call_id not in listed and call.call_id not in self._callbacks:
                 log.warning("call %s: gone from node %s at resync; lost", call.call_id, e.node)
                 self._end(call, "lost", "unknown", e.at)
         for lc in e.calls:
@@ -603,8 +658,29 @@ class ContactCenter:
                 continue
             call.offer(agent_id, now)
             self._agent_changed(agent, agent.offer(call_id, now))
-            self._out.append(RingAgent(call.node, call_id, call.channel, agent.device_on(call.node),
-                                       self._config.acd.ring_timeout))
+            device = agent.device_on(call.node)
+            number = self._callbacks.get(call_id)
+            if number is not None:
+                self._out.append(CallbackAgent(call.node, call_id, device, number, self._config.acd.ring_timeout))
+            else:
+                self._out.append(RingAgent(call.node, call_id, call.channel, device, self._config.acd.ring_timeout))
+
+    def record_on_demand(self, call_id: str) -> StartRecording:
+        """Start recording a connected call whose policy is ``on_demand`` (the agent asked).
+
+        ValueError (with the reason) if the call is not connected, already recorded, or its
+        policy is not on demand.
+        """
+        call = self._calls.get(call_id)
+        if call is None or call.state is not CallState.CONNECTED:
+            raise ValueError(f"call {call_id!r} is not connected to an agent")
+        if call.recording:
+            raise ValueError(f"call {call_id!r} is already recorded")
+        policy = recording_policy(self._config, self._config.queue(call.queue or ""), call.did)
+        if policy != "on_demand":
+            raise ValueError(f"the recording policy of call {call_id!r} is {policy!r}, not on_demand")
+        call.recording = self._recording_file(call)
+        return StartRecording(call.node, call.call_id, call.channel, call.recording)
 
     def _recording_file(self, call: Call) -> str:
         # Only ids: the call id (node + PBX key) made path-safe, plus a fresh random part.

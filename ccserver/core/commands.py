@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,23 @@ class RingAgent:
     call_id: str
     channel: str
     device: str
+    timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAgent:
+    """Call back a caller who asked for it: ring ``device`` for ``timeout`` seconds and, once the
+    agent answers, dial ``number`` from that channel.
+
+    The adapter reports the agent's answer / failure as ``AgentLegAnswered`` /
+    ``AgentLegFailed`` and the end of the agent's channel as ``CallHungUp``, all with
+    ``call_id`` (the callback's own id; there is no caller channel until the agent answers).
+    """
+
+    node: str
+    call_id: str
+    device: str
+    number: str
     timeout: int
 
 
@@ -49,4 +67,59 @@ class StopRecording:
     channel: str
 
 
-Command = RingAgent | HangupCall | StartRecording | StopRecording
+@dataclass(frozen=True, slots=True)
+class MuteRecording:
+    """Pause (``muted=True``) or resume the recording of ``file`` on the caller's channel.
+
+    The file keeps running with silence while muted, so its time line still matches the call
+    (Asterisk ``MixMonitorMute``, FreeSWITCH ``uuid_record mask`` / ``unmask``).
+    """
+
+    node: str
+    call_id: str
+    channel: str
+    file: str
+    muted: bool
+
+
+#: listen: nobody hears the supervisor; whisper: only the agent does; barge: both do
+SpyMode = Literal["listen", "whisper", "barge"]
+
+
+@dataclass(frozen=True, slots=True)
+class StartSpy:
+    """Ring the supervisor's ``supervisor_device`` and let it monitor the agent leg of ``call_id``.
+
+    ``session`` is an id ccserver generated (letters and digits only); the adapter reaches only
+    the agent channel currently bridged to the call's caller on ``channel``.
+    """
+
+    node: str
+    call_id: str
+    channel: str
+    session: str
+    supervisor_device: str
+    mode: SpyMode
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSpyMode:
+    """Switch a running spy session to ``mode``."""
+
+    node: str
+    session: str
+    mode: SpyMode
+
+
+@dataclass(frozen=True, slots=True)
+class StopSpy:
+    """End a spy session (hang up the supervisor's leg)."""
+
+    node: str
+    session: str
+
+
+Command = (
+    RingAgent | CallbackAgent | HangupCall | StartRecording | StopRecording | MuteRecording | StartSpy
+    | ChangeSpyMode | StopSpy
+)

@@ -64,6 +64,15 @@ class CallAnswered:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    """The caller asked to be called back on ``number`` by an agent of ``queue``, keeping the
+    place the call had when the IVR ended."""
+
+    number: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
 class IvrFinished:
     """The IVR ended for this call. ``queue`` is set when the flow handed the call to a queue."""
 
@@ -84,6 +93,8 @@ class IvrFinished:
     #: the caller hung up during the IVR: only ``path`` / ``variables`` are news; the hang-up
     #: itself comes from the PBX events
     caller_hung_up: bool = False
+    #: the flow ended in a callback request (the call itself ends: the dialplan hangs up)
+    callback: CallbackRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +145,24 @@ class RecordingStarted:
 class RecordingStopped:
     call_id: str
     file: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpyStarted:
+    """The supervisor's leg of spy ``session`` is monitoring the agent of ``call_id``."""
+
+    call_id: str
+    session: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpyEnded:
+    """Spy ``session`` is over (supervisor hung up, call ended, or ccserver stopped it)."""
+
+    call_id: str
+    session: str
     at: float
 
 
@@ -192,6 +221,8 @@ DomainEvent = (
     | HoldChanged
     | RecordingStarted
     | RecordingStopped
+    | SpyStarted
+    | SpyEnded
     | CallHungUp
     | NodeResynced
     | NodeConnectionChanged

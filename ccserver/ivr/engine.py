@@ -35,6 +35,14 @@ MAX_STEPS = 200
 #: what GET DATA plays when the real prompt was spoken by TTS (a sound file is required)
 SILENCE = "silence/1"
 _FILE_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+#: (queue, priority, skills) -> (position the caller would take, 1 = next; expected wait in
+#: seconds or None when nobody serves), or None when the queue's state is not known
+Estimator = Callable[[str, int, tuple[tuple[str, int], ...]], tuple[int, float | None] | None]
+#: the announcement's sounds (Asterisk core sounds, as app_queue plays them): "you are currently
+#: caller number" N "waiting to speak to a representative"; "the estimated hold time is
+#: currently" M "minutes"
+POSITION_SOUNDS = ("queue-thereare", "queue-callswaiting")
+WAIT_SOUNDS = ("queue-holdtime", "queue-minute", "queue-minutes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,7 @@ class _Walk:
     skills: dict[str, int] = field(default_factory=dict)
     #: a digit that interrupted a prompt, kept as the answer to the next menu or collect
     pending: str = ""
+    estimate: Estimator | None = None
 
     def mark(self, entry: str) -> None:
         self.path.append(entry)
@@ -213,6 +222,7 @@ async def run_flow(
     *,
     flows: Mapping[str, Flow] | None = None,
     overrides: Collection[str] = frozenset(),
+    estimate: Estimator | None = None,
 ) -> IvrOutcome:
     """Run ``flow`` on ``session`` from its start node; never raises :class:`CallerHungUp`.
 
@@ -221,10 +231,11 @@ async def run_flow(
     (``flows`` for ``goto``): a library reload or a publish during the call does not change
     what this call runs. ``clock`` (epoch seconds) gives the schedules their time and the path
     its timings; ``overrides`` are the schedule overrides an admin has switched on.
+    ``estimate`` gives a queue node's announcement its position and expected wait.
     """
     started = clock()
     language = flow.language if session.language not in flow.offered_languages() else session.language
-    walk = _Walk(session, flow, clock, started, flow.language, language=language)
+    walk = _Walk(session, flow, clock, started, flow.language, language=language, estimate=estimate)
     outcome: IvrOutcome | None = None
     current = flow
     try:
@@ -283,6 +294,34 @@ async def run_flow(
     return outcome
 
 
+async def _announce(walk: _Walk, node: QueueNode, queue: str) -> None:
+    """Tell the caller their place and expected wait before the hand-over. Said only when known:
+    no estimator or an unknown queue says nothing; no agent serving the queue, or no wait at
+    all, skips the wait. The figures reach the CDR as ``CC_POSITION`` / ``CC_EXPECTED_WAIT``."""
+    if walk.estimate is None:
+        return
+    try:
+        estimate = walk.estimate(queue, walk.priority, tuple(sorted(walk.skills.items())))
+    except KeyError:
+        estimate = None
+    if estimate is None:
+        log.warning("IVR %s: no estimate for queue %r; no announcement", walk.session.call_id, queue)
+        return
+    position, wait = estimate
+    session = walk.session
+    if node.announce_position:
+        walk.variables["CC_POSITION"] = str(position)
+        await session.play(POSITION_SOUNDS[0], False)
+        await session.say_number(position)
+        await session.play(POSITION_SOUNDS[1], False)
+    if node.announce_wait and wait:
+        minutes = max(1, round(wait / 60))
+        walk.variables["CC_EXPECTED_WAIT"] = str(round(wait))
+        await session.play(WAIT_SOUNDS[0], False)
+        await session.say_number(minutes)
+        await session.play(WAIT_SOUNDS[1] if minutes == 1 else WAIT_SOUNDS[2], False)
+
+
 async def _finish(
     walk: _Walk, node: QueueNode | TransferNode | VoicemailNode | CallbackNode | HangupNode
 ) -> IvrOutcome:
@@ -296,6 +335,7 @@ async def _finish(
         announce = ",".join(n for n, on in (("position", node.announce_position), ("wait", node.announce_wait)) if on)
         if announce:
             await walk.set_var("CC_ANNOUNCE", announce)
+            await _announce(walk, node, queue)
         await walk.set_var("CC_QUEUE", queue)
         return walk.outcome("queue", queue=queue)
     if isinstance(node, TransferNode):

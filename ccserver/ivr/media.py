@@ -50,3 +50,6 @@ class MediaSession(Protocol):
 
     async def transfer(self, destination: str) -> None:
         """Send the call to an external number or, as ``did:<DID>``, to another DID of ours."""
+
+    async def say_number(self, number: int) -> None:
+        """Say ``number`` in the channel's language (the PBX's own number prompts)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ccserver.core.events import IvrFinished
-from ccserver.ivr.engine import IvrOutcome, run_flow
+from ccserver.core.events import CallbackRequest, IvrFinished
+from ccserver.ivr.engine import Estimator, IvrOutcome, run_flow
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.media import MediaSession
 from ccserver.pbx.base import EventSink
@@ -28,8 +28,17 @@ def cdr_variables(outcome: IvrOutcome) -> dict[str, str]:
     return out
 
 
+def callback_request(outcome: IvrOutcome) -> CallbackRequest | None:
+    """The callback a flow's ``callback`` node asked for (number and queue), if it ended there."""
+    number, queue = outcome.variables.get("CC_CALLBACK", ""), outcome.variables.get("CC_CALLBACK_QUEUE", "")
+    if outcome.ending != "callback" or not number or not queue:
+        return None
+    return CallbackRequest(number, queue)
+
+
 async def serve_ivr(
-    session: MediaSession, library: FlowLibrary, sink: EventSink, clock: Callable[[], float]
+    session: MediaSession, library: FlowLibrary, sink: EventSink, clock: Callable[[], float],
+    estimate: Estimator | None = None,
 ) -> IvrOutcome:
     """Run the flow routed for the session's DID and report the end with one ``IvrFinished``.
 
@@ -38,7 +47,7 @@ async def serve_ivr(
     still reported by the PBX's own hang-up event, which may reach the core before or after
     this one. With no flow for the DID, the path is empty and ``queue`` is None, so the
     dialplan hangs up. The flows are taken from the library once, at the start: a publish
-    during the call does not change what the call runs.
+    during the call does not change what the call runs. ``estimate`` feeds queue announcements.
     """
     try:
         flow = library.for_did(session.did)
@@ -46,7 +55,8 @@ async def serve_ivr(
         log.error("IVR %s: %s", session.call_id, err.args[0])
         outcome = IvrOutcome(None, 0, (), "", {}, hung_up=False)
     else:
-        outcome = await run_flow(flow, session, clock, flows=library.snapshot(), overrides=library.overrides)
+        outcome = await run_flow(flow, session, clock, flows=library.snapshot(), overrides=library.overrides,
+                                 estimate=estimate)
     sink(
         IvrFinished(
             call_id=session.call_id,
@@ -62,6 +72,7 @@ async def serve_ivr(
             skills=outcome.skills,
             language=outcome.language if outcome.language_chosen else "",
             caller_hung_up=outcome.hung_up,
+            callback=callback_request(outcome),
         )
     )
     return outcome

@@ -24,7 +24,8 @@ class SimulationInputError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PromptPlayed:
-    """One prompt the caller would hear: ``kind`` is ``sound`` or ``tts``; ``value`` the file or text."""
+    """One prompt the caller would hear: ``kind`` is ``sound``, ``tts`` or ``number``; ``value``
+    the file, the text or the number said."""
 
     kind: str
     value: str
@@ -92,6 +93,9 @@ class ScriptedSession:
 
     async def transfer(self, destination: str) -> None:
         self.actions.append(f"transfer {destination}")
+
+    async def say_number(self, number: int) -> None:
+        self.prompts.append(PromptPlayed("number", str(number), self.language))
 
 
 async def simulate(

@@ -9,17 +9,40 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from posixpath import normpath
 
-from ccserver.core.commands import Command, HangupCall, RingAgent, StartRecording, StopRecording
-from ccserver.core.events import AgentLegFailed, NodeConnectionChanged
+from ccserver.core.commands import (
+    CallbackAgent,
+    ChangeSpyMode,
+    Command,
+    HangupCall,
+    MuteRecording,
+    RingAgent,
+    SpyMode,
+    StartRecording,
+    StartSpy,
+    StopRecording,
+    StopSpy,
+)
+from ccserver.core.events import (
+    AgentLegAnswered,
+    AgentLegFailed,
+    CallHungUp,
+    LegFailure,
+    NodeConnectionChanged,
+    SpyEnded,
+    SpyStarted,
+)
 from ccserver.hardware import NodeConfig
 from ccserver.pbx.asterisk.ami_client import AmiConnection
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
 from ccserver.pbx.base import CommandFailed, EventSink
+from ccserver.pbx.causes import hangup_cause
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +50,22 @@ log = logging.getLogger(__name__)
 #: DialBegin/End, Hold, MixMonitor*, Hangup* is "call"; DTMFEnd is "dtmf").
 EVENTS_MASK = "call,dtmf"
 CONNECT_CONTEXT = "ccserver-connect"
+SPY_CONTEXT = "ccserver-spy"
+#: the dialplan context that dials a callback's number from the agent's answered channel
+CALLBACK_CONTEXT = "ccserver-callback"
+#: OriginateResponse ``Reason`` (the outgoing channel's last control frame) -> why the leg failed
+_ORIGINATE_FAILURES: dict[str, LegFailure] = {"0": "unavailable", "1": "rejected", "3": "no_answer",
+                                              "5": "busy", "8": "unavailable"}
+#: ChanSpy options per mode: q = no beep / name, d = DTMF 4/5/6 switch listen/whisper/barge
+#: (how ChangeSpyMode works without re-dialing the supervisor), E = end when the spied-on
+#: channel hangs up, g() = only channels whose SPYGROUP we set for this session
+SPY_OPTIONS: dict[SpyMode, str] = {"listen": "qdE", "whisper": "qdEw", "barge": "qdEB"}
+#: the digit ChanSpy's ``d`` option reads to switch to each mode
+SPY_DIGITS: dict[SpyMode, str] = {"listen": "4", "whisper": "5", "barge": "6"}
+#: seconds the supervisor's phone rings before the spy attempt is given up
+SPY_RING_SECONDS = 30
+_SAFE_CHANNEL = re.compile(r"^[A-Za-z0-9/@._:+-]{1,80}$")
+_SAFE_SESSION = re.compile(r"^[0-9a-f]{8,32}$")
 
 
 class AsteriskAdapter:
@@ -53,6 +92,12 @@ class AsteriskAdapter:
         #: while a CoreShowChannels runs: its ActionID and the items received so far
         self._resync_id: str | None = None
         self._resync_items: list[Message] = []
+        #: spy sessions being set up or running, by id
+        self._spies: dict[str, _Spy] = {}
+        #: callbacks ringing an agent: Originate ActionID -> (call id, device)
+        self._callbacks_ringing: dict[str, tuple[str, str]] = {}
+        #: callbacks the agent answered: agent channel Uniqueid -> call id
+        self._callback_legs: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"AsteriskAdapter({self.node!r})"
@@ -80,6 +125,10 @@ class AsteriskAdapter:
                 items, self._resync_id, self._resync_items = self._resync_items, None, []
                 self._sink(self.normalizer.resync_from(items, self._clock()))
             return
+        if self._spies:
+            self._spy_event(msg)
+        if self._callbacks_ringing or self._callback_legs:
+            self._callback_event(msg)
         for event in self.normalizer.feed(msg, self._clock()):
             self._sink(event)
 
@@ -106,6 +155,8 @@ class AsteriskAdapter:
             raise CommandFailed(f"command for node {command.node!r} sent to {self.node!r}")
         if isinstance(command, RingAgent):
             await self._ring(command)
+        elif isinstance(command, CallbackAgent):
+            await self._callback(command)
         elif isinstance(command, HangupCall):
             await self._act({"Action": "Hangup", "Channel": command.channel,
                              "Cause": str(command.cause)})
@@ -113,6 +164,22 @@ class AsteriskAdapter:
             await self._record(command)
         elif isinstance(command, StopRecording):
             await self._act({"Action": "StopMixMonitor", "Channel": command.channel})
+        elif isinstance(command, MuteRecording):
+            # MixMonitorMute writes silence while muted: the file keeps the call's time line.
+            await self._act({"Action": "MixMonitorMute", "Channel": command.channel,
+                             "Direction": "both", "State": "1" if command.muted else "0"})
+        elif isinstance(command, StartSpy):
+            await self._start_spy(command)
+        elif isinstance(command, ChangeSpyMode):
+            spy = self._spy(command.session)
+            # The ``;2`` half runs ChanSpy: the digit must be *received* there (option d).
+            # Asterisk ignores "Async" here; without it panoramisk takes the reply "DTMF
+            # successfully queued" for an async Originate's and fails on the missing header.
+            await self._act({"Action": "PlayDTMF", "Channel": spy.local[:-1] + "2",
+                             "Digit": SPY_DIGITS[command.mode], "Receive": "true", "Async": "false"})
+        elif isinstance(command, StopSpy):
+            spy = self._spy(command.session)
+            await self._act({"Action": "Hangup", "Channel": spy.local, "Cause": "16"})
         else:
             raise CommandFailed(f"unsupported command {type(command).__name__}")
 
@@ -127,6 +194,43 @@ class AsteriskAdapter:
             # Nothing will ring, so no DialEnd will come: tell the core the leg failed.
             self._sink(AgentLegFailed(cmd.call_id, cmd.device, "error", self._clock()))
             raise
+
+    async def _callback(self, cmd: CallbackAgent) -> None:
+        """Originate the agent's device into ``[ccserver-callback]``, which dials the number once
+        the agent answers. Tracked from the event stream, in order: the OriginateResponse (by
+        ActionID) says answered or why not, the agent channel's Hangup ends the call."""
+        action_id = f"ccserver-callback-{next(self._ids)}"
+        self._callbacks_ringing[action_id] = (cmd.call_id, cmd.device)
+        try:
+            replies = await self._conn.send_list_action({
+                "Action": "Originate", "ActionID": action_id, "Channel": cmd.device, "Async": "true",
+                "Context": CALLBACK_CONTEXT, "Exten": cmd.number, "Priority": "1",
+                "Timeout": str(cmd.timeout * 1000), "CallerID": f'"Callback" <{cmd.number}>',
+                "Variable": [f"CC_CALL_ID={cmd.call_id}"],
+            }, timeout=cmd.timeout + 10.0)
+            refused = next((r for r in replies if r.get("Response") == "Error"), None)
+            if refused is not None:
+                raise CommandFailed(f"Originate callback {cmd.call_id}: {refused.get('Message', 'refused')}")
+        except (ConnectionError, TimeoutError, ValueError, CommandFailed) as e:
+            if self._callbacks_ringing.pop(action_id, None) is not None:
+                self._sink(AgentLegFailed(cmd.call_id, cmd.device, "error", self._clock()))
+            raise CommandFailed(f"Originate callback {cmd.call_id}: {e or type(e).__name__}") from e
+
+    def _callback_event(self, msg: Message) -> None:
+        name = msg.get("Event")
+        if name == "OriginateResponse" and msg.get("ActionID") in self._callbacks_ringing:
+            call_id, device = self._callbacks_ringing.pop(msg["ActionID"])
+            if msg.get("Response") == "Success":
+                self._callback_legs[msg.get("Uniqueid", "")] = call_id
+                self._sink(AgentLegAnswered(call_id, device, self._clock()))
+            else:
+                why = _ORIGINATE_FAILURES.get(msg.get("Reason", ""), "error")
+                self._sink(AgentLegFailed(call_id, device, why, self._clock()))
+        elif name == "Hangup" and msg.get("Uniqueid") in self._callback_legs:
+            call_id = self._callback_legs.pop(msg["Uniqueid"])
+            cause = msg.get("Cause", "")
+            self._sink(CallHungUp(call_id, hangup_cause(int(cause)) if cause.isdigit() else "unknown",
+                                  "unknown", self._clock()))
 
     async def _setvar(self, channel: str, name: str, value: str) -> None:
         await self._act({"Action": "Setvar", "Channel": channel, "Variable": name,
@@ -144,6 +248,80 @@ class AsteriskAdapter:
         except CommandFailed:
             self.normalizer.expect_recording(cmd.channel, None)
             raise
+
+    def _spy(self, session: str) -> _Spy:
+        spy = self._spies.get(session)
+        if spy is None or not spy.local:
+            raise CommandFailed(f"no spy session {session!r} on {self.node}")
+        return spy
+
+    async def _start_spy(self, cmd: StartSpy) -> None:
+        """Originate ``Local/<session>@ccserver-spy/n``: its ``;2`` half runs ChanSpy on the agent
+        channel only, its ``;1`` half dials the supervisor (shape of captures 04a-c)."""
+        if not _SAFE_SESSION.match(cmd.session):
+            raise CommandFailed(f"spy session id {cmd.session!r} is not one ccserver made")
+        if not _SAFE_CHANNEL.match(cmd.supervisor_device):
+            raise CommandFailed(f"supervisor device {cmd.supervisor_device!r}: not a dial string")
+        target = self.normalizer.agent_channel(cmd.call_id)
+        if target is None:
+            raise CommandFailed(f"call {cmd.call_id}: no agent connected on {self.node}")
+        if not _SAFE_CHANNEL.match(target):
+            raise CommandFailed(f"agent channel {target!r}: unexpected characters")
+        group = f"cc{cmd.session}"
+        await self._setvar(target, "SPYGROUP", group)
+        action: dict[str, str | Sequence[str]] = {
+            "Action": "Originate", "Channel": f"Local/{cmd.session}@{SPY_CONTEXT}/n",
+            "Application": "Dial", "Data": f"{cmd.supervisor_device},{SPY_RING_SECONDS}",
+            "CallerID": f'"Supervisor" <{cmd.session[:8]}>',
+            "Timeout": str(SPY_RING_SECONDS * 1000), "Async": "true",
+            "Variable": [f"CC_SPY_TARGET={target}",
+                         f"CC_SPY_OPTIONS={SPY_OPTIONS[cmd.mode]}g({group})"],
+        }
+        # Known before Originate: ChanSpyStart comes before OriginateResponse (capture 04a).
+        spy = self._spies[cmd.session] = _Spy(cmd.session, cmd.call_id)
+        try:
+            replies = await self._conn.send_list_action(action, timeout=SPY_RING_SECONDS + 10.0)
+        except (ConnectionError, TimeoutError, ValueError) as e:
+            self._spies.pop(cmd.session, None)
+            await self._clear_spygroup(target)
+            raise CommandFailed(f"Originate spy on {self.node}: {e or type(e).__name__}") from e
+        done = next((r for r in replies if r.get("Event") == "OriginateResponse"), None)
+        if done is None or done.get("Response") != "Success" or not done.get("Channel"):
+            self._spies.pop(cmd.session, None)
+            await self._clear_spygroup(target)
+            why = (done or replies[0]).get("Message") or (done or {}).get("Reason", "failed")
+            raise CommandFailed(f"spy on {cmd.call_id}: originate refused ({why})")
+        spy.local = done["Channel"]
+        if spy.ended:  # ChanSpy found nothing to watch and both halves are gone already
+            self._spies.pop(cmd.session, None)
+            raise CommandFailed(f"spy on {cmd.call_id}: the agent channel could not be reached")
+
+    async def _clear_spygroup(self, channel: str) -> None:
+        try:
+            await self._setvar(channel, "SPYGROUP", "")
+        except CommandFailed:
+            pass  # the channel is gone: nothing left to clean
+
+    def _spy_of(self, channel: str) -> _Spy | None:
+        """The session of a ``Local/<session>@ccserver-spy-XXXXXXXX;N`` channel."""
+        if not channel.startswith("Local/"):
+            return None
+        session, at, rest = channel[6:].partition("@")
+        return self._spies.get(session) if at and rest.startswith(SPY_CONTEXT + "-") else None
+
+    def _spy_event(self, msg: Message) -> None:
+        name = msg.get("Event")
+        if name == "ChanSpyStart":
+            spy = self._spy_of(msg.get("SpyerChannel", ""))
+            if spy is not None:
+                self._sink(SpyStarted(spy.call_id, spy.session, self._clock()))
+        elif name == "Hangup":
+            spy = self._spy_of(msg.get("Channel", ""))
+            if spy is not None and not spy.ended:
+                spy.ended = True
+                if spy.local:  # a failed start is reported by execute(), not as an event
+                    del self._spies[spy.session]
+                    self._sink(SpyEnded(spy.call_id, spy.session, self._clock()))
 
     async def originate(
         self,
@@ -195,3 +373,13 @@ class AsteriskAdapter:
         if reply.get("Response") != "Success":
             raise CommandFailed(reply.get("Message") or f"{action['Action']} refused")
         return reply
+
+
+@dataclass(slots=True)
+class _Spy:
+    session: str
+    call_id: str
+    #: the ``;1`` half of the Local channel (dials the supervisor), once Originate answered
+    local: str = ""
+    #: a half of the Local channel hung up
+    ended: bool = False

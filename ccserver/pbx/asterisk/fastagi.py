@@ -191,6 +191,10 @@ class AgiSession:
             raise ValueError(f"bad transfer destination {destination!r}")
         await self._command(f"EXEC Goto {context},{exten},1")
 
+    async def say_number(self, number: int) -> None:
+        """``SAY NUMBER n ""`` (no escape digits) in the channel's language."""
+        await self._command(f'SAY NUMBER {int(number)} ""', extra_wait=5)
+
     async def _command(self, line: str, extra_wait: float = 0.0) -> AgiReply:
         if self._gone:
             raise CallerHungUp(self.call_id)

@@ -114,6 +114,11 @@ class AmiNormalizer:
         """Ids of the calls currently tracked (for diagnostics and tests)."""
         return [c.call_id for c in self._calls.values()]
 
+    def agent_channel(self, call_id: str) -> str | None:
+        """The agent channel bridged to ``call_id``'s caller right now, if any."""
+        call = self._calls.get(call_id.partition(":")[2])
+        return call.connected if call is not None and call.call_id == call_id else None
+
     def expect_recording(self, channel: str, file: str | None) -> None:
         """Name the file of the next ``MixMonitorStart`` on ``channel``.
 

@@ -21,16 +21,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid as uuidlib
 from collections.abc import Callable
 from posixpath import normpath
 
-from ccserver.core.commands import Command, HangupCall, RingAgent, StartRecording, StopRecording
-from ccserver.core.events import NodeConnectionChanged
+from ccserver.core.commands import (
+    CallbackAgent,
+    ChangeSpyMode,
+    Command,
+    HangupCall,
+    MuteRecording,
+    RingAgent,
+    SpyMode,
+    StartRecording,
+    StartSpy,
+    StopRecording,
+    StopSpy,
+)
+from ccserver.core.events import (
+    AgentLegAnswered,
+    AgentLegFailed,
+    CallHungUp,
+    LegFailure,
+    NodeConnectionChanged,
+    SpyEnded,
+    SpyStarted,
+)
 from ccserver.hardware import FreeSwitchNodeConfig
 from ccserver.pbx.base import CommandFailed, EventSink
-from ccserver.pbx.causes import FS_CAUSE_CODES
+from ccserver.pbx.causes import FS_CAUSE_CODES, fs_hangup_cause
 from ccserver.pbx.freeswitch.esl_client import EslConnection
 from ccserver.pbx.freeswitch.esl_codec import EslEvent
 from ccserver.pbx.freeswitch.normalize import SUBSCRIBED, EslNormalizer
@@ -46,6 +67,19 @@ for _name, _code in FS_CAUSE_CODES.items():
     _CAUSE_NAMES.setdefault(_code, _name)
 
 _DIAL_STRING_FORBIDDEN = set(" \t\r\n{}'\"")
+#: the dialplan context that bridges a callback's number once the agent answered
+CALLBACK_CONTEXT = "ccserver-callback"
+_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+#: an originate job's ``-ERR <cause>`` -> why the agent leg failed
+_ORIGINATE_FAILURES: dict[str, LegFailure] = {
+    "NO_ANSWER": "no_answer", "NO_USER_RESPONSE": "no_answer", "USER_BUSY": "busy",
+    "CALL_REJECTED": "rejected", "USER_NOT_REGISTERED": "unavailable", "SUBSCRIBER_ABSENT": "unavailable",
+}
+#: seconds the supervisor's phone may ring before the spy attempt is given up
+SPY_RING_SECONDS = 30
+#: eavesdrop's DTMF controls (``eavesdrop_enable_dtmf=true``, capture 04): 0 = listen only,
+#: 2 = talk to the eavesdropped (agent) leg = whisper, 3 = three-way = barge
+SPY_DIGITS: dict[SpyMode, str] = {"listen": "0", "whisper": "2", "barge": "3"}
 
 
 class FreeSwitchAdapter:
@@ -72,6 +106,14 @@ class FreeSwitchAdapter:
         #: Job-UUID -> (the ring command, agent leg uuid) for originates still running
         self._ring_jobs: dict[str, tuple[RingAgent, str]] = {}
         self._tasks: set[asyncio.Task] = set()
+        #: Job-UUID -> future of the originate result, for spy legs being set up
+        self._spy_jobs: dict[str, asyncio.Future[str]] = {}
+        #: spy session -> (call id, supervisor leg uuid); and leg uuid -> session
+        self._spies: dict[str, tuple[str, str]] = {}
+        self._spy_legs: dict[str, str] = {}
+        #: callbacks ringing an agent: Job-UUID -> the command; answered: agent leg uuid -> call id
+        self._callback_jobs: dict[str, CallbackAgent] = {}
+        self._callback_legs: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"FreeSwitchAdapter({self.node!r})"
@@ -105,7 +147,27 @@ class FreeSwitchAdapter:
         now = self._clock()
         for event in self.normalizer.feed(ev, now):
             self._sink(event)
-        if ev.get("Event-Name") == "BACKGROUND_JOB":
+        name = ev.get("Event-Name")
+        if name == "CHANNEL_HANGUP_COMPLETE" and ev.get("Unique-ID") in self._spy_legs:
+            session = self._spy_legs.pop(ev.get("Unique-ID"))
+            call_id, _ = self._spies.pop(session)
+            self._sink(SpyEnded(call_id, session, now))
+        if name == "CHANNEL_HANGUP_COMPLETE" and ev.get("Unique-ID") in self._callback_legs:
+            call_id = self._callback_legs.pop(ev.get("Unique-ID"))
+            self._sink(CallHungUp(call_id, fs_hangup_cause(ev.get("Hangup-Cause")), "unknown", now))
+        if name == "BACKGROUND_JOB" and ev.get("Job-UUID") in self._callback_jobs:
+            cmd = self._callback_jobs.pop(ev.get("Job-UUID"))
+            result = ev.body.strip()
+            if result.startswith("+OK"):
+                self._callback_legs[result[3:].strip()] = cmd.call_id
+                self._sink(AgentLegAnswered(cmd.call_id, cmd.device, now))
+            else:
+                why = _ORIGINATE_FAILURES.get(result.removeprefix("-ERR").strip(), "error")
+                self._sink(AgentLegFailed(cmd.call_id, cmd.device, why, now))
+        if name == "BACKGROUND_JOB":
+            spy = self._spy_jobs.pop(ev.get("Job-UUID"), None)
+            if spy is not None and not spy.done():
+                spy.set_result(ev.body.strip())
             ring = self._ring_jobs.pop(ev.get("Job-UUID"), None)
             if ring is not None and ev.body.strip().startswith("+OK"):
                 self._spawn(self._bridge(*ring))
@@ -130,6 +192,8 @@ class FreeSwitchAdapter:
             raise CommandFailed(f"command for node {command.node!r} sent to {self.node!r}")
         if isinstance(command, RingAgent):
             await self._ring(command)
+        elif isinstance(command, CallbackAgent):
+            await self._callback(command)
         elif isinstance(command, HangupCall):
             cause = _CAUSE_NAMES.get(command.cause, "NORMAL_CLEARING")
             await self._api(f"uuid_kill {_uuid(command.channel)} {cause}")
@@ -137,6 +201,21 @@ class FreeSwitchAdapter:
             await self._record(command)
         elif isinstance(command, StopRecording):
             await self._api(f"uuid_record {_uuid(command.channel)} stop all")
+        elif isinstance(command, MuteRecording):
+            # mask writes silence in place of the audio: the file keeps the call's time line
+            verb = "mask" if command.muted else "unmask"
+            await self._api(f"uuid_record {_uuid(command.channel)} {verb} {self._path(command.file)}")
+        elif isinstance(command, StartSpy):
+            await self._start_spy(command)
+        elif isinstance(command, ChangeSpyMode):
+            _, leg = self._spy(command.session)
+            if leg.startswith("3w:"):
+                raise CommandFailed("a barge session (three_way) cannot change mode; stop it and "
+                                    "start a new one")
+            await self._api(f"uuid_recv_dtmf {leg} {SPY_DIGITS[command.mode]}")
+        elif isinstance(command, StopSpy):
+            _, leg = self._spy(command.session)
+            await self._api(f"uuid_kill {leg.removeprefix('3w:')}")
         else:
             raise CommandFailed(f"unsupported command {type(command).__name__}")
 
@@ -168,6 +247,30 @@ class FreeSwitchAdapter:
             self._emit(self.normalizer.leg_failed(leg, "error", self._clock()))
             raise CommandFailed(f"originate on {self.node}: {reply}")
         self._spawn(self._job_deadline(job, leg, cmd.timeout + JOB_GRACE))
+
+    async def _callback(self, cmd: CallbackAgent) -> None:
+        """``bgapi originate {...}<device> <number> XML ccserver-callback``: the agent's phone
+        rings; once answered, our dialplan's ``ccserver-callback`` context bridges the number.
+        The job's result says answered or why not; the leg's hang-up ends the call."""
+        if not cmd.device or _DIAL_STRING_FORBIDDEN & set(cmd.device) or not _NUMBER.match(cmd.number):
+            self._sink(AgentLegFailed(cmd.call_id, cmd.device, "error", self._clock()))
+            raise CommandFailed(f"callback {cmd.call_id}: unusable device {cmd.device!r} or number {cmd.number!r}")
+        job = str(uuidlib.uuid4())
+        variables = ",".join([
+            f"origination_uuid={uuidlib.uuid4()}", f"originate_timeout={cmd.timeout}",
+            f"cc_call_id={cmd.call_id}", f"origination_caller_id_number={cmd.number}",
+            "ignore_early_media=true",
+        ])
+        self._callback_jobs[job] = cmd
+        try:
+            reply = await self._conn.bgapi(
+                f"originate {{{variables}}}{cmd.device} {cmd.number} XML {CALLBACK_CONTEXT}", job)
+        except ConnectionError as e:
+            reply = f"-ERR {e}"
+        if not reply.startswith("+OK"):
+            if self._callback_jobs.pop(job, None) is not None:
+                self._sink(AgentLegFailed(cmd.call_id, cmd.device, "error", self._clock()))
+            raise CommandFailed(f"callback originate on {self.node}: {reply.strip()}")
 
     def _fail_leg_now(self, cmd: RingAgent, leg: str) -> None:
         self.normalizer.expect_leg(leg, cmd.call_id, cmd.device, None)
@@ -202,11 +305,68 @@ class FreeSwitchAdapter:
             except ConnectionError:
                 pass
 
-    async def _record(self, cmd: StartRecording) -> None:
-        name = normpath(cmd.file)
+    def _path(self, file: str) -> str:
+        name = normpath(file)
         if name.startswith(("/", "..")) or not name or name == "." or " " in name:
-            raise CommandFailed(f"recording file {cmd.file!r} must stay under the node's root")
-        await self._api(f"uuid_record {_uuid(cmd.channel)} start {self._recording_root}/{name}")
+            raise CommandFailed(f"recording file {file!r} must stay under the node's root")
+        return f"{self._recording_root}/{name}"
+
+    async def _record(self, cmd: StartRecording) -> None:
+        await self._api(f"uuid_record {_uuid(cmd.channel)} start {self._path(cmd.file)}")
+
+    def _spy(self, session: str) -> tuple[str, str]:
+        spy = self._spies.get(session)
+        if spy is None:
+            raise CommandFailed(f"no spy session {session!r} on {self.node}")
+        return spy
+
+    async def _start_spy(self, cmd: StartSpy) -> None:
+        """Ring the supervisor into ``eavesdrop`` (listen / whisper, group-checked) or
+        ``three_way`` (barge) on the agent leg, with the command shapes of capture 04."""
+        if not cmd.session.isalnum():
+            raise CommandFailed(f"spy session id {cmd.session!r} is not one ccserver made")
+        if not cmd.supervisor_device or _DIAL_STRING_FORBIDDEN & set(cmd.supervisor_device):
+            raise CommandFailed(f"supervisor device {cmd.supervisor_device!r}: not a dial string")
+        target = self.normalizer.agent_leg(cmd.call_id)
+        if target is None:
+            raise CommandFailed(f"call {cmd.call_id}: no agent connected on {self.node}")
+        leg, job = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+        variables = [f"origination_uuid={leg}", "origination_caller_id_number=ccserver",
+                     "origination_caller_id_name=Supervisor", f"originate_timeout={SPY_RING_SECONDS}"]
+        if cmd.mode == "barge":
+            app = f"three_way({target})"
+        else:
+            # eavesdrop checks the group: this leg may join only the channel we marked for it
+            group = f"cc{cmd.session}"
+            await self._api(f"uuid_setvar {target} eavesdrop_group {group}")
+            variables += ["eavesdrop_enable_dtmf=true", f"eavesdrop_require_group={group}"]
+            app = f"eavesdrop({target})"
+        result = asyncio.get_running_loop().create_future()
+        self._spy_jobs[job] = result
+        try:
+            reply = await self._conn.bgapi(
+                f"originate {{{','.join(variables)}}}{cmd.supervisor_device} &{app}", job)
+            if not reply.startswith("+OK"):
+                raise CommandFailed(f"originate on {self.node}: {reply.strip()}")
+            outcome = await asyncio.wait_for(result, SPY_RING_SECONDS + JOB_GRACE)
+        except (ConnectionError, TimeoutError) as e:
+            await self._kill_quietly(leg)
+            raise CommandFailed(f"spy originate on {self.node}: {e or type(e).__name__}") from e
+        finally:
+            self._spy_jobs.pop(job, None)
+        if not outcome.startswith("+OK"):
+            raise CommandFailed(f"spy on {cmd.call_id}: supervisor not reached ({outcome})")
+        self._spies[cmd.session] = (cmd.call_id, f"3w:{leg}" if cmd.mode == "barge" else leg)
+        self._spy_legs[leg] = cmd.session
+        if cmd.mode == "whisper":
+            await self._api(f"uuid_recv_dtmf {leg} {SPY_DIGITS['whisper']}")
+        self._sink(SpyStarted(cmd.call_id, cmd.session, self._clock()))
+
+    async def _kill_quietly(self, leg: str) -> None:
+        try:
+            await self._conn.api(f"uuid_kill {leg}")
+        except ConnectionError:
+            pass
 
     async def _api(self, command: str) -> str:
         try:

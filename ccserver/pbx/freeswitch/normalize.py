@@ -92,6 +92,11 @@ class EslNormalizer:
         if job_uuid is not None:
             self._jobs[job_uuid] = leg_uuid
 
+    def agent_leg(self, call_id: str) -> str | None:
+        """The uuid of the agent leg bridged to ``call_id`` right now, if any."""
+        return next((u for u, leg in self.legs.items()
+                     if leg.call_id == call_id and leg.bridged), None)
+
     def leg_failed(self, leg_uuid: str, reason: str, now: float) -> list[DomainEvent]:
         """The adapter gave up on a leg (bridge refused, job lost): report it once."""
         leg = self.legs.get(leg_uuid)

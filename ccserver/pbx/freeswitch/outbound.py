@@ -45,6 +45,17 @@ _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 #: what a prompt name may contain (a file path relative to the sounds dir, or a tone_stream://)
 _SOUND = re.compile(r"^[A-Za-z0-9_/.:%(),=;+-]{1,200}$")
 _DIGITS_VAR = "cc_digits"
+_LANGUAGE = re.compile(r"^[a-z]{2}(_[A-Za-z]{2})?$")
+_EXTEN = re.compile(r"^[A-Za-z0-9_+*#-]{1,64}$")
+#: what must not reach the speak application's argument ("|" separates engine, voice and text)
+_TTS_UNSAFE = re.compile(r"[|\r\n\x00]")
+#: what the caller hears before a voicemail recording starts
+BEEP = "tone_stream://%(500,0,800)"
+INBOUND_CONTEXT = "ccserver-inbound"
+#: the dialplan context (dialplans/freeswitch/ccserver.xml) that bridges to external numbers
+TRANSFER_CONTEXT = "ccserver-transfer"
+#: the channel variable the after-IVR extension transfers to when set
+TRANSFER_VAR = "cc_transfer_to"
 
 
 class OutboundSession:
@@ -62,6 +73,8 @@ class OutboundSession:
         self._reader_task: asyncio.Task | None = None
         self.node = self.call_id = self.channel = self.caller = self.did = ""
         self.language = ""
+        #: the TTS engine and voice ``speak`` uses (mod_flite's by default)
+        self.tts_engine, self.tts_voice = "flite", "kal"
 
     # -- connection --------------------------------------------------------------------------
 
@@ -199,11 +212,18 @@ class OutboundSession:
         used = ev.get("variable_playback_terminator_used")
         return used or (self._digits[0] if interruptible and self._digits else "")
 
-    async def collect(self, prompt: str, max_digits: int, timeout: float) -> str:
-        """``play_and_get_digits``: up to ``max_digits`` digits, ``#`` ends, ``""`` on timeout."""
+    async def collect(
+        self, prompt: str, max_digits: int, timeout: float,
+        terminator: str = "#", inter_digit_timeout: float | None = None,
+    ) -> str:
+        """``play_and_get_digits``: up to ``max_digits`` digits, ``terminator`` ends (never
+        returned), ``timeout`` for the first digit and ``inter_digit_timeout`` for each next one;
+        ``""`` on timeout."""
         ms = round(timeout * 1000)
-        arg = (f"1 {max_digits} 1 {ms} # {_sound(prompt)} silence_stream://250 "
-               f"{_DIGITS_VAR} [0-9*]+ {ms}")
+        digit_ms = round((inter_digit_timeout or timeout) * 1000)
+        # play_and_get_digits takes "none" for "no terminator"
+        arg = (f"1 {max_digits} 1 {ms} {terminator or 'none'} {_sound(prompt)} silence_stream://250 "
+               f"{_DIGITS_VAR} [0-9*#]+ {digit_ms}")
         ev = await self.execute("play_and_get_digits", arg, wait=timeout * (max_digits + 1) + 600)
         return ev.get(f"variable_{_DIGITS_VAR}")
 
@@ -213,6 +233,51 @@ class OutboundSession:
         if "\n" in value or "\r" in value:
             raise ValueError(f"channel variable {name}: value must be one line")
         await self.execute("set", f"{name}={value}")
+
+
+    async def set_language(self, language: str) -> None:
+        """``default_language`` (say / phrase modules) and ``sound_prefix``: FreeSWITCH then plays
+        relative sound names from ``$${sounds_dir}/<language>`` (``pt_BR`` -> ``pt/BR``)."""
+        if not _LANGUAGE.match(language):
+            raise ValueError(f"bad language {language!r}")
+        await self.execute("set", f"default_language={language}")
+        await self.execute("set", "sound_prefix=${sounds_dir}/" + language.replace("_", "/"))
+        self.language = language
+
+    async def speak(self, text: str, language: str, interruptible: bool = True) -> str:
+        """``speak <engine>|<voice>|<text>`` (mod_flite by default); like Asterisk's TTS, not
+        interrupted by DTMF. ``|`` and line breaks in the text become spaces."""
+        clean = _TTS_UNSAFE.sub(" ", text)
+        await self.execute("speak", f"{self.tts_engine}|{self.tts_voice}|{clean}", wait=600)
+        return ""
+
+    async def record(self, name: str, max_seconds: int) -> str:
+        """A beep, then ``record $${recordings_dir}/<name>.wav <max_seconds>``; ``#`` stops it.
+        Returns ``<name>.wav`` (relative to the recordings directory)."""
+        await self.execute("set", "playback_terminators=#")
+        await self.execute("playback", BEEP, wait=5)
+        await self.execute("record", "${recordings_dir}/" + f"{_sound(name)}.wav {max_seconds}",
+                           wait=max_seconds + 5)
+        return f"{name}.wav"
+
+    async def say_number(self, number: int) -> None:
+        """``say <module> number pronounced n``: mod_say of the channel's language (``pt_BR``
+        -> ``pt``), English when none was chosen."""
+        module = (self.language or "en").split("_")[0]
+        await self.execute("say", f"{module} number pronounced {int(number)}", wait=30)
+
+    async def transfer(self, destination: str) -> None:
+        """Leave the target in ``cc_transfer_to`` (``<exten> XML <context>``); the dialplan's
+        after-IVR extension transfers there once we close the socket (as Asterisk follows a
+        ``Goto`` after the AGI): another DID re-enters ``ccserver-inbound``, a number goes to
+        ``ccserver-transfer``."""
+        if destination.startswith("did:"):
+            context, exten = INBOUND_CONTEXT, destination[4:]
+        else:
+            context, exten = TRANSFER_CONTEXT, destination
+        if not _EXTEN.match(exten):
+            raise ValueError(f"bad transfer destination {destination!r}")
+        await self.execute("set", f"{TRANSFER_VAR}={exten} XML {context}")
 
 
 def _sound(name: str) -> str:

@@ -51,7 +51,7 @@ class CallerScript:
 
 
 #: how a call ended, seen from the caller
-Outcome = Literal["answered", "abandoned", "ivr_hangup", "no_queue", "hungup", "agi_failed"]
+Outcome = Literal["answered", "abandoned", "ivr_hangup", "no_queue", "hungup", "agi_failed", "transferred"]
 
 
 @dataclass(eq=False)
@@ -66,6 +66,10 @@ class SimCall:
     agent: str | None = None         #: device that answered, if any
     agents_rung: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)  #: the caller channel's, at the end
+    #: (application, data) the IVR ran on the caller beyond prompts and digits (TTS, record, goto)
+    applications: list[tuple[str, str]] = field(default_factory=list)
+    #: the external number the dialplan's transfer context dialed
+    transferred_to: str | None = None
 
     async def wait(self, timeout: float | None = None) -> Outcome | None:
         """Wait for the end of the call and return its outcome."""

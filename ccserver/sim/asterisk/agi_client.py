@@ -41,6 +41,8 @@ class AgiHost(Protocol):
     def next_digits(self) -> str | None: ...
     def seconds(self, sim_seconds: float) -> float: ...
     def hangup_from_agi(self) -> None: ...
+    def goto(self, context: str, exten: str, priority: int) -> None: ...
+    def ran(self, application: str, data: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,9 +311,45 @@ class FastAgiSession:
     async def cmd_say(self, argv: list[str]) -> int:
         if len(argv) < 4:
             raise _Usage
+        self.host.ran(f"Say{argv[1].title()}", argv[2])
         ok = await self._pause(0.5 * len(argv[2]))
         self._send(f"200 result={0 if ok else -1}")
         return 200 if ok else -1
+
+    async def cmd_exec(self, argv: list[str]) -> int:
+        """``EXEC app args``: ``Goto`` moves the channel (followed when the AGI ends), a TTS
+        application speaks; any other application is not loaded (``result=-2``)."""
+        if len(argv) < 2:
+            raise _Usage
+        app, data = argv[1], " ".join(argv[2:])
+        if app.lower() == "goto":
+            parts = data.split(",")
+            if len(parts) != 3 or not parts[2].isdigit():
+                self._send("200 result=-1")
+                return 200
+            self.host.ran("Goto", data)
+            self.host.goto(parts[0], parts[1], int(parts[2]))
+            self._send("200 result=0")
+            return 200
+        if app.lower() in ("flite", "festival"):
+            self.host.ran(app, data)
+            ok = await self._pause(0.05 * max(1, len(data.split())))
+            self._send(f"200 result={0 if ok else -1}")
+            return 200 if ok else -1
+        self._send("200 result=-2")
+        return 200
+
+    async def cmd_record_file(self, argv: list[str]) -> int:
+        """``RECORD FILE name format escape timeout [offset] [BEEP] [s=silence]``: the caller
+        speaks for a moment, then silence ends it (``(timeout)``)."""
+        if len(argv) < 6 or not argv[5].lstrip("-").isdigit():
+            raise _Usage
+        self.host.ran("Record", f"{argv[2]}.{argv[3]}")
+        if not await self._pause(min(int(argv[5]) / 1000, 1.0)):
+            self._send("200 result=-1 (hangup) endpos=0")
+            return -1
+        self._send(f"200 result=0 (timeout) endpos={SAMPLE_RATE}")
+        return 200
 
     def cmd_set_variable(self, argv: list[str]) -> int:
         if len(argv) != 4:
@@ -370,6 +408,10 @@ _COMMANDS: dict[tuple[str, ...], _Command] = {
                                 "Say a given digit string, returning early if any of the given DTMF digits are received on the channel."),
     ("say", "number"): _Command(FastAgiSession.cmd_say, False,
                                 "Say a given number, returning early if any of the given DTMF digits are received on the channel."),
+    ("exec",): _Command(FastAgiSession.cmd_exec, False,
+                        "Executes <replaceable>application</replaceable> with given <replaceable>options</replaceable>."),
+    ("record", "file"): _Command(FastAgiSession.cmd_record_file, False,
+                                 "Record to a file until a given dtmf digit in the sequence is received."),
     ("set", "variable"): _Command(FastAgiSession.cmd_set_variable, True,
                                   "Sets a variable to the current channel."),
     ("get", "variable"): _Command(FastAgiSession.cmd_get_variable, True,

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 CALL, CDR = 2, 1024
 Target = tuple[str, str, int]
 WAIT: Target = ("ccserver-wait", "s", 1)
+INBOUND_CONTEXT = "ccserver-inbound"
+TRANSFER_CONTEXT = "ccserver-transfer"
 CONNECT: Target = ("ccserver-connect", "s", 1)
 
 
@@ -80,6 +82,13 @@ class CallRun:
 
     def hangup_from_agi(self) -> None:
         self.post(Signal("ami_hangup", self.channel, 16))
+
+    def goto(self, context: str, exten: str, priority: int) -> None:
+        # AGI EXEC Goto: Asterisk continues there once the AGI returns
+        self._agi_exit = (context, exten, priority)
+
+    def ran(self, application: str, data: str) -> None:
+        self.call.applications.append((application, data))
 
     # -- signals -------------------------------------------------------------------------
     def post(self, sig: Signal) -> None:
@@ -154,6 +163,8 @@ class CallRun:
 
     def _hangup(self, ch: Channel, cause: int) -> None:
         if ch.mixmonitors:
+            for rec in ch.mixmonitors:
+                rec.close()
             ch.mixmonitors.clear()
             self._ev("MixMonitorStop", ch)
         ch.hungup = True
@@ -196,6 +207,11 @@ class CallRun:
                     target = await self._wait()
                 elif target == CONNECT:
                     target = await self._connect()
+                elif target[0] == TRANSFER_CONTEXT:
+                    await self._transfer(target)
+                elif target[0] == INBOUND_CONTEXT:  # a transfer to another DID of ours
+                    self._goto(target)
+                    target = await self._inbound()
                 else:  # no such extension: the PBX hangs the channel up
                     self._end(16, "hungup")
         except CallerGone:
@@ -209,7 +225,8 @@ class CallRun:
             self.call.done.set()
 
     async def _inbound(self) -> Target:
-        ch, s, did = self.channel, self.script, self.script.did
+        ch, s, did = self.channel, self.script, self.channel.exten
+        self._phase, self._agi_exit = "ivr", None
         self._exten(1, "NoOp", f"ccserver inbound {did} from {s.caller}")
         self._exten(2, "Set", f"__CC_DID={did}")
         self.set_var("__CC_DID", did)
@@ -250,6 +267,22 @@ class CallRun:
             self.sim.release(agent)
             self._end(sig.cause if sig.kind == "ami_hangup" else 0, outcome, soft=False)
         self._end(sig.cause if sig.kind == "ami_hangup" else 0, outcome)
+
+    async def _transfer(self, target: Target) -> None:
+        """``[ccserver-transfer]``: dial the external number through the trunk; the call ends
+        when either side hangs up (the caller after ``talk_time``)."""
+        ch, number = self.channel, target[1]
+        self._goto(target)
+        self._exten(1, "NoOp", f"ccserver transfer to {number}")
+        self._exten(2, "Dial", f"PJSIP/{number}@carrier,60")
+        self.call.transferred_to = number
+        self.call.outcome = "transferred"
+        while True:
+            sig = await self._next(self.script.talk_time)
+            if sig is None or (sig.chan is ch and sig.kind in ("bye", "ami_hangup")):
+                break
+        self._exten(3, "Hangup", "")
+        self._end(16, "transferred")
 
     async def _wait(self) -> Target:
         ch = self.channel

@@ -59,7 +59,8 @@ class Channel:
     started_wall: float = field(default_factory=time.time)
     answered_wall: float | None = None
     hungup: bool = False
-    mixmonitors: list[str] = field(default_factory=list)
+    #: running MixMonitors (``SimRecording``), the most recent last
+    mixmonitors: list[Any] = field(default_factory=list)
     owner: Any = None
 
     def snapshot(self, prefix: str = "") -> Pairs:

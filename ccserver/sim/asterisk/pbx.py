@@ -12,6 +12,7 @@ from .agi_client import DIALPLAN_CLASS, lookup_variable
 from .ami_server import AmiServer, AmiSession
 from .calls import CALL, CallRun, Signal
 from .channels import DOWN, RING, RINGING, UP, Channel, IdAllocator
+from .media import SimRecording, SimSpy
 
 CARRIER = "PJSIP/carrier"
 
@@ -26,6 +27,9 @@ class _Originated:
         if sig.kind == "ami_hangup" and not sig.chan.hungup:
             ch = sig.chan
             self.sim.emit("SoftHangupRequest", CALL, ch.snapshot() + [("Cause", str(sig.cause))])
+            if ch.name in self.sim.spies:  # hanging up the spy's Local;1 ends ChanSpy on ;2
+                self.sim._end_spy(ch.name, sig.cause)
+                return
             ch.hungup = True
             self.sim.emit("Hangup", CALL, ch.snapshot() + [("Cause", str(sig.cause)),
                                                            ("Cause-txt", "Normal Clearing")])
@@ -59,6 +63,13 @@ class SimulatedAsterisk:
         self._busy: dict[str, Channel] = {}
         self._calls: dict[str, SimCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: spy sessions running, by the name of their Local ``;1`` channel
+        self.spies: dict[str, SimSpy] = {}
+        #: callbacks carried out: (agent device, number dialed), and how long each conversation lasts
+        self.callbacks: list[tuple[str, str]] = []
+        self.callback_talk_time = 1.0
+        #: every AMI action received after login, in order (tests check their exact shape)
+        self.received: list[Message] = []
         self._ami = AmiServer(self._handle_action, user=ami_user, secret=ami_secret,
                               auth_fail_delay=self.seconds(1.0))
 
@@ -138,9 +149,15 @@ class SimulatedAsterisk:
 
     def emit(self, name: str, category: int, headers: list[tuple[str, str]]) -> None:
         self._ami.broadcast(name, category, headers)
+        if name == "Hangup" and self.spies:
+            gone = dict(headers).get("Channel", "")
+            for local, spy in list(self.spies.items()):
+                if spy.target == gone:  # ChanSpy option E: the spied-on channel left
+                    self._end_spy(local, 16)
 
     # -- AMI actions -----------------------------------------------------------------------
     async def _handle_action(self, s: AmiSession, m: Message) -> bool:
+        self.received.append(m)
         handler = _ACTIONS.get(m.get("Action", "").strip().lower())
         if handler is None:
             return False
@@ -228,7 +245,7 @@ class SimulatedAsterisk:
         ch = self._channel(s, m, "No channel specified")
         if ch is None:
             return
-        ch.mixmonitors.append(m.get("File", f"{ch.uniqueid}.wav"))
+        ch.mixmonitors.append(SimRecording(m.get("File", f"{ch.uniqueid}.wav")))
         s.ack(m)  # no Message, no MixMonitorID (capture 05)
         self.emit("MixMonitorStart", CALL, ch.snapshot())
 
@@ -239,13 +256,91 @@ class SimulatedAsterisk:
         if not ch.mixmonitors:
             s.error(m, "Could not stop MixMonitor")
             return
-        ch.mixmonitors.pop()
+        ch.mixmonitors.pop().close()
         s.ack(m)
         self.emit("MixMonitorStop", CALL, ch.snapshot())
+
+    async def _mixmonitor_mute(self, s: AmiSession, m: Message) -> None:
+        ch = self._channel(s, m, "No channel specified")
+        if ch is None:
+            return
+        if not ch.mixmonitors:
+            s.error(m, "Cannot set mute flag")
+            return
+        for rec in ch.mixmonitors:
+            rec.mute(m.get("State", "") in ("1", "true", "yes", "on"))
+        s.ack(m)
+
+    async def _play_dtmf(self, s: AmiSession, m: Message) -> None:
+        digit = m.get("Digit", "")
+        if not digit:
+            s.error(m, "No digit specified")
+            return
+        ch = self._channel(s, m, "Channel not specified")
+        if ch is None:
+            return
+        s.ack(m, "DTMF successfully queued")
+        spy = self.spies.get(ch.name[:-1] + "1")
+        if spy is not None and m.get("Receive", "").lower() in ("true", "yes", "1", "on"):
+            spy.digits.append(digit)
+            spy.mode = {"4": "listen", "5": "whisper", "6": "barge"}.get(digit, spy.mode)
+
+    def _spy_originate(self, s: AmiSession, m: Message) -> None:
+        """``Local/<session>@ccserver-spy/n``: ``;2`` runs ChanSpy (captures 04a-c)."""
+        where = m["Channel"].removeprefix("Local/").removesuffix("/n")
+        session, _, context = where.partition("@")
+        variables = dict(v.partition("=")[::2] for v in m.values_of("Variable"))
+        suffix = self.ids.suffix()
+        num, name = _split_callerid(m.get("CallerID", ""))
+        one = self.new_channel(f"Local/{where}-{suffix};1", num, name, context, session,
+                               owner=_Originated(self))
+        two = self.new_channel(f"Local/{where}-{suffix};2", num, name, context, session,
+                               linkedid=one.linkedid, owner=_Originated(self))
+        for ch in (one, two):
+            ch.variables.update(variables)
+            self.emit("Newchannel", CALL, ch.snapshot())
+            ch.state = UP
+        target = self.channels.get(variables.get("CC_SPY_TARGET", ""))
+        options = variables.get("CC_SPY_OPTIONS", "")
+        group = options.partition("g(")[2].partition(")")[0]
+        mode = "barge" if "B" in options else "whisper" if "w" in options else "listen"
+        head = [("ActionID", m["ActionID"])] if "ActionID" in m else []
+        if target is not None and group and target.variables.get("SPYGROUP") == group:
+            self.spies[one.name] = SimSpy(session, target.name, mode, m.get("Data", "").split(",")[0])
+            self.emit("ChanSpyStart", CALL, two.snapshot("Spyer") + target.snapshot("Spyee"))
+        self.emit("OriginateResponse", CALL, head + [
+            ("Response", "Success"), ("Channel", one.name), ("Application", m.get("Application", "")),
+            ("Data", m.get("Data", "")), ("Reason", "4"), ("Uniqueid", one.uniqueid),
+            ("CallerIDNum", num or "<unknown>"), ("CallerIDName", name or "<unknown>")])
+        if one.name not in self.spies:  # ChanSpy found nothing it may watch: the spy ends
+            for ch in (two, one):
+                ch.hungup = True
+                self.emit("Hangup", CALL, ch.snapshot() + [("Cause", "16"), ("Cause-txt", "Normal Clearing")])
+                self.forget(ch)
+
+    def _end_spy(self, local: str, cause: int) -> None:
+        spy = self.spies.pop(local, None)
+        if spy is None:
+            return
+        two = self.channels.get(local[:-1] + "2")
+        target = self.channels.get(spy.target)
+        if two is not None and target is not None:
+            self.emit("ChanSpyStop", CALL, two.snapshot("Spyer") + target.snapshot("Spyee"))
+        for name in (local[:-1] + "2", local):
+            ch = self.channels.get(name)
+            if ch is not None and not ch.hungup:
+                ch.hungup = True
+                self.emit("Hangup", CALL, ch.snapshot() + [("Cause", str(cause)),
+                                                           ("Cause-txt", "Normal Clearing")])
+                self.forget(ch)
 
     async def _originate(self, s: AmiSession, m: Message) -> None:
         if not m.get("Channel"):
             s.error(m, "Channel not specified")
+            return
+        if m["Channel"].startswith("Local/") and "@ccserver-spy" in m["Channel"]:
+            s.ack(m, "Originate successfully queued")
+            self._spy_originate(s, m)
             return
         task = asyncio.get_running_loop().create_task(self._do_originate(s, m))
         self._tasks.add(task)
@@ -256,6 +351,28 @@ class SimulatedAsterisk:
             s.ack(m, "Originate successfully queued")
         else:
             s.error(m, "Originate failed")
+
+    def _spawn_callback(self, ch: Channel, number: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._callback(ch, number))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _callback(self, ch: Channel, number: str) -> None:
+        """Our ``[ccserver-callback]`` on the answered agent channel: dial the number through the
+        trunk; the person called answers, they talk ``callback_talk_time``, the agent hangs up."""
+        ch.context, ch.exten, ch.priority = CALLBACK_CONTEXT, number, 1
+        for priority, app, data in ((1, "NoOp", f"ccserver callback to {number}"),
+                                    (2, "Dial", f"PJSIP/{number}@carrier,60")):
+            ch.priority, ch.application, ch.app_data = priority, app, data
+            self.emit("Newexten", DIALPLAN_CLASS, ch.snapshot() + [
+                ("Extension", number), ("Application", app), ("AppData", data)])
+        self.callbacks.append((ch.name.rsplit("-", 1)[0], number))
+        await asyncio.sleep(self.seconds(self.callback_talk_time))
+        if not ch.hungup:
+            ch.hungup = True
+            self.emit("Hangup", CALL, ch.snapshot() + [("Cause", "16"), ("Cause-txt", "Normal Clearing")])
+            self.forget(ch)
+            self.release(ch)
 
     async def _do_originate(self, s: AmiSession, m: Message) -> bool:
         """Ring an agent phone; OriginateResponse says whether it answered (Reason 4)."""
@@ -279,6 +396,8 @@ class SimulatedAsterisk:
                         ch.state, reason = UP, 4
                         ch.application, ch.app_data = m.get("Application", ""), m.get("Data", "")
                         self.emit("Newstate", CALL, ch.snapshot())
+                        if m.get("Context") == CALLBACK_CONTEXT:
+                            self._spawn_callback(ch, m.get("Exten", ""))
                 else:
                     await asyncio.sleep(self.seconds(timeout))
                     reason = 3
@@ -301,6 +420,9 @@ class SimulatedAsterisk:
         return reason == 4
 
 
+CALLBACK_CONTEXT = "ccserver-callback"
+
+
 def _split_callerid(value: str) -> tuple[str, str]:
     """``"Supervisor" <9000>`` -> (``9000``, ``Supervisor``)."""
     if "<" in value:
@@ -318,4 +440,6 @@ _ACTIONS = {
     "mixmonitor": SimulatedAsterisk._mixmonitor,
     "stopmixmonitor": SimulatedAsterisk._stop_mixmonitor,
     "originate": SimulatedAsterisk._originate,
+    "mixmonitormute": SimulatedAsterisk._mixmonitor_mute,
+    "playdtmf": SimulatedAsterisk._play_dtmf,
 }

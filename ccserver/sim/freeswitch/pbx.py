@@ -31,11 +31,18 @@ from ccserver.pbx.freeswitch.esl_codec import (
     encode_frame,
 )
 from ccserver.sim.asterisk.agents import CallerScript, Outcome, SimAgent, SimCall
+from ccserver.sim.asterisk.media import SimRecording, SimSpy
 
 from .esl_server import EslServer, disconnect_notice, reply
 
 CORE_UUID = "5e3c2a10-0000-4000-8000-5151c0de0001"
 INBOUND_CONTEXT = "ccserver-inbound"
+#: what our dialplan's after-IVR extension reads: ``<exten> XML <context>`` to transfer to
+TRANSFER_VAR = "cc_transfer_to"
+#: the dialplan context that bridges a transfer to an external number
+TRANSFER_CONTEXT = "ccserver-transfer"
+#: the dialplan context that bridges a callback's number from the answered agent leg
+CALLBACK_CONTEXT = "ccserver-callback"
 #: seconds the simulator lingers after a hang-up before closing an outbound socket
 LINGER_SECONDS = 0.05
 
@@ -73,6 +80,13 @@ class SimulatedFreeSwitch:
         self.channels: dict[str, FsChannel] = {}
         self.busy: dict[str, str] = {}  # device -> leg uuid
         self.calls: dict[str, _CallRun] = {}  # caller uuid -> run
+        self.recordings: dict[str, SimRecording] = {}  # channel uuid -> running uuid_record
+        self.spies: dict[str, SimSpy] = {}  # supervisor leg uuid -> what it monitors
+        #: callbacks carried out: (agent device, number bridged), and how long each conversation lasts
+        self.callbacks: list[tuple[str, str]] = []
+        self.callback_talk_time = 1.0
+        #: every api / bgapi command received, in order (tests check their exact shape)
+        self.received: list[str] = []
         self._tasks: set[asyncio.Task] = set()
         self._seq = 0
 
@@ -153,6 +167,12 @@ class SimulatedFreeSwitch:
             return
         ch.gone = True
         ch.variables |= {"sip_hangup_disposition": disposition, "hangup_cause": cause}
+        if ch.recording is not None:
+            self._stop_recording(ch)
+        self.spies.pop(ch.uuid, None)
+        for spy_uuid, spy in list(self.spies.items()):
+            if spy.target == ch.uuid and spy_uuid in self.channels:  # eavesdrop ends with its target
+                self.hangup(self.channels[spy_uuid], "NORMAL_CLEARING", "send_bye")
         self.emit("CHANNEL_HANGUP", ch, **{"Hangup-Cause": cause})
         self.emit("CHANNEL_HANGUP_COMPLETE", ch, **{"Hangup-Cause": cause})
         self.channels.pop(ch.uuid, None)
@@ -171,6 +191,7 @@ class SimulatedFreeSwitch:
     # -- ESL commands ------------------------------------------------------------------------
 
     async def api(self, rest: str) -> str:
+        self.received.append(f"api {rest}")
         cmd, _, args = rest.partition(" ")
         argv = args.split()
         if cmd == "status":
@@ -179,7 +200,8 @@ class SimulatedFreeSwitch:
             return "FreeSWITCH Version 1.10.12-sim (64bit)"
         if cmd == "show" and args == "channels as json":
             return self._show_channels()
-        if cmd in ("uuid_kill", "uuid_bridge", "uuid_record", "uuid_getvar") and not argv:
+        if cmd in ("uuid_kill", "uuid_bridge", "uuid_record", "uuid_getvar", "uuid_setvar",
+                   "uuid_recv_dtmf") and not argv:
             return f"-USAGE: {cmd} <uuid>\n"
         ch = self.channels.get(argv[0]) if argv else None
         if cmd == "uuid_kill":
@@ -194,6 +216,21 @@ class SimulatedFreeSwitch:
             return self._bridge(ch, other)
         if cmd == "uuid_record":
             return self._record(ch, argv)
+        if cmd == "uuid_setvar":
+            if ch is None:
+                return "-ERR No such channel!\n"
+            if len(argv) < 2:
+                return "-USAGE: <uuid> <var> [value]\n"
+            ch.variables[argv[1]] = argv[2] if len(argv) > 2 else ""
+            return "+OK\n"
+        if cmd == "uuid_recv_dtmf":
+            spy = self.spies.get(argv[0])
+            if ch is None or len(argv) < 2:
+                return "-ERR no such channel\n"
+            if spy is not None:
+                spy.digits.append(argv[1])
+                spy.mode = {"0": "listen", "2": "whisper", "3": "barge"}.get(argv[1], spy.mode)
+            return "+OK\n"
         if cmd == "uuid_getvar":
             if ch is None:
                 return "-ERR No such channel!\n"
@@ -236,16 +273,70 @@ class SimulatedFreeSwitch:
             return "-ERR No such channel!\n"
         if len(argv) >= 3 and argv[1] == "start":
             ch.recording = argv[2]
+            self.recordings[ch.uuid] = SimRecording(argv[2])
             self.emit("RECORD_START", ch, **{"Record-File-Path": argv[2]})
             return "+OK Success\n"
+        if len(argv) >= 3 and argv[1] in ("mask", "unmask") and ch.recording == argv[2]:
+            self.recordings[ch.uuid].mute(argv[1] == "mask")
+            return "+OK Success\n"
         if len(argv) >= 3 and argv[1] == "stop" and ch.recording is not None:
-            path, ch.recording = ch.recording, None
-            self.emit("RECORD_STOP", ch, **{"Record-File-Path": path,
-                                            "Record-Completion-Cause": "success-maxtime"})
+            self._stop_recording(ch)
             return "+OK Success\n"
         return "-ERR Cannot stop record session!\n"
 
+    def _stop_recording(self, ch: FsChannel) -> None:
+        path, ch.recording = ch.recording, None
+        rec = self.recordings.pop(ch.uuid, None)
+        if rec is not None:
+            rec.close()
+        self.emit("RECORD_STOP", ch, **{"Record-File-Path": path or "",
+                                        "Record-Completion-Cause": "success-maxtime"})
+
+    async def _spy_originate(self, variables: dict[str, str], device: str, app: str) -> str:
+        """``&eavesdrop(<uuid>)`` / ``&three_way(<uuid>)`` from the supervisor's phone (capture 04)."""
+        agent = self.agents.get(device)
+        if agent is None:
+            return "-ERR USER_NOT_REGISTERED\n"
+        if device in self.busy:
+            return "-ERR USER_BUSY\n"
+        name, _, target_uuid = app.rstrip(")").partition("(")
+        leg = FsChannel(variables.get("origination_uuid") or str(uuidlib.uuid4()),
+                        f"sofia/internal/{agent.extension}@sim", "outbound",
+                        variables.get("origination_caller_id_number", ""),
+                        variables.get("origination_caller_id_name", ""), agent.extension, "default",
+                        device=device)
+        self.channels[leg.uuid] = leg
+        self.busy[device] = leg.uuid
+        self.emit("CHANNEL_CREATE", leg)
+        if not agent.take_answers():
+            await asyncio.sleep(float(variables.get("originate_timeout", "60")))
+            if not leg.gone:
+                self.hangup(leg, "NO_ANSWER", "send_cancel")
+            return "-ERR NO_ANSWER\n"
+        await asyncio.sleep(agent.answer_delay)
+        if leg.gone:
+            return "-ERR ORIGINATOR_CANCEL\n"
+        leg.answered = True
+        leg.application, leg.application_data = name.lstrip("&"), target_uuid
+        self.emit("CHANNEL_ANSWER", leg)
+        target = self.channels.get(target_uuid)
+        group = variables.get("eavesdrop_require_group")
+        if target is None or (group is not None and target.variables.get("eavesdrop_group") != group):
+            # eavesdrop refuses ("no such uuid" / not in the group) and the leg hangs up
+            self._spawn(self._later_hangup(leg))
+            return f"+OK {leg.uuid}\n"
+        self.spies[leg.uuid] = SimSpy(leg.uuid, target_uuid,
+                                      "barge" if "three_way" in name else "listen", device)
+        self.emit("CHANNEL_EXECUTE", leg, Application=name.lstrip("&"),
+                  **{"Application-Data": target_uuid})
+        return f"+OK {leg.uuid}\n"
+
+    async def _later_hangup(self, leg: FsChannel) -> None:
+        await asyncio.sleep(0)
+        self.hangup(leg, "NORMAL_CLEARING", "send_bye")
+
     def _background(self, rest: str, job: str) -> None:
+        self.received.append(f"bgapi {rest}")
         self._spawn(self._job(rest, job))
 
     async def _job(self, rest: str, job: str) -> None:
@@ -254,6 +345,16 @@ class SimulatedFreeSwitch:
         self.emit("BACKGROUND_JOB", None, body=result,
                   **{"Job-UUID": job, "Job-Command": cmd, "Job-Command-Arg": args})
 
+    async def _callback(self, leg: FsChannel, number: str) -> None:
+        """Our dialplan's ``ccserver-callback`` on the answered agent leg: bridge the number out
+        through the gateway; they talk ``callback_talk_time``, then the agent hangs up."""
+        leg.application, leg.application_data = "bridge", f"sofia/gateway/carrier/{number}"
+        self.emit("CHANNEL_EXECUTE", leg, Application="bridge", **{"Application-Data": leg.application_data})
+        self.callbacks.append((leg.device or "", number))
+        await asyncio.sleep(self.callback_talk_time)
+        if not leg.gone:
+            self.hangup(leg, "NORMAL_CLEARING", "recv_bye")
+
     async def _originate(self, args: str) -> str:
         # {a=b,c=d}<device> &park()
         if not args.startswith("{") or "}" not in args:
@@ -261,6 +362,8 @@ class SimulatedFreeSwitch:
         head, _, tail = args[1:].partition("}")
         device, _, app = tail.partition(" ")
         variables = dict(kv.split("=", 1) for kv in head.split(",") if "=" in kv)
+        if app.startswith(("&eavesdrop(", "&three_way(")):
+            return await self._spy_originate(variables, device, app)
         agent = self.agents.get(device)
         if agent is None:
             return "-ERR USER_NOT_REGISTERED\n"
@@ -286,6 +389,9 @@ class SimulatedFreeSwitch:
             leg.answered = True
             leg.application, leg.application_data = "park", ""
             self.emit("CHANNEL_ANSWER", leg)
+            number, _, where = app.partition(" ")
+            if where == f"XML {CALLBACK_CONTEXT}":
+                self._spawn(self._callback(leg, number))
             return f"+OK {leg.uuid}\n"
         await asyncio.sleep(timeout)
         if not leg.gone:
@@ -418,14 +524,25 @@ class _CallRun:
                 asyncio.get_running_loop().call_later(
                     s.hangup_during_ivr_after,
                     lambda: self.phase == "ivr" and sim.hangup(ch, "NORMAL_CLEARING", "recv_bye"))
-            ch.application, ch.application_data = "socket", f"{sim.outbound[0]}:{sim.outbound[1]}"
-            sim.emit("CHANNEL_EXECUTE", ch, Application="socket",
-                     **{"Application-Data": f"{ch.application_data} async full"})
-            await self._socket()
-            if ch.gone:
-                return
-            sim.emit("CHANNEL_EXECUTE_COMPLETE", ch, Application="socket",
-                     **{"Application-Response": "_none_"})
+            while True:
+                ch.application, ch.application_data = "socket", f"{sim.outbound[0]}:{sim.outbound[1]}"
+                sim.emit("CHANNEL_EXECUTE", ch, Application="socket",
+                         **{"Application-Data": f"{ch.application_data} async full"})
+                await self._socket()
+                if ch.gone:
+                    return
+                sim.emit("CHANNEL_EXECUTE_COMPLETE", ch, Application="socket",
+                         **{"Application-Response": "_none_"})
+                # the after-IVR extension of our dialplan: follow the flow's transfer
+                exten, _, context = ch.variables.pop(TRANSFER_VAR, "").partition(" XML ")
+                if not exten:
+                    break
+                sim.emit("CHANNEL_EXECUTE", ch, Application="transfer",
+                         **{"Application-Data": f"{exten} XML {context}"})
+                if context == TRANSFER_CONTEXT:
+                    await self._transfer_out(exten)
+                    return
+                ch.dest, ch.variables["cc_did"] = exten, exten  # another DID: its IVR runs
             queue = ch.variables.get("CC_QUEUE")
             if not queue:
                 self.phase = "done"
@@ -470,6 +587,20 @@ class _CallRun:
                 sim.hangup(ch, "NORMAL_CLEARING", "send_bye")
             if self.call.done.is_set():
                 sim.calls.pop(ch.uuid, None)
+
+    async def _transfer_out(self, number: str) -> None:
+        """``[ccserver-transfer]``: bridge to the number through the gateway; the caller hangs
+        up after ``talk_time``."""
+        sim, ch = self.sim, self.channel
+        self.phase = "talk"
+        self.call.transferred_to = number
+        sim.emit("CHANNEL_EXECUTE", ch, Application="bridge",
+                 **{"Application-Data": f"sofia/gateway/carrier/{number}"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._gone.wait(), self.script.talk_time)
+        if not ch.gone:
+            sim.hangup(ch, "NORMAL_CLEARING", "recv_bye")
+        self.end("transferred")
 
     async def _socket(self) -> None:
         host, port = self.sim.outbound
@@ -528,10 +659,20 @@ class _CallRun:
                 await asyncio.sleep(self.script.dtmf_delay)
                 for d in entry:
                     self._dtmf(d)
-                ch.variables[var] = entry.rstrip("#")
+                terminator = argv[4] if len(argv) > 4 and argv[4] != "none" else ""
+                ch.variables[var] = entry[:-1] if terminator and entry.endswith(terminator) else entry
             else:
                 await asyncio.sleep(min(timeout, 0.2))
                 ch.variables[var] = ""
+        elif app in ("speak", "say"):
+            self.call.applications.append((app, arg))
+            await asyncio.sleep(0.02)
+        elif app == "record":
+            self.call.applications.append((app, arg))
+            argv = arg.split()
+            limit = float(argv[1]) if len(argv) > 1 and argv[1].isdigit() else 60.0
+            await asyncio.sleep(min(limit, 0.1))  # the caller speaks, then silence ends it
+            ch.variables["record_ms"] = "100"
         elif app == "hangup":
             sim.hangup(ch, arg or "NORMAL_CLEARING", "send_bye")
             return

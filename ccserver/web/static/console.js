@@ -2,6 +2,7 @@
 (async () => {
   await cc.whoami();
   const agents = new Map();
+  const spies = new Map();  // session id -> who monitors whom
   let queues = [];
   let nodes = {};
   let serverOffset = 0;  // server clock minus ours, for "time in state"
@@ -26,6 +27,15 @@
       tr.dataset.call = w.call_id;
       return tr;
     })));
+    const sb = document.getElementById("spies");
+    sb.replaceChildren(...[...spies.values()].map((s) => {
+      const li = document.createElement("li");
+      const name = agents.get(s.agent_id)?.name || s.agent_id;
+      li.textContent = `${s.supervisor} ${s.mode === "listen" ? "listens to" : s.mode === "whisper"
+        ? "whispers to" : "barges in on"} ${name}${s.active ? "" : " (ringing)"}`;
+      li.dataset.session = s.id;
+      return li;
+    }));
     const ab = document.querySelector("#agents tbody");
     ab.replaceChildren(...[...agents.values()].map((a) => {
       const tr = cc.row([a.name, a.state.replace("_", " "), a.reason || "", a.since ? cc.secs(now - a.since) : "–",
@@ -42,6 +52,11 @@
       for (const a of msg.agents) agents.set(a.id, a);
       queues = msg.queues;
       nodes = msg.nodes;
+      spies.clear();
+      for (const s of msg.spies || []) spies.set(s.id, s);
+    } else if (msg.type === "spy") {
+      if (msg.event === "ended") spies.delete(msg.session.id);
+      else spies.set(msg.session.id, msg.session);
     } else if (msg.type === "agent") {
       agents.set(msg.agent.id, msg.agent);
     } else if (msg.type === "queues") {

@@ -1,0 +1,187 @@
+"""Recordings over HTTP: find the call behind a complaint, play (with Range) and download its
+recording, pause / resume / start recording a live call. Every play and download is audited."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from ccserver.api.server import ApiError, remote_of
+from ccserver.pbx.base import CommandFailed
+from ccserver.recording.files import UnsafePath, recording_path
+from ccserver.recording.service import RecordingRefused
+from ccserver.recording.store import CallSearch, Recording, RecordingStore
+
+if TYPE_CHECKING:
+    from ccserver.api.routes import Ctx
+
+
+class RecordingOut(BaseModel):
+    id: int
+    call_id: str
+    node: str
+    agent_id: str | None
+    queue: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    duration_seconds: float | None
+    size_bytes: int | None
+    sha256: str | None
+    paused_spans: list[tuple[float, float]]
+    paused: bool
+    audio_url: str
+    download_url: str
+
+
+class FoundCallOut(BaseModel):
+    call_id: str
+    caller: str
+    did: str
+    queue: str | None
+    agent_id: str | None
+    arrived_at: datetime
+    ended_at: datetime
+    disposition: str
+    talk_seconds: float
+    recordings: list[RecordingOut]
+
+
+class RecordingStateOut(BaseModel):
+    call_id: str
+    action: str
+    file: str | None = None
+
+
+def recording_out(r: Recording) -> RecordingOut:
+    base = f"/api/v1/recordings/{r.id}"
+    return RecordingOut(id=r.id, call_id=r.call_id, node=r.node, agent_id=r.agent_id, queue=r.queue,
+                        started_at=r.started_at, ended_at=r.ended_at, duration_seconds=r.duration_seconds,
+                        size_bytes=r.size_bytes, sha256=r.sha256, paused_spans=list(r.paused_spans),
+                        paused=r.paused, audio_url=f"{base}/audio", download_url=f"{base}/download")
+
+
+def _query_text(ctx: Ctx, name: str) -> str | None:
+    raw = ctx.request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) > 64 or any(c in raw for c in "\r\n\0"):
+        raise ApiError(422, "invalid query", [{"field": name, "reason": "at most 64 printable characters"}])
+    return raw
+
+
+def _query_time(ctx: Ctx, name: str) -> datetime | None:
+    raw = _query_text(ctx, name)
+    if raw is None:
+        return None
+    try:
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "invalid query", [{"field": name, "reason": "must be an ISO 8601 time"}]) from None
+    if t.tzinfo is None:
+        raise ApiError(422, "invalid query", [{"field": name, "reason": "must include a time zone"}])
+    return t
+
+
+def _limit(ctx: Ctx) -> int:
+    raw = ctx.request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ApiError(422, "invalid query", [{"field": "limit", "reason": "an integer from 1 to 1000"}])
+    return int(raw)
+
+
+def _scope(ctx: Ctx) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    u = ctx.user
+    return (None, None) if u.role == "admin" else (u.team_agents, u.team_queues)
+
+
+async def search_calls(ctx: Ctx) -> list[FoundCallOut]:
+    """Finished calls by caller number, DID, queue, agent and arrival time, with recordings."""
+    agents, queues = _scope(ctx)
+    q = CallSearch(caller=_query_text(ctx, "caller"), did=_query_text(ctx, "did"),
+                   queue=_query_text(ctx, "queue"), agent_id=_query_text(ctx, "agent"),
+                   since=_query_time(ctx, "since"), until=_query_time(ctx, "until"), limit=_limit(ctx),
+                   agents=agents, queues=queues)
+    found = await RecordingStore(ctx.api.pool).search(q)
+    return [FoundCallOut(call_id=c.call_id, caller=c.caller, did=c.did, queue=c.queue, agent_id=c.agent_id,
+                         arrived_at=c.arrived_at, ended_at=c.ended_at, disposition=c.disposition,
+                         talk_seconds=c.talk_seconds, recordings=[recording_out(r) for r in c.recordings])
+            for c in found]
+
+
+async def _recording(ctx: Ctx) -> Recording:
+    raw = ctx.request.match_info["recording_id"]
+    # only digits reach the database; anything else (../, %2e%2e, ...) is not a recording
+    rec = await RecordingStore(ctx.api.pool).get(int(raw)) if raw.isdigit() and len(raw) < 18 else None
+    agents, queues = _scope(ctx)
+    if rec is None or (agents is not None and rec.agent_id not in agents and rec.queue not in queues):
+        raise ApiError(404, "no such recording")  # out of scope looks like unknown
+    return rec
+
+
+async def get_recording(ctx: Ctx) -> RecordingOut:
+    return recording_out(await _recording(ctx))
+
+
+def file_response(action: str):
+    """A handler serving a recording file (``play`` inline, ``download`` as an attachment), audited."""
+    async def serve(ctx: Ctx) -> web.StreamResponse:
+        rec = await _recording(ctx)
+        recorder = ctx.api.source.recorder
+        root = recorder.roots.get(rec.node) if recorder is not None else None
+        if rec.ended_at is None:
+            raise ApiError(409, "the recording is still running")
+        try:
+            path = recording_path(root, rec.file) if root is not None else None
+        except UnsafePath as e:
+            raise ApiError(500, str(e)) from None
+        if path is None or not path.is_file():
+            raise ApiError(410, "the recording file is gone (deleted by retention or lost)")
+        await ctx.api.store.audit(ctx.user, f"recording.{action}", str(rec.id),
+                                  {"call_id": rec.call_id, "range": ctx.request.headers.get("Range", "")},
+                                  remote_of(ctx.request), "ok")
+        headers = {"Content-Type": "audio/wav", "Cache-Control": "private, no-store"}
+        if action == "download":
+            headers["Content-Disposition"] = f'attachment; filename="recording-{rec.id}.wav"'
+        return web.FileResponse(path, headers=headers)
+
+    serve.__name__ = f"recording_{action}"
+    return serve
+
+
+def _recorder(ctx: Ctx):
+    recorder = ctx.api.source.recorder
+    if recorder is None:
+        raise ApiError(503, "recording is not running")
+    return recorder
+
+
+def _live_call_in_scope(ctx: Ctx) -> str:
+    call_id = ctx.request.match_info["call_id"]
+    center = ctx.api.source.center()
+    call = center.calls.get(call_id) if center is not None else None
+    if call is None or not ctx.scope().sees_call(call):
+        raise ApiError(404, "no such live call")
+    return call_id
+
+
+def recording_action(action: str):
+    """A handler that starts, pauses or resumes the recording of a live call in the user's scope."""
+    async def act(ctx: Ctx) -> RecordingStateOut:
+        call_id = _live_call_in_scope(ctx)
+        try:
+            if action == "start":
+                file = await _recorder(ctx).start_on_demand(call_id)
+                ctx.detail = {"file": file}
+                return RecordingStateOut(call_id=call_id, action=action, file=file)
+            await _recorder(ctx).set_paused(call_id, action == "pause")
+        except RecordingRefused as e:
+            raise ApiError(e.status, e.reason, [{"field": e.field, "reason": e.reason}]) from None
+        except (CommandFailed, LookupError) as e:  # the PBX refused: nothing changed on our side
+            raise ApiError(502, f"the PBX refused: {e}") from None
+        return RecordingStateOut(call_id=call_id, action=action)
+
+    act.__name__ = f"recording_{action}"
+    return act

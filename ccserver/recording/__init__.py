@@ -1,0 +1,1 @@
+"""Call recordings: policy, the Postgres registry, the files, retention."""

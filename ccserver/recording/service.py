@@ -1,0 +1,113 @@
+"""Glue between the PBX facts, the core's recording decisions and the ``recordings`` table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ccserver.core.call import CallState
+from ccserver.core.center import ContactCenter
+from ccserver.core.commands import Command, MuteRecording, StartRecording
+from ccserver.core.events import DomainEvent, RecordingStarted, RecordingStopped
+from ccserver.pbx.base import CommandFailed
+from ccserver.recording.files import recording_path, relative_name, root_problem
+from ccserver.recording.store import RecordingStore, file_digest
+
+log = logging.getLogger(__name__)
+
+
+class RecordingRefused(Exception):
+    """A recording request that cannot be carried out; nothing was changed."""
+
+    def __init__(self, status: int, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.status, self.field, self.reason = status, field, reason
+
+
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Recorder:
+    """Registers recordings, pauses / resumes them, and refuses to start one it cannot store.
+
+    ``roots`` maps each node to its recording root as this host sees it (the nodes write there:
+    a shared folder, so size and checksum are those of the real file).
+    """
+
+    def __init__(self, store: RecordingStore, roots: Mapping[str, Path],
+                 center: Callable[[], ContactCenter | None],
+                 execute: Callable[[Command], Awaitable[None]], clock: Callable[[], float]) -> None:
+        self.store, self.roots = store, dict(roots)
+        self._center, self._execute, self._clock = center, execute, clock
+
+    def allow(self, cmd: StartRecording) -> bool:
+        """Whether to send ``cmd`` to the PBX: its node must have a writable recording root."""
+        root = self.roots.get(cmd.node)
+        problem = f"node {cmd.node!r} has no recording root" if root is None else root_problem(root)
+        if problem is not None:
+            log.error("call %s is not recorded: %s", cmd.call_id, problem)
+            return False
+        return True
+
+    async def on_event(self, event: DomainEvent) -> None:
+        """Register starts and stops of recordings under a node's root (others are not ours)."""
+        if not isinstance(event, (RecordingStarted, RecordingStopped)):
+            return
+        node = event.call_id.partition(":")[0]
+        root = self.roots.get(node)
+        name = relative_name(root, event.file) if root is not None else None
+        if name is None:
+            return
+        if isinstance(event, RecordingStarted):
+            center = self._center()
+            call = center.calls.get(event.call_id) if center else None
+            await self.store.started(event.call_id, node, name, call.agent_id if call else None,
+                                     call.queue if call else None, _at(event.at))
+            return
+        try:
+            size, digest = await asyncio.to_thread(file_digest, recording_path(root, name))
+        except OSError as e:
+            log.error("recording %s of call %s: cannot read the closed file: %s", name, event.call_id, e)
+            size, digest = None, None
+        await self.store.closed(node, name, _at(event.at), size, digest)
+
+    async def set_paused(self, call_id: str, paused: bool) -> None:
+        """Pause (card numbers) or resume the recording of a live call; the span is stored."""
+        center = self._center()
+        call = center.calls.get(call_id) if center else None
+        if call is None or call.state is not CallState.CONNECTED:
+            raise RecordingRefused(409, "call_id", f"call {call_id!r} is not a live connected call")
+        rec = next((r for r in reversed(await self.store.of_call(call_id)) if r.ended_at is None), None)
+        if rec is None:
+            raise RecordingRefused(409, "call_id", f"call {call_id!r} is not being recorded")
+        node, channel, file = call.node, call.channel, rec.file
+        if rec.paused == paused:
+            raise RecordingRefused(409, "call_id", f"the recording is already {'paused' if paused else 'running'}")
+        await self._execute(MuteRecording(node, call_id, channel, file, paused))
+        at = _at(self._clock())
+        await (self.store.pause(node, file, at) if paused else self.store.resume(node, file, at))
+
+    async def start_on_demand(self, call_id: str) -> str:
+        """Start recording a live call whose policy is on demand; returns the file name."""
+        center = self._center()
+        if center is None:
+            raise RecordingRefused(503, "call_id", "the contact center is starting")
+        call = center.calls.get(call_id)
+        if call is not None and call.node in self.roots:
+            problem = root_problem(self.roots[call.node])
+            if problem is not None:
+                raise RecordingRefused(507, "node", problem)
+        try:
+            cmd = center.record_on_demand(call_id)
+        except ValueError as e:
+            raise RecordingRefused(409, "call_id", str(e)) from None
+        try:
+            await self._execute(cmd)
+        except (CommandFailed, LookupError):
+            center.calls[call_id].recording = None  # nothing runs: allow another attempt
+            raise
+        return cmd.file

@@ -1,0 +1,1 @@
+"""Supervisors listening to, whispering to and barging into agents' calls."""

@@ -1,0 +1,94 @@
+"""Recordings through the simulated Asterisk and FreeSWITCH: files, rows, pauses, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+import pytest
+
+from ccserver.recording.service import RecordingRefused
+
+pytest_plugins = ["media_rig"]  # the media_rig fixture (tests/media_rig.py)
+
+
+async def recording_row(rig, call_id: str, closed: bool = True):
+    sql = "SELECT * FROM recordings WHERE call_id = $1" + (" AND sha256 IS NOT NULL" if closed else "")
+    rows = await rig.until_rows(sql, call_id)
+    assert rows, f"no {'closed ' if closed else ''}recording row for {call_id}"
+    return rows[0]
+
+
+async def test_answered_call_is_recorded_with_size_and_checksum(media_rig):
+    rig = await media_rig(policy="all")
+    call, cid, agent = await rig.connected_call(talk_time=0.8)
+    assert await call.wait(15) == "answered"
+    row = await recording_row(rig, cid)
+    path = rig.root / row["file"]
+    data = path.read_bytes()
+    assert data[:4] == b"RIFF" and row["size_bytes"] == len(data) > 44
+    assert row["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (row["node"], row["agent_id"], row["queue"]) == (rig.node, agent, "support")
+    assert 0.3 <= float(row["duration_seconds"]) <= 3.0
+    # the name comes from ids only: nothing of the caller's number in it
+    assert "15551230000" not in row["file"] and "/" not in row["file"]
+    cdr = await rig.until_rows("SELECT recording FROM calls WHERE call_id = $1", cid)
+    assert cdr[0]["recording"] == f"{rig.root}/{row['file']}"  # the CDR keeps the path the PBX reported
+
+
+async def test_pause_and_resume_store_the_span(media_rig):
+    rig = await media_rig(policy="all")
+    _call, cid, _agent = await rig.connected_call(talk_time=30.0)
+    await recording_row(rig, cid, closed=False)
+    rec = rig.server.recorder
+    await asyncio.sleep(0.2)
+    await rec.set_paused(cid, True)
+    with pytest.raises(RecordingRefused) as e:
+        await rec.set_paused(cid, True)
+    assert e.value.status == 409 and "already paused" in e.value.reason
+    await asyncio.sleep(0.3)
+    await rec.set_paused(cid, False)
+    row = await recording_row(rig, cid, closed=False)
+    [(start, end)] = [tuple(s) for s in json.loads(row["paused_spans"])]
+    assert 0.1 <= start < end and 0.2 <= end - start <= 1.5
+    if rig.kind == "asterisk":
+        mutes = [(m["Channel"], m["Direction"], m["State"]) for m in rig.sim.received
+                 if m.get("Action") == "MixMonitorMute"]
+        caller = rig.server.center.calls[cid].channel
+        assert mutes == [(caller, "both", "1"), (caller, "both", "0")]
+    else:
+        uuid = rig.server.center.calls[cid].channel
+        path = f"{rig.root}/{row['file']}"
+        assert [c for c in rig.sim.received if " mask " in c or " unmask " in c] == [
+            f"api uuid_record {uuid} mask {path}", f"api uuid_record {uuid} unmask {path}"]
+
+
+async def test_unwritable_storage_root_records_nothing(media_rig, tmp_path):
+    root = tmp_path / "not-a-folder"  # unwritable as a folder whoever runs the tests (even root)
+    root.write_text("")
+    rig = await media_rig(policy="all", root=root)
+    call, cid, _agent = await rig.connected_call(talk_time=0.3)
+    assert await call.wait(15) == "answered"
+    assert not await rig.rows("SELECT * FROM recordings")
+    cdr = await rig.until_rows("SELECT recording FROM calls WHERE call_id = $1", cid)
+    assert cdr[0]["recording"] is None
+    if rig.kind == "asterisk":
+        assert not [m for m in rig.sim.received if m.get("Action") == "MixMonitor"]
+    else:
+        assert not [c for c in rig.sim.received if "uuid_record" in c]
+    with pytest.raises(RecordingRefused):  # nothing runs, so nothing to pause
+        await rig.server.recorder.set_paused(cid, True)
+
+
+async def test_on_demand_policy_records_only_when_asked(media_rig):
+    rig = await media_rig(policy="on_demand")
+    _call, cid, _agent = await rig.connected_call(talk_time=30.0)
+    await asyncio.sleep(0.3)
+    assert not await rig.rows("SELECT * FROM recordings")
+    file = await rig.server.recorder.start_on_demand(cid)
+    with pytest.raises(RecordingRefused) as e:
+        await rig.server.recorder.start_on_demand(cid)
+    assert e.value.status == 409 and "already recorded" in e.value.reason
+    row = await recording_row(rig, cid, closed=False)
+    assert row["file"] == file

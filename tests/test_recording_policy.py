@@ -1,0 +1,63 @@
+"""Recording policy: the queue's, overridden per DID; on-demand recording through the core."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccserver.config import Config
+from ccserver.core.center import ContactCenter
+from ccserver.core.commands import RingAgent, StartRecording
+from ccserver.core.events import AgentLegAnswered, CallStarted, IvrFinished
+from ccserver.recording.policy import recording_policy
+
+
+def config(**recording) -> Config:
+    return Config.model_validate({
+        "queues": [{"name": "plain"}, {"name": "legacy", "record": True},
+                   {"name": "asked", "recording": "on_demand"}, {"name": "never", "record": True,
+                                                                 "recording": "none"}],
+        "agents": [{"id": "a1", "name": "A", "node": "n", "device": "PJSIP/1", "queues": ["plain", "asked"]}],
+        "recording": recording,
+    })
+
+
+@pytest.mark.parametrize(("queue", "did", "expected"), [
+    ("plain", "100", "none"), ("legacy", "100", "all"), ("asked", "100", "on_demand"),
+    ("never", "100", "none"), ("plain", "200", "all"), ("never", "200", "all"), (None, "300", "on_demand"),
+])
+def test_policy_of_queue_and_did(queue, did, expected):
+    cfg = config(did_policies={"200": "all", "300": "on_demand"})
+    assert recording_policy(cfg, cfg.queue(queue) if queue else None, did) == expected
+
+
+def test_bad_policy_is_refused_naming_the_field():
+    with pytest.raises(Exception) as e:
+        config(did_policies={"200": "sometimes"})
+    assert "did_policies" in str(e.value)
+
+
+def connected(center: ContactCenter, queue: str, did: str = "100") -> list:
+    center.handle(CallStarted("n:1", "n", "SIP/x-1", "+1555", did, 1.0))
+    out = center.handle(IvrFinished("n:1", "n", "SIP/x-1", "+1555", did, queue, (), at=2.0))
+    assert any(isinstance(d, RingAgent) for d in out)
+    return center.handle(AgentLegAnswered("n:1", "PJSIP/1", 3.0))
+
+
+def test_on_demand_records_only_when_asked():
+    center = ContactCenter(config(), now=0.0)
+    center.login("a1", 0.5)
+    assert not [d for d in connected(center, "asked") if isinstance(d, StartRecording)]
+    cmd = center.record_on_demand("n:1")
+    assert cmd.call_id == "n:1" and cmd.file.startswith("n-1-") and cmd.file.endswith(".wav")
+    with pytest.raises(ValueError, match="already recorded"):
+        center.record_on_demand("n:1")
+
+
+def test_record_on_demand_refused_when_policy_is_not_on_demand():
+    center = ContactCenter(config(), now=0.0)
+    center.login("a1", 0.5)
+    connected(center, "plain")
+    with pytest.raises(ValueError, match="'none', not on_demand"):
+        center.record_on_demand("n:1")
+    with pytest.raises(ValueError, match="not connected"):
+        center.record_on_demand("n:nope")

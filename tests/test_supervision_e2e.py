@@ -1,0 +1,143 @@
+"""Supervisors listen / whisper / barge through the simulated Asterisk and FreeSWITCH."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccserver.core.commands import StartSpy
+from ccserver.pbx.base import CommandFailed
+from ccserver.supervision.sessions import SpyRefused, Supervisor
+
+pytest_plugins = ["media_rig"]  # the media_rig fixture (tests/media_rig.py)
+
+
+def boss(rig, agents=frozenset({"1001", "1002"}), user_id=7, role="supervisor") -> Supervisor:
+    return Supervisor(user_id, f"sup{user_id}", role, agents, {rig.node: rig.supervisor_device})
+
+
+def spy_actions(rig) -> list:
+    """What ccserver sent the PBX for supervision, in order."""
+    if rig.kind == "asterisk":
+        return [m for m in rig.sim.received if m.get("Action") in ("Originate", "PlayDTMF", "Hangup")
+                or m.get("Variable") == "SPYGROUP"]
+    return [c for c in rig.sim.received if "eavesdrop" in c or "three_way" in c or "uuid_recv_dtmf" in c
+            or c.startswith(("api uuid_kill", "api uuid_setvar"))]
+
+
+async def test_listen_then_whisper_then_barge_and_session_ends_with_the_call(media_rig):
+    rig = await media_rig(policy="none")
+    desk = rig.server.supervision
+    call, cid, agent = await rig.connected_call(talk_time=2.0)
+    session = await desk.start(boss(rig), agent, "listen")
+    await rig.until(lambda: desk.sessions.sessions[session.id].active, what="spy active")
+    await desk.change(boss(rig), session.id, "whisper")
+    await desk.change(boss(rig), session.id, "barge")
+    assert desk.sessions.sessions[session.id].mode == "barge"
+    sent = spy_actions(rig)
+    agent_ch = rig.server.adapters[rig.node].normalizer.agent_channel(cid) if rig.kind == "asterisk" else None
+    if rig.kind == "asterisk":
+        group = f"cc{session.id}"
+        assert (sent[0]["Channel"], sent[0]["Value"]) == (agent_ch, group)
+        orig = sent[1]
+        assert orig["Channel"] == f"Local/{session.id}@ccserver-spy/n"
+        assert (orig["Application"], orig["Data"], orig["Async"]) == ("Dial", f"{rig.supervisor_device},30", "true")
+        assert orig.values_of("Variable") == [f"CC_SPY_TARGET={agent_ch}", f"CC_SPY_OPTIONS=qdEg({group})"]
+        local2 = next(iter(rig.sim.spies))[:-1] + "2"
+        assert [(m["Action"], m.get("Channel"), m.get("Digit"), m.get("Receive")) for m in sent[2:]] == [
+            ("PlayDTMF", local2, "5", "true"), ("PlayDTMF", local2, "6", "true")]
+        spy = next(iter(rig.sim.spies.values()))
+        assert (spy.target, spy.mode) == (agent_ch, "barge")
+    else:
+        leg = rig.server.adapters[rig.node].normalizer.agent_leg(cid)
+        spy_uuid, spy = next(iter(rig.sim.spies.items()))
+        group = f"cc{session.id}"
+        assert sent == [
+            f"api uuid_setvar {leg} eavesdrop_group {group}",
+            (f"bgapi originate {{origination_uuid={spy_uuid},origination_caller_id_number=ccserver,"
+            f"origination_caller_id_name=Supervisor,originate_timeout=30,eavesdrop_enable_dtmf=true,"
+            f"eavesdrop_require_group={group}}}{rig.supervisor_device} &eavesdrop({leg})"),
+            f"api uuid_recv_dtmf {spy_uuid} 2", f"api uuid_recv_dtmf {spy_uuid} 3"]
+        assert (spy.target, spy.mode) == (leg, "barge")
+        assert rig.sim.channels[leg].variables["eavesdrop_group"] == f"cc{session.id}"
+    assert await call.wait(15) == "answered"
+    await rig.until(lambda: session.id not in desk.sessions.sessions, what="spy ended with the call")
+    assert not rig.sim.spies
+    rows = await rig.until_rows("SELECT * FROM audit_log WHERE action = 'spy.ended'")
+    assert rows and rows[0]["target"] == agent and rows[0]["username"] == "sup7"
+
+
+async def test_barge_from_the_start_uses_the_captured_command(media_rig):
+    rig = await media_rig(policy="none")
+    desk = rig.server.supervision
+    _call, cid, agent = await rig.connected_call(talk_time=30.0)
+    session = await desk.start(boss(rig), agent, "barge")
+    sent = spy_actions(rig)
+    if rig.kind == "asterisk":
+        assert sent[1].values_of("Variable")[1] == f"CC_SPY_OPTIONS=qdEBg(cc{session.id})"
+    else:
+        leg = rig.server.adapters[rig.node].normalizer.agent_leg(cid)
+        spy_uuid = next(iter(rig.sim.spies))
+        assert sent[0] == (f"bgapi originate {{origination_uuid={spy_uuid},origination_caller_id_number=ccserver,"
+                           f"origination_caller_id_name=Supervisor,originate_timeout=30}}"
+                           f"{rig.supervisor_device} &three_way({leg})")
+    await desk.stop(boss(rig), session.id)
+    await rig.until(lambda: session.id not in desk.sessions.sessions, what="spy stopped")
+    assert not rig.sim.spies
+    assert cid in rig.server.center.calls  # stopping the spy leaves the call alone
+
+
+async def test_refusals_leave_nothing_on_the_pbx(media_rig):
+    rig = await media_rig(policy="none")
+    desk = rig.server.supervision
+    with pytest.raises(SpyRefused) as e:  # not on a call
+        await desk.start(boss(rig), "1001", "listen")
+    assert (e.value.status, e.value.field) == (409, "agent_id") and "not on a call" in e.value.reason
+    with pytest.raises(SpyRefused) as e:  # forged id
+        await desk.start(boss(rig), "1001'; DROP", "listen")
+    assert e.value.status == 404
+    _call, _cid, agent = await rig.connected_call(talk_time=30.0)
+    other = "1002" if agent == "1001" else "1001"
+    before = len(rig.sim.received)
+    with pytest.raises(SpyRefused) as e:  # outside the supervisor's teams
+        await desk.start(boss(rig, agents=frozenset({other})), agent, "listen")
+    assert e.value.status == 403
+    with pytest.raises(SpyRefused) as e:  # agents never
+        await desk.start(boss(rig, role="agent"), agent, "listen")
+    assert e.value.status == 403
+    assert len(rig.sim.received) == before  # refused before anything reached the PBX
+    assert not rig.sim.spies
+    session = await desk.start(boss(rig), agent, "listen")
+    with pytest.raises(SpyRefused) as e:  # twice at once
+        await desk.start(boss(rig), agent, "whisper")
+    assert e.value.status == 409 and "already monitoring" in e.value.reason
+    with pytest.raises(SpyRefused) as e:  # another supervisor on the same agent
+        await desk.start(boss(rig, user_id=8), agent, "whisper")
+    assert e.value.status == 409 and "already monitored" in e.value.reason
+    assert len(rig.sim.spies) == 1
+    await desk.stop(boss(rig), session.id)
+    await rig.until(lambda: not desk.sessions.sessions, what="stopped")
+
+
+async def test_spy_on_a_call_that_just_ended(media_rig):
+    rig = await media_rig(policy="none")
+    desk = rig.server.supervision
+    call, cid, agent = await rig.connected_call(talk_time=0.3)
+    assert await call.wait(15) == "answered"
+    await rig.until(lambda: cid not in rig.server.center.calls, what="call over")
+    with pytest.raises(SpyRefused) as e:
+        await desk.start(boss(rig), agent, "listen")
+    assert e.value.status == 409
+    assert not rig.sim.spies and not desk.sessions.sessions
+
+
+async def test_adapter_refuses_a_call_that_ended_meanwhile_and_sends_nothing(media_rig):
+    """The race left after the core's check: the call is gone when the adapter gets StartSpy."""
+    rig = await media_rig(policy="none")
+    before = len(rig.sim.received)
+    with pytest.raises(CommandFailed, match="no agent connected"):
+        await rig.server.run_command(StartSpy(rig.node, f"{rig.node}:1795000000.9", "gone-channel",
+                                              "0123456789abcdef", rig.supervisor_device, "listen"))
+    with pytest.raises(CommandFailed, match="not one ccserver made"):
+        await rig.server.run_command(StartSpy(rig.node, f"{rig.node}:x", "c", "../../etc",
+                                              rig.supervisor_device, "listen"))
+    assert len(rig.sim.received) == before and not rig.sim.spies
