@@ -35,6 +35,7 @@ from ccserver.core.events import (
 from ccserver.db.migrate import migrate, migrations_dir, status
 from ccserver.db.pool import open_pool, resolve_dsn
 from ccserver.hardware import FreeSwitchNodeConfig, NodeConfig, load_nodes
+from ccserver.ivr.flow import Flow, queues_of
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.store import FlowStore
 from ccserver.ivr.sync import follow_store
@@ -43,6 +44,7 @@ from ccserver.pbx.asterisk.fastagi import FastAgiServer, serve_ivr
 from ccserver.pbx.base import PbxAdapter
 from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer
+from ccserver.recording.policy import may_be_recorded
 from ccserver.recording.retention import retention_loop
 from ccserver.recording.service import Recorder
 from ccserver.recording.store import RecordingStore
@@ -115,7 +117,7 @@ class Server:
         self._tasks.append(asyncio.create_task(follow_store(library, FlowStore(self._pool)), name="ccserver-ivr-sync"))
         self.fastagi = FastAgiServer(
             cfg.server.agi_host, cfg.server.agi_port,
-            lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait),
+            lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait, self.may_record),
         )
         agi_port = await self.fastagi.start()
         log.info("FastAGI listening on %s:%d", cfg.server.agi_host, agi_port)
@@ -123,7 +125,7 @@ class Server:
         if fs_nodes:
             self.esl_outbound = FsOutboundServer(
                 cfg.server.esl_outbound_host, cfg.server.esl_outbound_port,
-                lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait),
+                lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait, self.may_record),
                 default_node=fs_nodes[0] if len(fs_nodes) == 1 else None,
             )
             esl_port = await self.esl_outbound.start()
@@ -236,6 +238,10 @@ class Server:
         if self.center is None:
             return None
         return self.center.estimate_wait(queue, priority, skills, self.clock())
+
+    def may_record(self, did: str, flow: Flow) -> bool:
+        """Whether a call on ``did`` running ``flow`` can be recorded (its notice plays only then)."""
+        return may_be_recorded(self.config, did, queues_of(flow))
 
     def on_event(self, event: DomainEvent) -> None:
         """The single entry point of PBX facts into the core (the EventSink of every adapter)."""

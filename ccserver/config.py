@@ -116,6 +116,9 @@ class QueueConfig(_Strict):
     recording: RecordingPolicy | None = None
     #: service-level threshold in seconds (e.g. 20 for "80/20")
     service_level_seconds: int = Field(20, ge=1)
+    #: share of callers to answer within service_level_seconds (the "80" of "80/20"); below it
+    #: the console and wallboard raise a breach alert
+    service_level_target: float = Field(0.8, gt=0, le=1)
     strategy: Strategy = "longest_idle"
     #: requirements of every call of this queue (skill -> minimum level); the IVR's add to them
     skills: dict[str, SkillLevel] = Field({}, max_length=MAX_REQUIREMENTS)

@@ -43,7 +43,8 @@ def test_service_level_asa_and_abandon_rate():
     assert k.abandon_rate == pytest.approx(1 / 3)
     assert (k.waiting, k.longest_wait_seconds) == (2, 12.5)
     assert (k.agents_ready, k.agents_on_call, k.agents_paused) == (1, 2, 1)
-    assert k.breached
+    assert k.breached  # 33 % < the default 80 % target
+    assert not w.kpis(snapshot(), 20, now=200, service_level_target=0.3).breached  # a queue aiming lower
     # the window rolls: at 800 only calls ended after 200 count
     later = w.kpis(snapshot(), 20, now=800)
     assert (later.answered, later.abandoned, later.service_level, later.asa_seconds) == (0, 0, None, None)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from ccserver.config import Config
 from ccserver.core.center import ContactCenter
 from ccserver.core.commands import RingAgent, StartRecording
 from ccserver.core.events import AgentLegAnswered, CallStarted, IvrFinished
-from ccserver.recording.policy import recording_policy
+from ccserver.ivr.flow import parse_flow, queues_of
+from ccserver.ivr.library import FlowLibrary
+from ccserver.ivr.runner import serve_ivr
+from ccserver.ivr.simulate import ScriptedSession
+from ccserver.recording.policy import may_be_recorded, recording_policy
 
 
 def config(**recording) -> Config:
@@ -61,3 +67,23 @@ def test_record_on_demand_refused_when_policy_is_not_on_demand():
         center.record_on_demand("n:1")
     with pytest.raises(ValueError, match="not connected"):
         center.record_on_demand("n:nope")
+
+
+def test_recording_notice_plays_only_when_the_call_can_be_recorded(tmp_path):
+    flow = parse_flow({"name": "main", "version": 1, "start": "q", "nodes": {"q": {"type": "queue", "queue": "plain"}}})
+    assert queues_of(flow) == {"plain"}
+    cfg = config(did_policies={"200": "all"})
+    (tmp_path / "main.yaml").write_text(
+        "name: main\nversion: 1\nstart: q\nrecording_notice: this-call-may-be-recorded\n"
+        "nodes:\n  q: {type: queue, queue: plain}\n")
+    lib = FlowLibrary(tmp_path, {"*": "main"})
+
+    def played(did: str) -> list[str]:
+        session = ScriptedSession(digits="", caller="+1555", did=did, language="en")
+        asyncio.run(serve_ivr(session, lib, lambda e: None, lambda: 0.0,
+                              may_record=lambda d, f: may_be_recorded(cfg, d, queues_of(f))))
+        return [p.value for p in session.prompts]
+
+    assert "this-call-may-be-recorded" not in played("100")  # queue 'plain' records nothing
+    assert "this-call-may-be-recorded" in played("200")  # the DID records every call
+    assert may_be_recorded(cfg, "100", {"legacy"}) and not may_be_recorded(cfg, "100", set())

@@ -87,7 +87,8 @@ def render_metrics(api: Api) -> str:
     kpis = []
     if center is not None:
         for q in cfg.queues:
-            k = api.kpis.kpis(center.queue_snapshot(q.name, now), q.service_level_seconds, now)
+            k = api.kpis.kpis(center.queue_snapshot(q.name, now), q.service_level_seconds, now,
+                               q.service_level_target)
             kpis.append(k)
     exp.gauge("ccserver_queue_waiting", "Callers waiting per queue", [({"queue": k.queue}, k.waiting) for k in kpis])
     exp.gauge("ccserver_queue_longest_wait_seconds", "Longest current wait per queue",

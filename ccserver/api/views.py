@@ -58,7 +58,7 @@ def queue_out(name: str, config: Config, center: ContactCenter, kpis: KpiWindow,
     qc = config.queue(name)
     assert qc is not None, name
     snap = center.queue_snapshot(name, now)
-    k = kpis.kpis(snap, qc.service_level_seconds, now)
+    k = kpis.kpis(snap, qc.service_level_seconds, now, qc.service_level_target)
     return QueueOut(
         name=name, wrapup_seconds=qc.wrapup_seconds, record=qc.record,
         service_level_seconds=qc.service_level_seconds,

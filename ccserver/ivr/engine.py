@@ -223,6 +223,7 @@ async def run_flow(
     flows: Mapping[str, Flow] | None = None,
     overrides: Collection[str] = frozenset(),
     estimate: Estimator | None = None,
+    recording_notice: bool = True,
 ) -> IvrOutcome:
     """Run ``flow`` on ``session`` from its start node; never raises :class:`CallerHungUp`.
 
@@ -232,6 +233,7 @@ async def run_flow(
     what this call runs. ``clock`` (epoch seconds) gives the schedules their time and the path
     its timings; ``overrides`` are the schedule overrides an admin has switched on.
     ``estimate`` gives a queue node's announcement its position and expected wait.
+    ``recording_notice`` False skips the flow's recording notice (the call will not be recorded).
     """
     started = clock()
     language = flow.language if session.language not in flow.offered_languages() else session.language
@@ -240,7 +242,7 @@ async def run_flow(
     current = flow
     try:
         await session.answer()
-        if flow.recording_notice is not None:
+        if flow.recording_notice is not None and recording_notice:
             await walk.say(flow.recording_notice, interruptible=False)
         node_id = current.start
         for _ in range(MAX_STEPS):

@@ -574,3 +574,12 @@ def load_flow(path: Path) -> Flow:
     from ccserver.ivr.source import read_flow_file
 
     return parse_flow(read_flow_file(path), str(path))
+
+
+def queues_of(flow: Flow) -> set[str]:
+    """Every queue a call can be handed to by this flow's own ``set`` and ``queue`` nodes."""
+    return {
+        node.queue
+        for node in flow.nodes.values()
+        if isinstance(node, (SetNode, QueueNode)) and node.queue is not None
+    }

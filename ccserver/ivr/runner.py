@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ccserver.core.events import CallbackRequest, IvrFinished
 from ccserver.ivr.engine import Estimator, IvrOutcome, run_flow
+from ccserver.ivr.flow import Flow
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.media import MediaSession
 from ccserver.pbx.base import EventSink
@@ -39,6 +40,7 @@ def callback_request(outcome: IvrOutcome) -> CallbackRequest | None:
 async def serve_ivr(
     session: MediaSession, library: FlowLibrary, sink: EventSink, clock: Callable[[], float],
     estimate: Estimator | None = None,
+    may_record: Callable[[str, Flow], bool] | None = None,
 ) -> IvrOutcome:
     """Run the flow routed for the session's DID and report the end with one ``IvrFinished``.
 
@@ -48,6 +50,8 @@ async def serve_ivr(
     this one. With no flow for the DID, the path is empty and ``queue`` is None, so the
     dialplan hangs up. The flows are taken from the library once, at the start: a publish
     during the call does not change what the call runs. ``estimate`` feeds queue announcements.
+    ``may_record(did, flow)`` says whether the call can be recorded: the flow's recording notice
+    plays only then (always, when not given).
     """
     try:
         flow = library.for_did(session.did)
@@ -55,8 +59,9 @@ async def serve_ivr(
         log.error("IVR %s: %s", session.call_id, err.args[0])
         outcome = IvrOutcome(None, 0, (), "", {}, hung_up=False)
     else:
+        notice = may_record(session.did, flow) if may_record is not None else True
         outcome = await run_flow(flow, session, clock, flows=library.snapshot(), overrides=library.overrides,
-                                 estimate=estimate)
+                                 estimate=estimate, recording_notice=notice)
     sink(
         IvrFinished(
             call_id=session.call_id,

@@ -15,3 +15,12 @@ def recording_policy(config: Config, queue: QueueConfig | None, did: str) -> Rec
     if queue.recording is not None:
         return queue.recording
     return "all" if queue.record else "none"
+
+
+def may_be_recorded(config: Config, did: str, queues: set[str]) -> bool:
+    """Whether a call to ``did`` that can end in any of ``queues`` may be recorded.
+
+    The IVR plays a flow's recording notice only then: a notice on calls that are never
+    recorded misinforms the caller.
+    """
+    return any(recording_policy(config, config.queue(q), did) != "none" for q in queues or {""})

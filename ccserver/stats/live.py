@@ -32,6 +32,8 @@ class QueueKpis:
 
     queue: str
     service_level_seconds: int
+    #: the share the queue is expected to reach within ``service_level_seconds``
+    service_level_target: float
     service_level: float | None
     asa_seconds: float | None
     abandon_rate: float | None
@@ -47,12 +49,8 @@ class QueueKpis:
 
     @property
     def breached(self) -> bool:
-        """True when the service level is known and below the usual 80 % target."""
-        return self.service_level is not None and self.service_level < SERVICE_LEVEL_TARGET
-
-
-#: The service-level share a queue is expected to reach (the "80" of "80/20").
-SERVICE_LEVEL_TARGET = 0.8
+        """True when the service level is known and below the queue's target."""
+        return self.service_level is not None and self.service_level < self.service_level_target
 
 
 class KpiWindow:
@@ -77,7 +75,8 @@ class KpiWindow:
             _Outcome(record.ended_at, record.queue, answered, max(0.0, end_of_wait - record.enqueued_at))
         )
 
-    def kpis(self, snapshot: QueueSnapshot, service_level_seconds: int, now: float) -> QueueKpis:
+    def kpis(self, snapshot: QueueSnapshot, service_level_seconds: int, now: float,
+             service_level_target: float = 0.8) -> QueueKpis:
         """The figures of ``snapshot``'s queue at ``now``."""
         outcomes = self._outcomes.get(snapshot.name, deque())
         # Records arrive roughly in end order (wrap-up can delay one); prune from the left only.
@@ -90,6 +89,7 @@ class KpiWindow:
         return QueueKpis(
             queue=snapshot.name,
             service_level_seconds=service_level_seconds,
+            service_level_target=service_level_target,
             service_level=within / len(mine) if mine else None,
             asa_seconds=sum(o.wait_seconds for o in answered) / len(answered) if answered else None,
             abandon_rate=abandoned / len(mine) if mine else None,
