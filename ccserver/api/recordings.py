@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import BaseModel
 
-from ccserver.api.server import ApiError, remote_of
+from ccserver.api.server import ApiError, query_time, remote_of
 from ccserver.pbx.base import CommandFailed
 from ccserver.recording.files import UnsafePath, recording_path
 from ccserver.recording.service import RecordingRefused
@@ -73,16 +73,7 @@ def _query_text(ctx: Ctx, name: str) -> str | None:
 
 
 def _query_time(ctx: Ctx, name: str) -> datetime | None:
-    raw = _query_text(ctx, name)
-    if raw is None:
-        return None
-    try:
-        t = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(422, "invalid query", [{"field": name, "reason": "must be an ISO 8601 time"}]) from None
-    if t.tzinfo is None:
-        raise ApiError(422, "invalid query", [{"field": name, "reason": "must include a time zone"}])
-    return t
+    return query_time(_query_text(ctx, name), name)
 
 
 def _limit(ctx: Ctx) -> int:

@@ -6,7 +6,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -24,6 +24,7 @@ from ccserver.api.server import (
     body_model,
     csrf_token,
     error_response,
+    query_time,
     remote_of,
 )
 from ccserver.api.store import Conflict, User
@@ -379,8 +380,8 @@ async def audit_log(ctx: Ctx) -> list[m.AuditOut]:
     if not 1 <= limit <= 1000:
         raise ApiError(422, "invalid query", [{"field": "limit", "reason": "must be between 1 and 1000"}])
     rows = await ctx.api.store.audit_rows(
-        username=q.get("user"), action=q.get("action"), since=_time(q.get("since"), "since"),
-        until=_time(q.get("until"), "until"), limit=limit,
+        username=q.get("user"), action=q.get("action"), since=query_time(q.get("since"), "since"),
+        until=query_time(q.get("until"), "until"), limit=limit,
     )
     return [m.AuditOut(id=r["id"], at=r["at"], username=r["username"], action=r["action"], target=r["target"],
                        detail=json.loads(r["detail"]), remote=r["remote"], outcome=r["outcome"])
@@ -397,16 +398,6 @@ def _int(raw: str, name: str) -> int:
     return value
 
 
-def _time(raw: str | None, name: str) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        t = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(422, "invalid query", [{"field": name, "reason": "must be an ISO 8601 time"}]) from None
-    if t.tzinfo is None:
-        raise ApiError(422, "invalid query", [{"field": name, "reason": "must include a time zone"}])
-    return t
 
 
 V1 = "/api/v1"

@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import time
+from datetime import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,19 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, fields: list[dict] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.fields = status, message, fields or []
+
+
+def query_time(raw: str | None, name: str) -> datetime | None:
+    """A time from a query parameter: ISO 8601 with a time zone, else a 422 naming ``name``."""
+    if raw is None:
+        return None
+    try:
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "invalid query", [{"field": name, "reason": "must be an ISO 8601 time"}]) from None
+    if t.tzinfo is None:
+        raise ApiError(422, "invalid query", [{"field": name, "reason": "must include a time zone"}])
+    return t
 
 
 def error_response(status: int, message: str, fields: list[dict] | None = None, **headers: str) -> web.Response:
