@@ -190,13 +190,21 @@ def full_pass(max_level, ready, rr, prof, idle_since, occupancy, calls, level, a
     for a in range(free.shape[0]):
         remaining += free[a]
     assigned = np.zeros(order.shape[0], np.bool_)
-    # free members per queue: once a queue has none left, its later callers are skipped without
-    # scanning its members (pruning only: _best_agent would find nobody there either)
+    # Callers scan only the members that are free at the start of the pass (same ascending
+    # order, so the same picks): agents busy now cannot be taken later in the pass either.
+    # Once a queue has no free member left, its later callers are skipped without a scan.
     n_queues = q_ptr.shape[0] - 1
     q_free = np.zeros(n_queues, np.int64)
+    f_ptr = np.zeros(n_queues + 1, np.int64)
+    f_members = np.empty(q_members.shape[0], np.int64)
+    n_free_members = 0
     for q in range(n_queues):
         for i in range(q_ptr[q], q_ptr[q + 1]):
-            q_free[q] += free[q_members[i]]
+            if free[q_members[i]]:
+                f_members[n_free_members] = q_members[i]
+                n_free_members += 1
+        f_ptr[q + 1] = n_free_members
+        q_free[q] = f_ptr[q + 1] - f_ptr[q]
     for limit in range(1, max_level + 1):
         for i in range(order.shape[0]):
             if remaining == 0:
@@ -207,7 +215,7 @@ def full_pass(max_level, ready, rr, prof, idle_since, occupancy, calls, level, a
             if c_queue[c] >= 0 and q_free[c_queue[c]] == 0:
                 continue
             a = _best_agent(c, limit, free, cursor, prof, idle_since, occupancy, calls, level,
-                            agent_node, q_ptr, q_members, strategy, c_queue, c_node, c_req_skill,
+                            agent_node, f_ptr, f_members, strategy, c_queue, c_node, c_req_skill,
                             c_req_min)
             if a >= 0:
                 free[a] = False
