@@ -155,6 +155,7 @@ class Server:
                 nodes=lambda: {n: a.connected for n, a in self.adapters.items()},
                 spool_depth=lambda: self.writer.spool_depth, dispatch=self._dispatch, clock=self.clock,
                 decision_latency=self.decision_latency, supervision=self.supervision, recorder=self.recorder,
+                run_command=self.run_command,
             ))
             try:
                 log.info("HTTP API and pages on http://%s:%d/", cfg.api.host, await self.api.start())

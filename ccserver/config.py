@@ -86,6 +86,8 @@ Strategy = Literal["longest_idle", "best_skill", "least_occupied", "fewest_calls
 RecordingPolicy = Literal["all", "none", "on_demand"]
 #: at most this many (skill, minimum level) pairs in one requirement set
 MAX_REQUIREMENTS = 8
+#: escalation overflow targets that are not queues (so no queue may be named so)
+OVERFLOW_TARGETS = ("voicemail", "callback")
 
 
 class EscalationStep(_Strict):
@@ -97,7 +99,9 @@ class EscalationStep(_Strict):
     skills: dict[str, SkillLevel] | None = Field(None, max_length=MAX_REQUIREMENTS)
     #: any agent of the queue
     any: bool = False
-    #: move the caller to this queue (keeping their place by enqueue time)
+    #: move the caller to this queue (keeping their place by enqueue time), or ``voicemail``
+    #: (the queue's ``voicemail_box``) or ``callback`` (the caller is called back, keeping
+    #: their place, after a "we will call you back" prompt)
     overflow: str | None = None
 
     @model_validator(mode="after")
@@ -131,6 +135,8 @@ class QueueConfig(_Strict):
     resume_window: float = Field(0.0, ge=0)
     #: expected handle time (talk + wrap-up) used for wait estimates until calls were measured
     default_handle_seconds: float = Field(180.0, gt=0)
+    #: mailbox (in the PBX's ``default`` voicemail context) of an ``overflow = "voicemail"`` step
+    voicemail_box: str | None = Field(None, pattern=r"^[0-9A-Za-z_-]{1,32}$")
 
     @field_validator("escalation")
     @classmethod
@@ -237,6 +243,8 @@ class Config(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"queue names must be unique, repeated: {sorted(dup)}")
+        if reserved := sorted(set(names) & set(OVERFLOW_TARGETS)):
+            raise ValueError(f"queue names {reserved} are reserved (escalation overflow targets)")
         return v
 
     @model_validator(mode="after")
@@ -267,7 +275,10 @@ class Config(_Strict):
             for j, step in enumerate(q.escalation):
                 if step.skills is not None:
                     sets.append((f"queues[{i}].escalation[{j}].skills", step.skills))
-                if step.overflow is not None and (
+                if step.overflow == "voicemail" and q.voicemail_box is None:
+                    raise ValueError(f"queues[{i}].voicemail_box: needed by "
+                                     f"queues[{i}].escalation[{j}].overflow = 'voicemail'")
+                if step.overflow is not None and step.overflow not in OVERFLOW_TARGETS and (
                     step.overflow == q.name or self.queue(step.overflow) is None
                 ):
                     raise ValueError(f"queues[{i}].escalation[{j}].overflow: unknown queue or "

@@ -20,7 +20,8 @@ DIALPLANS = Path(__file__).resolve().parents[1] / "dialplans" / "freeswitch"
 def test_inbound_context_hands_every_did_to_the_outbound_socket():
     root = ET.parse(DIALPLANS / "ccserver.xml").getroot()
     contexts = {c.get("name"): c for c in root.iter("context")}
-    assert set(contexts) == {INBOUND_CONTEXT, TRANSFER_CONTEXT, CALLBACK_CONTEXT}
+    assert set(contexts) == {INBOUND_CONTEXT, TRANSFER_CONTEXT, CALLBACK_CONTEXT,
+                             adapter.VOICEMAIL_CONTEXT, adapter.CALLBACK_CONFIRM_CONTEXT}
     context = contexts[INBOUND_CONTEXT]
     node = FreeSwitchNodeConfig(name="fs1", kind="freeswitch", host="h", esl_password_env="X")
     assert node.inbound_contexts == [INBOUND_CONTEXT]

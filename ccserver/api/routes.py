@@ -15,6 +15,7 @@ from ccserver.api import flows as fl
 from ccserver.api import models as m
 from ccserver.api import recordings as rc
 from ccserver.api import supervision as sv
+from ccserver.api import transfer as tr
 from ccserver.api.passwords import DUMMY_HASH, verify_password
 from ccserver.api.server import (
     CSRF_HEADER,
@@ -426,6 +427,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{V1}/queues/{{queue}}", "queue.get", "Get a queue", get_queue, ALL, None, m.QueueOut),
     Route("GET", f"{V1}/calls", "calls.list", "List live calls", list_calls, ALL, None, m.CallOut, many=True),
     Route("GET", f"{V1}/calls/{{call_id}}", "call.get", "Get a live call", get_call, ALL, None, m.CallOut),
+    Route("POST", f"{V1}/calls/{{call_id}}/transfer", "call.transfer",
+          "Transfer a waiting or connected call to an external number", tr.transfer_call, STAFF,
+          tr.TransferIn, tr.TransferOut),
     Route("GET", f"{V1}/users", "users.list", "List users", list_users, ADMIN, None, m.UserOut, many=True),
     Route("POST", f"{V1}/users", "user.create", "Create a user", create_user, ADMIN, m.UserCreate, m.UserOut,
           status=201),

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from datetime import datetime
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,8 @@ class LiveSource:
     supervision: Any = None
     #: recording registry (ccserver.recording.service.Recorder), None when not running
     recorder: Any = None
+    #: carries out one PBX command now, raising if the node refuses it (Server.run_command)
+    run_command: Callable[[Any], Awaitable[None]] | None = None
 
 
 class ApiError(Exception):

@@ -12,6 +12,9 @@ Disposition = Literal[
     "ivr_hangup",  # caller hung up before the IVR handed the call to a queue
     "ivr_completed",  # the IVR ended the call itself (no queue)
     "lost",  # the PBX no longer knew the call when ccserver resynchronized
+    "voicemail",  # an escalation step sent the waiting caller to voicemail
+    "callback",  # an escalation step turned the waiting caller into a callback entry
+    "transferred",  # a supervisor or admin transferred the live call out of ccserver
 ]
 
 

@@ -1,7 +1,8 @@
 """The call state machine and the CDR facts collected along the way.
 
 States: ``arriving -> in_ivr -> queued -> offered -> connected -> ended`` (``ended`` from any
-state; ``offered -> queued`` when the agent leg fails). Transition methods return ``True`` when
+state; ``offered -> queued`` when the agent leg fails; ``queued -> diverted`` when an escalation
+step sends the caller to voicemail or a callback prompt). Transition methods return ``True`` when
 applied; an illegal one is logged and ignored, never raised, because events from a PBX can
 arrive late, twice or out of order.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from ccserver.cdr.record import CallRecord, Disposition
 
@@ -23,6 +25,8 @@ class CallState(StrEnum):
     QUEUED = "queued"
     OFFERED = "offered"
     CONNECTED = "connected"
+    #: an escalation step sent the caller to voicemail or a callback prompt: out of the queue
+    DIVERTED = "diverted"
     ENDED = "ended"
 
 
@@ -68,6 +72,10 @@ class Call:
     recording: str | None = None
     hangup_cause: str | None = None
     hangup_by: str | None = None
+    #: where an escalation step sent the waiting caller (their CDR disposition)
+    diverted_to: Literal["voicemail", "callback"] | None = None
+    #: the number a supervisor or admin transferred the live call to (disposition transferred)
+    transferred_to: str | None = None
 
     def _illegal(self, action: str) -> bool:
         log.warning("call %s: %s ignored in state %s", self.call_id, action, self.state.value)
@@ -170,6 +178,14 @@ class Call:
         self.answered_at = at
         self.ringing_since = None
 
+    def divert(self, to: Literal["voicemail", "callback"]) -> bool:
+        """An escalation step takes the waiting caller out of the queue."""
+        if self.state is not CallState.QUEUED:
+            return self._illegal(f"divert to {to}")
+        self.state = CallState.DIVERTED
+        self.diverted_to = to
+        return True
+
     def hang_up(self, cause: str, by: str, at: float) -> bool:
         """The call is over, whatever state it was in."""
         if self.state is CallState.ENDED:
@@ -187,10 +203,14 @@ class Call:
     @property
     def disposition(self) -> Disposition:
         """How the call ended, derived from the facts (meaningful once ended)."""
+        if self.transferred_to is not None:
+            return "transferred"  # even after talking to an agent: ccserver did not finish it
         if self.answered_at is not None:
             return "answered"  # even when the hang-up was lost: the caller was served
         if self.hangup_cause == "lost":
             return "lost"
+        if self.diverted_to is not None:
+            return self.diverted_to
         if self.enqueued_at is not None:
             return "abandoned"
         if self.ivr_ended_at is not None:

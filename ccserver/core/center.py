@@ -29,7 +29,16 @@ from ccserver.config import Config, QueueConfig
 from ccserver.recording.policy import recording_policy
 from ccserver.core.agent import Agent, IdFactory
 from ccserver.core.call import Call, CallState
-from ccserver.core.commands import CallbackAgent, Command, HangupCall, RingAgent, StartRecording
+from ccserver.core.commands import (
+    CallbackAgent,
+    Command,
+    ConfirmCallback,
+    HangupCall,
+    RingAgent,
+    SendToVoicemail,
+    StartRecording,
+    TransferCall,
+)
 from ccserver.core.events import (
     AgentLegAnswered,
     AgentLegFailed,
@@ -288,7 +297,7 @@ class ContactCenter:
             if now >= due:
                 del self._awaiting_ivr[call_id]
                 self._out.append(call.record())
-        for call in self._calls.values():
+        for call in list(self._calls.values()):  # a callback overflow adds an entry
             if call.state is CallState.QUEUED:
                 self._escalate(call, now)
         for key, (_, until) in list(self._abandoned.items()):
@@ -588,6 +597,16 @@ class ContactCenter:
         if due <= call.step:
             return
         last = queue.escalation[due - 1]
+        if last.overflow == "voicemail" and queue.voicemail_box is not None:
+            if call.divert("voicemail"):
+                log.info("call %s: overflows from %s to voicemail", call.call_id, queue.name)
+                self._dirty_calls.add(call.call_id)
+                self._out.append(SendToVoicemail(call.node, call.call_id, call.channel,
+                                                 queue.voicemail_box))
+            return
+        if last.overflow == "callback":
+            self._overflow_to_callback(call, queue, now)
+            return
         if last.overflow is not None:
             self._overflow(call, queue, last.overflow, now)
             return
@@ -601,6 +620,31 @@ class ContactCenter:
         call.step = 0
         call.queue_entered_at = now
         self._dirty_calls.add(call.call_id)
+        self._route_needed = True
+
+    def _overflow_to_callback(self, call: Call, queue: QueueConfig, now: float) -> None:
+        """Replace the waiting caller by a callback entry keeping their place (enqueue time);
+        the PBX tells the caller and hangs up. With no number to call, the caller waits on."""
+        entry_id = f"{call.call_id}{CALLBACK_SUFFIX}"
+        if not call.caller.lstrip("+").isdigit() or entry_id in self._calls:
+            log.warning("call %s: no callback overflow (caller number %r unusable or repeated); "
+                        "waits on", call.call_id, call.caller)
+            call.step = len(queue.escalation)
+            return
+        call.divert("callback")
+        log.info("call %s: overflows from %s to a callback to %s", call.call_id, queue.name,
+                 call.caller)
+        entry = Call(entry_id, call.node, "", call.caller, call.did, now)
+        entry.finish_ivr(queue.name, call.ivr_path, {**call.variables,
+                                                      "CC_CALLBACK_OF": call.call_id},
+                         call.priority, now)
+        entry.enqueued_at = call.enqueued_at
+        # its escalation steps are done: the callback is the last one
+        entry.step, entry.skills, entry.language = len(queue.escalation), call.skills, call.language
+        self._calls[entry_id] = entry
+        self._callbacks[entry_id] = call.caller
+        self._dirty_calls.update((call.call_id, entry_id))
+        self._out.append(ConfirmCallback(call.node, call.call_id, call.channel))
         self._route_needed = True
 
     def _routable(self, call: Call) -> bool:
@@ -664,6 +708,32 @@ class ContactCenter:
                 self._out.append(CallbackAgent(call.node, call_id, device, number, self._config.acd.ring_timeout))
             else:
                 self._out.append(RingAgent(call.node, call_id, call.channel, device, self._config.acd.ring_timeout))
+
+    def transfer(self, call_id: str, destination: str, now: float) -> list[Decision]:
+        """Transfer a waiting, rung or connected caller to the external number ``destination``.
+
+        The call leaves ccserver at once: out of its queue (a rung agent is freed, a connected
+        one starts wrap-up as at a hang-up) and its CDR says ``transferred`` (the number is in
+        its variables as ``CC_TRANSFER_TO``). The PBX's later hang-up of the channel is a late
+        event. ValueError naming the field and the reason, with nothing changed, if the call is
+        not in a queue or with an agent or the destination is not a number.
+        """
+        call = self._calls.get(call_id)
+        if call is None or call.state not in (CallState.QUEUED, CallState.OFFERED,
+                                              CallState.CONNECTED):
+            raise ValueError(f"call_id: {call_id!r} is not waiting in a queue or connected to an "
+                             "agent")
+        if call_id in self._callbacks:
+            raise ValueError(f"call_id: {call_id!r} is a callback entry; it has no caller to "
+                             "transfer")
+        command = TransferCall(call.node, call.call_id, call.channel, destination)
+        call.transferred_to = destination
+        call.variables["CC_TRANSFER_TO"] = destination
+        self._out.append(command)
+        self._end(call, "normal_clearing", "system", now)
+        # a transferred caller was served elsewhere: calling again does not resume their place
+        self._abandoned.pop((call.caller, call.queue or ""), None)
+        return self._flush(now)
 
     def record_on_demand(self, call_id: str) -> StartRecording:
         """Start recording a connected call whose policy is ``on_demand`` (the agent asked).

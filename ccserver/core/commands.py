@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,6 +45,50 @@ class HangupCall:
     call_id: str
     channel: str
     cause: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class SendToVoicemail:
+    """Take the waiting caller on ``channel`` out of the wait music into mailbox ``box``
+    (our dialplan's ``ccserver-voicemail``); the call ends when the caller hangs up there."""
+
+    node: str
+    call_id: str
+    channel: str
+    box: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmCallback:
+    """Play the waiting caller on ``channel`` a "we will call you back" prompt and hang up
+    (our dialplan's ``ccserver-callback-confirm``)."""
+
+    node: str
+    call_id: str
+    channel: str
+
+
+#: an external number a live call may be transferred to (never caller-supplied dialplan text)
+TRANSFER_DESTINATION = re.compile(r"\+?[0-9]{1,32}")
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCall:
+    """Send the caller on ``channel`` (queued or talking to an agent) out of ccserver's hands to
+    ``destination``, an external number, through our dialplan's ``ccserver-transfer``.
+
+    ValueError naming ``destination`` unless it is digits with an optional leading ``+``.
+    """
+
+    node: str
+    call_id: str
+    channel: str
+    destination: str
+
+    def __post_init__(self) -> None:
+        if not TRANSFER_DESTINATION.fullmatch(self.destination):
+            raise ValueError(f"destination: {self.destination!r} is not a number (digits, "
+                             "optionally after '+', at most 32)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +165,6 @@ class StopSpy:
 
 
 Command = (
-    RingAgent | CallbackAgent | HangupCall | StartRecording | StopRecording | MuteRecording | StartSpy
-    | ChangeSpyMode | StopSpy
+    RingAgent | CallbackAgent | HangupCall | SendToVoicemail | ConfirmCallback | TransferCall
+    | StartRecording | StopRecording | MuteRecording | StartSpy | ChangeSpyMode | StopSpy
 )

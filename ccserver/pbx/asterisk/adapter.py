@@ -19,14 +19,17 @@ from ccserver.core.commands import (
     CallbackAgent,
     ChangeSpyMode,
     Command,
+    ConfirmCallback,
     HangupCall,
     MuteRecording,
     RingAgent,
+    SendToVoicemail,
     SpyMode,
     StartRecording,
     StartSpy,
     StopRecording,
     StopSpy,
+    TransferCall,
 )
 from ccserver.core.events import (
     AgentLegAnswered,
@@ -51,8 +54,13 @@ log = logging.getLogger(__name__)
 EVENTS_MASK = "call,dtmf"
 CONNECT_CONTEXT = "ccserver-connect"
 SPY_CONTEXT = "ccserver-spy"
+#: our dialplan's context that dials a transferred caller's external number
+TRANSFER_CONTEXT = "ccserver-transfer"
 #: the dialplan context that dials a callback's number from the agent's answered channel
 CALLBACK_CONTEXT = "ccserver-callback"
+#: our dialplan's contexts for an escalation step's voicemail / callback overflow
+VOICEMAIL_CONTEXT = "ccserver-voicemail"
+CALLBACK_CONFIRM_CONTEXT = "ccserver-callback-confirm"
 #: OriginateResponse ``Reason`` (the outgoing channel's last control frame) -> why the leg failed
 _ORIGINATE_FAILURES: dict[str, LegFailure] = {"0": "unavailable", "1": "rejected", "3": "no_answer",
                                               "5": "busy", "8": "unavailable"}
@@ -160,6 +168,17 @@ class AsteriskAdapter:
         elif isinstance(command, HangupCall):
             await self._act({"Action": "Hangup", "Channel": command.channel,
                              "Cause": str(command.cause)})
+        elif isinstance(command, SendToVoicemail):
+            await self._setvar(command.channel, "CC_VOICEMAIL_BOX", command.box)
+            await self._act({"Action": "Redirect", "Channel": command.channel,
+                             "Context": VOICEMAIL_CONTEXT, "Exten": "s", "Priority": "1"})
+        elif isinstance(command, ConfirmCallback):
+            await self._act({"Action": "Redirect", "Channel": command.channel,
+                             "Context": CALLBACK_CONFIRM_CONTEXT, "Exten": "s", "Priority": "1"})
+        elif isinstance(command, TransferCall):
+            await self._act({"Action": "Redirect", "Channel": command.channel,
+                             "Context": TRANSFER_CONTEXT, "Exten": command.destination,
+                             "Priority": "1"})
         elif isinstance(command, StartRecording):
             await self._record(command)
         elif isinstance(command, StopRecording):

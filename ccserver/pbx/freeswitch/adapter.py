@@ -8,6 +8,7 @@ domain events, and this class maps commands onto ESL ``api``/``bgapi`` calls:
   ``uuid_bridge <caller> L``. A ``-ERR <CAUSE>`` job result becomes ``AgentLegFailed(reason)``;
   a job that never returns within the ring timeout plus :data:`JOB_GRACE` gives up the leg
   (``AgentLegFailed("error")``) and kills it, so the ACD offers the caller to someone else.
+* ``SendToVoicemail`` / ``ConfirmCallback``: ``uuid_transfer`` into our dialplan's context.
 * ``HangupCall``: ``uuid_kill``; ``StartRecording``/``StopRecording``: ``uuid_record``.
 
 Event format: we subscribe with ``event json``. One ``json.loads`` per event is C code and
@@ -31,14 +32,17 @@ from ccserver.core.commands import (
     CallbackAgent,
     ChangeSpyMode,
     Command,
+    ConfirmCallback,
     HangupCall,
     MuteRecording,
     RingAgent,
+    SendToVoicemail,
     SpyMode,
     StartRecording,
     StartSpy,
     StopRecording,
     StopSpy,
+    TransferCall,
 )
 from ccserver.core.events import (
     AgentLegAnswered,
@@ -67,8 +71,13 @@ for _name, _code in FS_CAUSE_CODES.items():
     _CAUSE_NAMES.setdefault(_code, _name)
 
 _DIAL_STRING_FORBIDDEN = set(" \t\r\n{}'\"")
+#: our dialplan's context that dials a transferred caller's external number
+TRANSFER_CONTEXT = "ccserver-transfer"
 #: the dialplan context that bridges a callback's number once the agent answered
 CALLBACK_CONTEXT = "ccserver-callback"
+#: our dialplan's contexts for an escalation step's voicemail / callback overflow
+VOICEMAIL_CONTEXT = "ccserver-voicemail"
+CALLBACK_CONFIRM_CONTEXT = "ccserver-callback-confirm"
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 #: an originate job's ``-ERR <cause>`` -> why the agent leg failed
 _ORIGINATE_FAILURES: dict[str, LegFailure] = {
@@ -197,6 +206,17 @@ class FreeSwitchAdapter:
         elif isinstance(command, HangupCall):
             cause = _CAUSE_NAMES.get(command.cause, "NORMAL_CLEARING")
             await self._api(f"uuid_kill {_uuid(command.channel)} {cause}")
+        elif isinstance(command, SendToVoicemail):
+            # the box is the extension (the config allows only [0-9A-Za-z_-] in it)
+            await self._api(f"uuid_transfer {_uuid(command.channel)} {command.box} XML "
+                            f"{VOICEMAIL_CONTEXT}")
+        elif isinstance(command, ConfirmCallback):
+            await self._api(f"uuid_transfer {_uuid(command.channel)} s XML "
+                            f"{CALLBACK_CONFIRM_CONTEXT}")
+        elif isinstance(command, TransferCall):
+            # TransferCall admits only digits (and a leading +): no argument can be smuggled in
+            await self._api(f"uuid_transfer {_uuid(command.channel)} {command.destination} XML "
+                            f"{TRANSFER_CONTEXT}")
         elif isinstance(command, StartRecording):
             await self._record(command)
         elif isinstance(command, StopRecording):

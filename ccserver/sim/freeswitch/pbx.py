@@ -201,7 +201,7 @@ class SimulatedFreeSwitch:
         if cmd == "show" and args == "channels as json":
             return self._show_channels()
         if cmd in ("uuid_kill", "uuid_bridge", "uuid_record", "uuid_getvar", "uuid_setvar",
-                   "uuid_recv_dtmf") and not argv:
+                   "uuid_recv_dtmf", "uuid_transfer") and not argv:
             return f"-USAGE: {cmd} <uuid>\n"
         ch = self.channels.get(argv[0]) if argv else None
         if cmd == "uuid_kill":
@@ -216,6 +216,11 @@ class SimulatedFreeSwitch:
             return self._bridge(ch, other)
         if cmd == "uuid_record":
             return self._record(ch, argv)
+        if cmd == "uuid_transfer":
+            run = self.calls.get(argv[0])
+            if ch is None or run is None:
+                return "-ERR No such channel!\n"
+            return run.transfer(argv[1:])
         if cmd == "uuid_setvar":
             if ch is None:
                 return "-ERR No such channel!\n"
@@ -499,6 +504,9 @@ class _CallRun:
         self._digits = list(script.digits)
         self._bridged = asyncio.Event()
         self._gone = asyncio.Event()
+        #: (exten, context) of a ``uuid_transfer`` of the caller, once one came
+        self._moved: tuple[str, str] | None = None
+        self._moved_event = asyncio.Event()
 
     def on_hangup(self) -> None:
         self._gone.set()
@@ -508,6 +516,31 @@ class _CallRun:
     def on_bridged(self, leg: FsChannel) -> None:
         self.call.agent = leg.device
         self._bridged.set()
+
+    def transfer(self, argv: list[str]) -> str:
+        """``uuid_transfer <uuid> <exten> XML <context>`` of the waiting or talking caller: the
+        agent leg (if bridged) hangs up and the caller runs ``<exten>`` of ``<context>``."""
+        if len(argv) != 3 or argv[1] != "XML":
+            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+        if self.phase not in ("wait", "talk") or self._moved is not None:
+            return f"-ERR the simulator transfers only waiting or talking callers (phase {self.phase})\n"
+        self._moved = (argv[0], argv[2])
+        leg = self.channel.bridged_to
+        if leg is not None:  # leaving the bridge: the agent's leg has nothing left to do
+            self.channel.bridged_to = leg.bridged_to = None
+            self.sim.emit("CHANNEL_UNBRIDGE", self.channel, **{"Other-Leg-Unique-ID": leg.uuid})
+            self.sim.hangup(leg, "NORMAL_CLEARING", "send_bye")
+        self._moved_event.set()
+        return "+OK\n"
+
+    async def _follow_transfer(self) -> None:
+        assert self._moved is not None
+        exten, context = self._moved
+        if context == TRANSFER_CONTEXT:
+            await self._transfer_out(exten)
+            return
+        self.sim.hangup(self.channel, "NO_ROUTE_DESTINATION", "send_bye")  # a context we lack
+        self.end("hungup")
 
     def end(self, outcome: Outcome) -> None:
         if not self.call.done.is_set():
@@ -558,7 +591,8 @@ class _CallRun:
                      **{"Application-Data": "local_stream://moh"})
             bridged = asyncio.create_task(self._bridged.wait())
             gone = asyncio.create_task(self._gone.wait())
-            done, pending = await asyncio.wait({bridged, gone}, timeout=s.patience,
+            moved = asyncio.create_task(self._moved_event.wait())
+            done, pending = await asyncio.wait({bridged, gone, moved}, timeout=s.patience,
                                                return_when=asyncio.FIRST_COMPLETED)
             for t in pending:
                 t.cancel()
@@ -569,13 +603,22 @@ class _CallRun:
             if gone in done:
                 self.end("hungup")
                 return
+            if moved in done:
+                await self._follow_transfer()
+                return
             self.phase = "talk"
-            try:
-                await asyncio.wait_for(self._gone.wait(), s.talk_time)
+            gone = asyncio.create_task(self._gone.wait())
+            moved = asyncio.create_task(self._moved_event.wait())
+            done, pending = await asyncio.wait({gone, moved}, timeout=s.talk_time,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for t in pending:
+                t.cancel()
+            if gone in done:
                 self.end("answered" if self.call.agent else "hungup")
                 return
-            except TimeoutError:
-                pass
+            if moved in done:
+                await self._follow_transfer()
+                return
             leg = ch.bridged_to
             if s.hangup_side == "agent" and leg is not None:
                 sim.hangup(leg, "NORMAL_CLEARING", "recv_bye")
