@@ -9,6 +9,7 @@ import shutil
 import pytest
 from playwright.async_api import async_playwright, expect
 
+from ccserver.core.events import IvrFinished
 from ccserver.sim.asterisk import CallerScript
 from test_api_rig import PASSWORD, api_rig  # noqa: F401  (fixture)
 
@@ -111,3 +112,21 @@ async def test_unauthenticated_pages_redirect_to_login(api_rig, browser):
     await page.fill("#password", "wrong password")
     await page.click("#login-button")
     await expect(page.locator("#login-error")).to_contain_text("wrong user name or password")
+
+
+async def test_a_caller_the_acd_cannot_route_as_asked_is_an_alert(api_rig, browser):
+    server = api_rig.server
+    now = server.clock()
+    server._dispatch(server.center.pause("1001", "lunch", now))  # nobody takes the caller meanwhile
+    page, errors = await log_in(browser, api_rig.base, "sup_a")
+    await page.wait_for_url("**/console")
+    await expect(page.locator("#alerts li")).to_have_count(0)
+    # the IVR asked for a skill nobody configured: the caller is still queued (without it), and
+    # the supervisor sees why
+    server.on_event(IvrFinished("pbx1:77.1", "pbx1", "PJSIP/carrier-77", "+15550007777", "support",
+                                "support", ("greeting",), skills=(("klingon", 50),), at=now))
+    alert = page.locator("#alerts li")
+    await expect(alert).to_have_count(1, timeout=10_000)
+    await expect(alert).to_contain_text("+15550007777")
+    await expect(alert).to_contain_text("unknown skill 'klingon'")
+    assert errors == []

@@ -120,6 +120,8 @@ class WaitingOut(BaseModel):
     ringing_agent: str | None
     #: skills the caller needs right now (skill -> minimum level), after any escalation
     requirements: dict[str, int]
+    #: why the caller is not routed as the IVR asked (unknown skill, ...); shown as an alert
+    routing_note: str | None = None
 
 
 class KpisOut(BaseModel):

@@ -64,7 +64,7 @@ def queue_out(name: str, config: Config, center: ContactCenter, kpis: KpiWindow,
         service_level_seconds=qc.service_level_seconds,
         waiting=[WaitingOut(call_id=w.call_id, caller=w.caller, priority=w.priority,
                             wait_seconds=round(w.wait_seconds, 1), ringing_agent=w.ringing_agent,
-                            requirements=dict(w.requirements))
+                            requirements=dict(w.requirements), routing_note=w.routing_note)
                  for w in snap.waiting],
         kpis=KpisOut(
             service_level_seconds=k.service_level_seconds, service_level=k.service_level,

@@ -88,6 +88,12 @@ const cc = {
           `within ${q.service_level_seconds}s is below target`, "alert"));
       }
     }
+    for (const q of queues) {
+      // a caller the ACD cannot route as asked must never wait unseen
+      for (const w of q.waiting.filter((x) => x.routing_note)) {
+        list.appendChild(cc.el("li", `Queue ${q.name}: caller ${w.caller} — ${w.routing_note}`, "alert"));
+      }
+    }
     for (const [node, up] of Object.entries(nodes || {})) {
       if (!up) list.appendChild(cc.el("li", `PBX node ${node} is down`, "alert"));
     }
