@@ -242,7 +242,7 @@ class Server:
 
     def may_record(self, did: str, flow: Flow) -> bool:
         """Whether a call on ``did`` running ``flow`` can be recorded (its notice plays only then)."""
-        return may_be_recorded(self.config, did, queues_of(flow))
+        return may_be_recorded(self.config, did, queues_of(flow), flow.recording)
 
     def on_event(self, event: DomainEvent) -> None:
         """The single entry point of PBX facts into the core (the EventSink of every adapter)."""

@@ -87,3 +87,16 @@ def test_recording_notice_plays_only_when_the_call_can_be_recorded(tmp_path):
     assert "this-call-may-be-recorded" not in played("100")  # queue 'plain' records nothing
     assert "this-call-may-be-recorded" in played("200")  # the DID records every call
     assert may_be_recorded(cfg, "100", {"legacy"}) and not may_be_recorded(cfg, "100", set())
+
+
+def test_a_flow_policy_overrides_the_queue_and_a_did_override_wins():
+    cfg = config(did_policies={"200": "all"})
+    assert recording_policy(cfg, cfg.queue("legacy"), "100", "none") == "none"  # flow beats queue
+    assert recording_policy(cfg, cfg.queue("plain"), "100", "all") == "all"
+    assert recording_policy(cfg, cfg.queue("plain"), "200", "none") == "all"  # the DID wins
+    center = ContactCenter(cfg, now=0.0)
+    center.handle(CallStarted("c1", "n", "PJSIP/t-1", "+1555", "100", 1.0))
+    center.handle(IvrFinished("c1", "n", "PJSIP/t-1", "+1555", "100", "plain", ("q",), at=2.0,
+                              recording="all"))
+    out = center.handle(AgentLegAnswered("c1", "PJSIP/1", 3.0))
+    assert [type(d) for d in out if isinstance(d, StartRecording)] == [StartRecording]

@@ -70,6 +70,8 @@ class Call:
     ivr_reported: bool = False
     variables: dict[str, str] = field(default_factory=dict)
     recording: str | None = None
+    #: the recording policy of the IVR flow the call ran, if it set one (overrides the queue's)
+    flow_recording: str | None = None
     hangup_cause: str | None = None
     hangup_by: str | None = None
     #: where an escalation step sent the waiting caller (their CDR disposition)

@@ -371,6 +371,8 @@ class ContactCenter:
             call = Call(e.call_id, e.node, e.channel, e.caller, e.did, e.at)
             self._calls[e.call_id] = call
         path, variables = e.path, e.variables
+        if e.recording is not None:
+            call.flow_recording = e.recording
         if call.ivr_ended_at is not None and call.variables.get("CC_TRANSFER", "").startswith("did:"):
             # the flow transferred the caller to another DID of ours: that DID's flow runs next,
             # on the same call; the CDR keeps both paths
@@ -421,7 +423,8 @@ class ContactCenter:
         self._agent_changed(agent, agent.answer(call.call_id, at))
         queue = self._config.queue(call.queue or "")
         # a callback's conversation runs on the agent's channel, which the core does not know
-        if recording_policy(self._config, queue, call.did) == "all" and call.call_id not in self._callbacks:
+        policy = recording_policy(self._config, queue, call.did, call.flow_recording)
+        if policy == "all" and call.call_id not in self._callbacks:
             call.recording = self._recording_file(call)
             self._out.append(StartRecording(call.node, call.call_id, call.channel, call.recording))
 
@@ -746,7 +749,8 @@ class ContactCenter:
             raise ValueError(f"call {call_id!r} is not connected to an agent")
         if call.recording:
             raise ValueError(f"call {call_id!r} is already recorded")
-        policy = recording_policy(self._config, self._config.queue(call.queue or ""), call.did)
+        policy = recording_policy(self._config, self._config.queue(call.queue or ""), call.did,
+                                  call.flow_recording)
         if policy != "on_demand":
             raise ValueError(f"the recording policy of call {call_id!r} is {policy!r}, not on_demand")
         call.recording = self._recording_file(call)

@@ -95,6 +95,8 @@ class IvrFinished:
     caller_hung_up: bool = False
     #: the flow ended in a callback request (the call itself ends: the dialplan hangs up)
     callback: CallbackRequest | None = None
+    #: the flow's recording policy ("all", "none", "on_demand"), overriding the queue's
+    recording: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

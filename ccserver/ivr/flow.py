@@ -513,6 +513,9 @@ class Flow(_Strict):
     language: Language = "en"
     languages: list[Language] = Field(default_factory=list, max_length=20)
     recording_notice: Prompt | None = None
+    #: recording policy for the calls this flow handles, overriding their queue's (a DID
+    #: override in the site configuration still wins)
+    recording: Literal["all", "none", "on_demand"] | None = None
     nodes: dict[NodeId, Node] = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")

@@ -53,10 +53,12 @@ async def serve_ivr(
     ``may_record(did, flow)`` says whether the call can be recorded: the flow's recording notice
     plays only then (always, when not given).
     """
+    flow: Flow | None
     try:
         flow = library.for_did(session.did)
     except KeyError as err:
         log.error("IVR %s: %s", session.call_id, err.args[0])
+        flow = None
         outcome = IvrOutcome(None, 0, (), "", {}, hung_up=False)
     else:
         notice = may_record(session.did, flow) if may_record is not None else True
@@ -78,6 +80,7 @@ async def serve_ivr(
             language=outcome.language if outcome.language_chosen else "",
             caller_hung_up=outcome.hung_up,
             callback=callback_request(outcome),
+            recording=flow.recording if flow is not None else None,
         )
     )
     return outcome

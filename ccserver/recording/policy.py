@@ -5,11 +5,18 @@ from __future__ import annotations
 from ccserver.config import Config, QueueConfig, RecordingPolicy
 
 
-def recording_policy(config: Config, queue: QueueConfig | None, did: str) -> RecordingPolicy:
-    """The policy for a call to ``did`` answered in ``queue`` (a DID override wins)."""
+def recording_policy(
+    config: Config, queue: QueueConfig | None, did: str, flow: RecordingPolicy | None = None
+) -> RecordingPolicy:
+    """The policy for a call to ``did`` answered in ``queue``.
+
+    A DID override (site configuration) wins, then the IVR flow's own policy, then the queue's.
+    """
     override = config.recording.did_policies.get(did)
     if override is not None:
         return override
+    if flow is not None:
+        return flow
     if queue is None:
         return "none"
     if queue.recording is not None:
@@ -17,10 +24,10 @@ def recording_policy(config: Config, queue: QueueConfig | None, did: str) -> Rec
     return "all" if queue.record else "none"
 
 
-def may_be_recorded(config: Config, did: str, queues: set[str]) -> bool:
+def may_be_recorded(config: Config, did: str, queues: set[str], flow: RecordingPolicy | None = None) -> bool:
     """Whether a call to ``did`` that can end in any of ``queues`` may be recorded.
 
     The IVR plays a flow's recording notice only then: a notice on calls that are never
     recorded misinforms the caller.
     """
-    return any(recording_policy(config, config.queue(q), did) != "none" for q in queues or {""})
+    return any(recording_policy(config, config.queue(q), did, flow) != "none" for q in queues or {""})
