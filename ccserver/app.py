@@ -299,13 +299,17 @@ class Server:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             now = self.clock()
-            self._dispatch(self.center.tick(now))
-            if self.demo_desk is not None:
-                for agent_id in self.demo_desk.due(now):
-                    self._dispatch(self.center.ready(agent_id, now))
-            if now - last_status >= 10:
-                last_status = now
-                self._log_status()
+            try:
+                self._dispatch(self.center.tick(now))
+                if self.demo_desk is not None:
+                    for agent_id in self.demo_desk.due(now):
+                        self._dispatch(self.center.ready(agent_id, now))
+                if now - last_status >= 10:
+                    last_status = now
+                    self._log_status()
+            except Exception:
+                # one bad tick must not stop the timers (wrap-up ends, offer guards) for good
+                log.exception("tick at %.3f failed; continuing", now)
 
     def _log_status(self) -> None:
         center = self.center
@@ -337,11 +341,8 @@ class Server:
         if self._command_tasks:
             await asyncio.gather(*self._command_tasks, return_exceptions=True)
         if self.center is not None:
-            # Calls in wrap-up still owe their CDR: end the wrap-ups now so it is written.
-            now = self.clock()
-            for agent_id, agent in self.center.agents.items():
-                if agent.state == "wrap_up":
-                    self._dispatch(self.center.ready(agent_id, now))
+            # rows the core still owes (wrap-ups, calls waiting for their IVR report), no routing
+            self._dispatch(self.center.drain(self.clock()))
         if self.writer is not None:
             await self.writer.stop()
         if self._pool is not None:

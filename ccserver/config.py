@@ -315,6 +315,10 @@ def _apply_env(data: dict, environ: dict[str, str]) -> dict:
         if key == ENV_PREFIX + "CONFIG":
             continue
         path = [p.lower() for p in key[len(ENV_PREFIX):].split("__")]
+        if len(path) == 1 and path[0] not in Config.model_fields:
+            # not a configuration key: e.g. CCSERVER_AMI_SECRET_PBX1, a secret a hardware/ node
+            # file names (its value is never read or shown here)
+            continue
         node = data
         for part in path[:-1]:
             child = node.setdefault(part, {})

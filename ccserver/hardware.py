@@ -45,14 +45,7 @@ class NodeConfig(BaseModel):
     spans: list[Span] = []
 
     def secret(self, environ: dict[str, str] | None = None) -> str:
-        env = os.environ if environ is None else environ
-        value = env.get(self.ami_secret_env)
-        if not value:
-            raise ConfigError(
-                f"hardware node {self.name!r}: ami_secret_env: environment variable "
-                f"{self.ami_secret_env} is not set"
-            )
-        return value
+        return _secret_from_env(self.name, "ami_secret_env", self.ami_secret_env, environ)
 
     def __repr__(self) -> str:  # never print anything secret-looking
         return f"NodeConfig(name={self.name!r}, kind={self.kind!r}, host={self.host!r})"
@@ -79,14 +72,7 @@ class FreeSwitchNodeConfig(BaseModel):
     spans: list[Span] = []
 
     def secret(self, environ: dict[str, str] | None = None) -> str:
-        env = os.environ if environ is None else environ
-        value = env.get(self.esl_password_env)
-        if not value:
-            raise ConfigError(
-                f"hardware node {self.name!r}: esl_password_env: environment variable "
-                f"{self.esl_password_env} is not set"
-            )
-        return value
+        return _secret_from_env(self.name, "esl_password_env", self.esl_password_env, environ)
 
     def __repr__(self) -> str:  # never print anything secret-looking
         return f"FreeSwitchNodeConfig(name={self.name!r}, host={self.host!r})"
@@ -95,6 +81,17 @@ class FreeSwitchNodeConfig(BaseModel):
 #: a node of any kind, told apart by ``kind``
 AnyNode = Annotated[NodeConfig | FreeSwitchNodeConfig, Field(discriminator="kind")]
 _ANY_NODE: TypeAdapter[NodeConfig | FreeSwitchNodeConfig] = TypeAdapter(AnyNode)
+
+
+def _secret_from_env(node: str, key: str, variable: str, environ: dict[str, str] | None) -> str:
+    """The secret a node file names by its environment variable (never the value in errors)."""
+    env = os.environ if environ is None else environ
+    value = env.get(variable, "").strip("\r\n")  # a secret file's trailing newline is not part of it
+    if not value:
+        raise ConfigError(f"hardware node {node!r}: {key}: environment variable {variable} is not set")
+    if "\r" in value or "\n" in value:
+        raise ConfigError(f"hardware node {node!r}: {key}: {variable} holds a line break")
+    return value
 
 
 def load_nodes(directory: Path) -> list[NodeConfig | FreeSwitchNodeConfig]:

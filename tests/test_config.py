@@ -84,3 +84,21 @@ def test_repo_example_node_is_valid(tmp_path: Path):
     (tmp_path / "pbx1.toml").write_text(example.read_text())
     [node] = load_nodes(tmp_path)
     assert node.name == "pbx1"
+
+
+def test_secret_variables_named_by_node_files_are_not_config_keys():
+    # the README and hardware/examples name secrets like CCSERVER_AMI_SECRET_PBX1
+    cfg = load_config(environ={"CCSERVER_AMI_SECRET_PBX1": "s3cret", "CCSERVER_HARDWARE_DIR": "hw"})
+    assert str(cfg.hardware_dir) == "hw"
+    with pytest.raises(ConfigError, match="databse: unknown key"):  # a typo'd section still fails
+        load_config(environ={"CCSERVER_DATABSE__DSN": "postgresql://x/y"})
+
+
+def test_a_secret_file_trailing_newline_is_not_part_of_the_secret(tmp_path: Path):
+    (tmp_path / "pbx1.toml").write_text(
+        'name="pbx1"\nkind="asterisk"\nhost="h"\nami_user="cc"\nami_secret_env="PBX1_SECRET"\n')
+    [node] = load_nodes(tmp_path)
+    assert node.secret({"PBX1_SECRET": "s3cret-value\n"}) == "s3cret-value"
+    with pytest.raises(ConfigError, match="line break") as err:
+        node.secret({"PBX1_SECRET": "s3cret\nvalue"})
+    assert "s3cret" not in str(err.value)

@@ -13,7 +13,7 @@ from ccserver.cdr.record import AgentStateChange, CallRecord
 from ccserver.config import AgentConfig, Config, QueueConfig
 from ccserver.core.call import CallState
 from ccserver.core.center import IVR_RESULT_GRACE_SECONDS, ContactCenter
-from ccserver.core.commands import HangupCall, RingAgent, StartRecording
+from ccserver.core.commands import CallbackAgent, HangupCall, RingAgent, StartRecording
 from ccserver.core.events import (
     AgentLegAnswered,
     AgentLegFailed,
@@ -630,3 +630,33 @@ def test_agent_reachable_from_another_node_through_its_devices():
     assert cc.agents["a1"].state == "on_call"
     # a call on a node the agent cannot be reached from waits
     assert rings(arrive(cc, "x:c2", 20.0, node="x")) == []
+
+
+def test_a_callback_number_that_is_not_a_phone_number_is_refused(caplog):
+    from ccserver.core.events import CallbackRequest
+
+    cc = make_center()
+    cc.handle(CallStarted("c9", "n1", "ch", "1&PJSIP/009", "5000", 10.0))
+    bad = CallbackRequest(number="1&PJSIP/00900123", queue="support")
+    with caplog.at_level(logging.ERROR):
+        out = cc.handle(IvrFinished("c9", "n1", "ch", "1&PJSIP/009", "5000", None, ("cb",), at=11.0,
+                                    callback=bad))
+    assert "c9/callback" not in cc.calls and not any(type(d).__name__ == "CallbackAgent" for d in out)
+    assert "not a phone number" in caplog.text
+    with pytest.raises(ValueError, match="number"):
+        CallbackAgent("n1", "c9/callback", "PJSIP/1001", "1,tT", 15)
+
+
+def test_drain_writes_what_the_core_owes_without_routing():
+    cc = make_center()
+    arrive(cc, "c1", 10.0)  # rung a1
+    cc.handle(AgentLegAnswered("c1", DEV["a1"], 14.0))
+    cc.handle(CallHungUp("c1", "normal_clearing", "caller", 20.0))  # a1 wraps up (5 s)
+    cc.handle(CallStarted("c2", "n1", "ch2", "+1555", "5000", 21.0))
+    cc.handle(CallAnswered("c2", 21.5))
+    cc.handle(CallHungUp("c2", "normal_clearing", "caller", 22.0))  # waits for its IVR report
+    arrive(cc, "c3", 22.0)  # a2 is rung for c3
+    out = cc.drain(23.0)
+    assert sorted(r.call_id for r in records(out)) == ["c1", "c2"]
+    assert rings(out) == []  # nobody is routed while stopping
+    assert cc.agents["a1"].state == "paused" and cc.agents["a1"].reason == "shutdown"

@@ -189,3 +189,11 @@ def test_fuzz_mutated_capture(pos, junk):
                     pass
     except EslProtocolError:
         pass
+
+
+def test_a_json_event_with_bytes_that_are_not_utf8_is_kept():
+    # a caller's display name is caller-controlled; one bad byte must not cost the event (or the link)
+    body = b'{"Event-Name": "CHANNEL_CREATE", "Caller-Caller-ID-Name": "Zo\xff\xfe", "Unique-ID": "u1"}'
+    event = parse_event(Frame({"Content-Type": "text/event-json", "Content-Length": str(len(body))}, body))
+    assert event.headers["Event-Name"] == "CHANNEL_CREATE"
+    assert event.headers["Caller-Caller-ID-Name"].startswith("Zo")

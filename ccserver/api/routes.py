@@ -103,7 +103,8 @@ def wrap(api: Api, route: Route):
         try:
             if route.roles is not None and route.changes_state and ctx.session is not None:
                 sent = request.headers.get(CSRF_HEADER, "")
-                if not hmac.compare_digest(sent, csrf_token(ctx.session)):
+                # bytes: compare_digest refuses non-ASCII str, and a forged header must be a 403
+                if not hmac.compare_digest(sent.encode(), csrf_token(ctx.session).encode()):
                     raise ApiError(403, f"missing or wrong {CSRF_HEADER} header")
             if route.roles is not None and ctx.user.role not in route.roles:
                 raise ApiError(403, f"role {ctx.user.role!r} may not {route.summary.lower()}")

@@ -248,7 +248,7 @@ class CdrWriter:
             else:
                 self.written += 1
         if bad:
-            await asyncio.to_thread(Spool(self._rejected_dir).append, bad)
+            await asyncio.to_thread(_set_aside, self._rejected_dir, bad)
             self.rejected += len(bad)
         return True
 
@@ -289,3 +289,12 @@ def _change_args(r: AgentStateChange) -> tuple:
 
 def _key(row: Row) -> str:
     return row.call_id if isinstance(row, CallRecord) else f"agent change {row.change_id}"
+
+
+def _set_aside(directory: Path, rows: list[Row]) -> None:
+    """Append refused rows to the rejected spool and close its file (no descriptor kept open)."""
+    spool = Spool(directory)
+    try:
+        spool.append(rows)
+    finally:
+        spool.close()

@@ -38,6 +38,7 @@ from ccserver.core.commands import (
     SendToVoicemail,
     StartRecording,
     TransferCall,
+    TRANSFER_DESTINATION,
 )
 from ccserver.core.events import (
     AgentLegAnswered,
@@ -74,6 +75,8 @@ ENDED_MEMORY = 10_000
 #: a caller who hangs up during the IVR: how long to wait for the IVR's own report (the path
 #: taken) before writing the CDR without it; the AMI hang-up and the FastAGI end race
 IVR_RESULT_GRACE_SECONDS = 3.0
+#: the pause reason of agents whose wrap-up was cut short by ccserver stopping
+SHUTDOWN_REASON = "shutdown"
 #: a callback entry's call id: the requesting call's id plus this
 CALLBACK_SUFFIX = "/callback"
 
@@ -325,6 +328,21 @@ class ContactCenter:
         self._agent_changed(agent, agent.logout(now))
         return self._flush(now)
 
+    def drain(self, now: float) -> list[Decision]:
+        """At shutdown: the rows the core still owes, without routing anyone.
+
+        CDRs waiting for an IVR report are written without it; wrap-ups end now (the agent is
+        paused with reason "shutdown") so their CDRs are written with the wrap-up so far.
+        """
+        for call, _due in self._awaiting_ivr.values():
+            self._out.append(call.record())
+        self._awaiting_ivr.clear()
+        for agent in self._agents.values():
+            if agent.state == "wrap_up":
+                self._agent_changed(agent, agent.pause(SHUTDOWN_REASON, now))
+        out, self._out = self._out, []
+        return out
+
     def pause(self, agent_id: str, reason: str, now: float) -> list[Decision]:
         """Pause an agent with a reason code (ends a wrap-up early)."""
         agent = self._agents[agent_id]
@@ -407,6 +425,10 @@ class ContactCenter:
         if queue is None or entry_id in self._calls or entry_id in self._ended:
             log.error("call %s: callback to queue %r refused (unknown queue or repeated)",
                       e.call_id, e.callback.queue)
+            return
+        if not TRANSFER_DESTINATION.fullmatch(e.callback.number):
+            log.error("call %s: callback refused: number %r is not a phone number", e.call_id,
+                      e.callback.number[:40])
             return
         entry = Call(entry_id, e.node, "", e.callback.number, e.did, e.at)
         entry.finish_ivr(queue.name, e.path, {**e.variables, "CC_CALLBACK_OF": e.call_id},

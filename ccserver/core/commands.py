@@ -38,6 +38,11 @@ class CallbackAgent:
     number: str
     timeout: int
 
+    def __post_init__(self) -> None:
+        # the number ends up in a dialplan (Exten / Dial): digits only, never caller text
+        if not TRANSFER_DESTINATION.fullmatch(self.number):
+            raise ValueError(f"number: {self.number[:40]!r} is not a phone number")
+
 
 @dataclass(frozen=True, slots=True)
 class HangupCall:

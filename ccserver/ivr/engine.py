@@ -29,6 +29,9 @@ from ccserver.ivr.media import CallerHungUp, MediaSession
 
 log = logging.getLogger(__name__)
 
+#: what a callback may dial: a phone number, nothing a dialplan could interpret
+CALLBACK_NUMBER = re.compile(r"\+?[0-9]{1,32}")
+
 #: node visits per call before the engine gives up: the static checks refuse unbounded loops,
 #: but a flow that was only parsed (not checked) must not hold a channel forever either
 MAX_STEPS = 200
@@ -353,6 +356,10 @@ async def _finish(
         return walk.outcome("voicemail")
     if isinstance(node, CallbackNode):
         number = walk.variables.get(node.number_variable or "", "") or session.caller
+        if not CALLBACK_NUMBER.fullmatch(number):
+            # caller id is caller-controlled text: it must never reach a dialplan unchecked
+            log.warning("IVR %s: callback refused, %r is not a phone number", session.call_id, number[:40])
+            number = ""
         queue = node.queue or walk.queue or ""
         if node.prompt is not None:
             await walk.say(node.prompt, interruptible=False)

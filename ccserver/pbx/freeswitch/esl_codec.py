@@ -166,8 +166,9 @@ def parse_event(frame: Frame) -> EslEvent:
     ctype = frame.content_type
     if ctype == "text/event-json":
         try:
-            obj = json.loads(frame.body)
-        except (ValueError, UnicodeDecodeError) as e:
+            # a caller's display name may hold bytes that are not UTF-8: keep the event
+            obj = json.loads(frame.body.decode("utf-8", "replace"))
+        except ValueError as e:
             raise EslProtocolError(f"text/event-json body: not JSON ({e})") from None
         if not isinstance(obj, dict):
             raise EslProtocolError("text/event-json body: not a JSON object")
@@ -194,7 +195,8 @@ def parse_event(frame: Frame) -> EslEvent:
 
 def _check_line(value: str, what: str) -> str:
     if "\n" in value or "\r" in value:
-        raise EslProtocolError(f"{what}: must be one line, got {value[:80]!r}")
+        # the value is not echoed: it may be the ESL password (a secret file's trailing newline)
+        raise EslProtocolError(f"{what}: must be one line")
     return value
 
 
