@@ -46,21 +46,20 @@ from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
 from ccserver.pbx.base import CommandFailed, EventSink
 from ccserver.pbx.causes import hangup_cause
+from ccserver.pbx.contexts import (
+    CALLBACK_CONFIRM_CONTEXT,
+    CALLBACK_CONTEXT,
+    CONNECT_CONTEXT,
+    SPY_CONTEXT,
+    TRANSFER_CONTEXT,
+    VOICEMAIL_CONTEXT,
+)
 
 log = logging.getLogger(__name__)
 
 #: AMI event classes of everything AmiNormalizer reads (the Privilege: of Newchannel, Newstate,
 #: DialBegin/End, Hold, MixMonitor*, Hangup* is "call"; DTMFEnd is "dtmf").
 EVENTS_MASK = "call,dtmf"
-CONNECT_CONTEXT = "ccserver-connect"
-SPY_CONTEXT = "ccserver-spy"
-#: our dialplan's context that dials a transferred caller's external number
-TRANSFER_CONTEXT = "ccserver-transfer"
-#: the dialplan context that dials a callback's number from the agent's answered channel
-CALLBACK_CONTEXT = "ccserver-callback"
-#: our dialplan's contexts for an escalation step's voicemail / callback overflow
-VOICEMAIL_CONTEXT = "ccserver-voicemail"
-CALLBACK_CONFIRM_CONTEXT = "ccserver-callback-confirm"
 #: OriginateResponse ``Reason`` (the outgoing channel's last control frame) -> why the leg failed
 _ORIGINATE_FAILURES: dict[str, LegFailure] = {"0": "unavailable", "1": "rejected", "3": "no_answer",
                                               "5": "busy", "8": "unavailable"}

@@ -32,6 +32,7 @@ from ccserver.core.events import (
 )
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.causes import hangup_cause, leg_failure
+from ccserver.pbx.contexts import CONNECT_CONTEXT, WAIT_CONTEXT
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 NOISE = frozenset({"VarSet", "CEL", "Newexten", "RTCPSent", "RTCPReceived", "DeviceStateChange"})
 
 #: ccserver's own dialplan contexts (dialplans/asterisk/extensions.conf) a caller moves through.
-CCSERVER_CONTEXTS = frozenset({"ccserver-wait", "ccserver-connect"})
+CCSERVER_CONTEXTS = frozenset({WAIT_CONTEXT, CONNECT_CONTEXT})
 
 _UP = "6"  # AST_STATE_UP
 

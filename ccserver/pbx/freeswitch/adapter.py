@@ -56,6 +56,12 @@ from ccserver.core.events import (
 from ccserver.hardware import FreeSwitchNodeConfig
 from ccserver.pbx.base import CommandFailed, EventSink
 from ccserver.pbx.causes import FS_CAUSE_CODES, fs_hangup_cause
+from ccserver.pbx.contexts import (
+    CALLBACK_CONFIRM_CONTEXT,
+    CALLBACK_CONTEXT,
+    TRANSFER_CONTEXT,
+    VOICEMAIL_CONTEXT,
+)
 from ccserver.pbx.freeswitch.esl_client import EslConnection
 from ccserver.pbx.freeswitch.esl_codec import EslEvent
 from ccserver.pbx.freeswitch.normalize import SUBSCRIBED, EslNormalizer
@@ -71,13 +77,6 @@ for _name, _code in FS_CAUSE_CODES.items():
     _CAUSE_NAMES.setdefault(_code, _name)
 
 _DIAL_STRING_FORBIDDEN = set(" \t\r\n{}'\"")
-#: our dialplan's context that dials a transferred caller's external number
-TRANSFER_CONTEXT = "ccserver-transfer"
-#: the dialplan context that bridges a callback's number once the agent answered
-CALLBACK_CONTEXT = "ccserver-callback"
-#: our dialplan's contexts for an escalation step's voicemail / callback overflow
-VOICEMAIL_CONTEXT = "ccserver-voicemail"
-CALLBACK_CONFIRM_CONTEXT = "ccserver-callback-confirm"
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 #: an originate job's ``-ERR <cause>`` -> why the agent leg failed
 _ORIGINATE_FAILURES: dict[str, LegFailure] = {

@@ -27,6 +27,7 @@ import uuid as uuidlib
 from collections.abc import Awaitable, Callable
 
 from ccserver.ivr.media import CallerHungUp, MediaSession
+from ccserver.pbx.contexts import INBOUND_CONTEXT, TRANSFER_CONTEXT
 from ccserver.pbx.freeswitch.esl_codec import (
     KNOWN_CONTENT_TYPES,
     EslEvent,
@@ -51,9 +52,6 @@ _EXTEN = re.compile(r"^[A-Za-z0-9_+*#-]{1,64}$")
 _TTS_UNSAFE = re.compile(r"[|\r\n\x00]")
 #: what the caller hears before a voicemail recording starts
 BEEP = "tone_stream://%(500,0,800)"
-INBOUND_CONTEXT = "ccserver-inbound"
-#: the dialplan context (dialplans/freeswitch/ccserver.xml) that bridges to external numbers
-TRANSFER_CONTEXT = "ccserver-transfer"
 #: the channel variable the after-IVR extension transfers to when set
 TRANSFER_VAR = "cc_transfer_to"
 

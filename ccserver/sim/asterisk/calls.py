@@ -13,6 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ccserver.pbx.contexts import INBOUND_CONTEXT, TRANSFER_CONTEXT
+
 from .agents import CallerScript, Outcome, SimCall
 from .agi_client import DIALPLAN_CLASS, FastAgiSession
 from .channels import CAUSE_TXT, RINGING, UP, Bridge, Channel, Pairs
@@ -23,8 +25,6 @@ if TYPE_CHECKING:
 CALL, CDR = 2, 1024
 Target = tuple[str, str, int]
 WAIT: Target = ("ccserver-wait", "s", 1)
-INBOUND_CONTEXT = "ccserver-inbound"
-TRANSFER_CONTEXT = "ccserver-transfer"
 CONNECT: Target = ("ccserver-connect", "s", 1)
 
 

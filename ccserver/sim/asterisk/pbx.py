@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from ccserver.pbx.asterisk.ami_codec import Message
+from ccserver.pbx.contexts import CALLBACK_CONTEXT
 
 from .agents import CallerScript, SimAgent, SimCall
 from .agi_client import DIALPLAN_CLASS, lookup_variable
@@ -420,7 +421,6 @@ class SimulatedAsterisk:
         return reason == 4
 
 
-CALLBACK_CONTEXT = "ccserver-callback"
 
 
 def _split_callerid(value: str) -> tuple[str, str]:

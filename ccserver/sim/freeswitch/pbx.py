@@ -23,6 +23,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
+from ccserver.pbx.contexts import CALLBACK_CONTEXT, INBOUND_CONTEXT, TRANSFER_CONTEXT
 from ccserver.pbx.freeswitch.esl_codec import (
     EslCommandParser,
     EslProtocolError,
@@ -36,13 +37,8 @@ from ccserver.sim.asterisk.media import SimRecording, SimSpy
 from .esl_server import EslServer, disconnect_notice, reply
 
 CORE_UUID = "5e3c2a10-0000-4000-8000-5151c0de0001"
-INBOUND_CONTEXT = "ccserver-inbound"
 #: what our dialplan's after-IVR extension reads: ``<exten> XML <context>`` to transfer to
 TRANSFER_VAR = "cc_transfer_to"
-#: the dialplan context that bridges a transfer to an external number
-TRANSFER_CONTEXT = "ccserver-transfer"
-#: the dialplan context that bridges a callback's number from the answered agent leg
-CALLBACK_CONTEXT = "ccserver-callback"
 #: seconds the simulator lingers after a hang-up before closing an outbound socket
 LINGER_SECONDS = 0.05
 
