@@ -8,12 +8,11 @@ recording policy of the test's choice.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
-import asyncpg
 import pytest
+from rig import RigBase, free_port
 
 from ccserver.app import Server
 from ccserver.config import AgentConfig, Config, load_config
@@ -28,13 +27,7 @@ AGENTS = ["1001", "1002"]
 SUPERVISOR_EXT = "9000"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class MediaRig:
+class MediaRig(RigBase):
     def __init__(self, kind: str, server: Server, sim, dsn: str, root: Path) -> None:
         self.kind, self.server, self.sim, self.dsn, self.root = kind, server, sim, dsn, root
 
@@ -48,20 +41,6 @@ class MediaRig:
     @property
     def supervisor_device(self) -> str:
         return self.device(SUPERVISOR_EXT)
-
-    async def rows(self, sql: str, *args):
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-    async def until(self, predicate, timeout: float = 10.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.05)
 
     async def until_rows(self, sql: str, *args, timeout: float = 10.0):
         deadline = time.monotonic() + timeout

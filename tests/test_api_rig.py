@@ -6,13 +6,11 @@ Other ``test_api_*`` / ``test_web_*`` modules import the ``api_rig`` fixture fro
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import pytest
+from rig import RigBase
 
 from ccserver.app import Server
 from ccserver.config import AgentConfig, Config, load_config
@@ -26,7 +24,7 @@ DEVICES = ["PJSIP/1001", "PJSIP/1002", "PJSIP/1003"]
 PASSWORD = "correct horse battery staple"
 
 
-class ApiRig:
+class ApiRig(RigBase):
     """A running server with users: admin, sup_a (team A: agent 1001, queue support),
     sup_b (team B: agents 1002, 1003, queue sales), agent1 (-> 1001), agent2 (-> 1002)."""
 
@@ -53,20 +51,6 @@ class ApiRig:
             async with s.post("/api/v1/tokens", json={"label": "test"}, headers={"X-CSRF-Token": csrf}) as r:
                 assert r.status == 201, await r.text()
                 return (await r.json())["token"]
-
-    async def rows(self, sql: str, *args):
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-    async def until(self, predicate, timeout: float = 10.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.05)
 
 
 async def _build(db_dsn: str, tmp_path: Path, agi_port: int) -> tuple[Server, SimulatedAsterisk]:

@@ -9,13 +9,12 @@ would be, places calls, and checks the rows that end up in Postgres: the same ro
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
-import asyncpg
 import pytest
 from pgproxy import PgProxy
+from rig import RigBase, free_port
 
 from ccserver.app import Server
 from ccserver.config import AgentConfig, Config, load_config
@@ -29,13 +28,7 @@ SECRET_ENV = "CCSERVER_TEST_AMI_SECRET"
 DEVICES = ["PJSIP/1001", "PJSIP/1002"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Rig:
+class Rig(RigBase):
     """A server, its simulated PBX node and its database, wired as in production."""
 
     def __init__(self, server: Server, sim: SimulatedAsterisk | SimulatedFreeSwitch, dsn: str):
@@ -58,13 +51,6 @@ class Rig:
     @property
     def adapter(self):
         return self.server.adapters[NODE]
-
-    async def rows(self, sql: str, *args):
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
 
     async def cdr(self, call_id: str, timeout: float = 10.0):
         """The call's row, once the writer has flushed it."""
@@ -90,13 +76,6 @@ class Rig:
         calls = self.server.center.calls
         await self.until(lambda: cid in calls and calls[cid].state == "connected", what="connected")
         return call, cid
-
-    async def until(self, predicate, timeout: float = 10.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.05)
 
 
 def call_id(call) -> str:

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import asyncpg
+from rig import free_port
 
 from ccserver.app import Server
 from ccserver.config import Config, load_config
 from ccserver.hardware import FreeSwitchNodeConfig, NodeConfig
 from ccserver.sim.asterisk import CallerScript, SimAgent, SimulatedAsterisk
 from ccserver.sim.freeswitch import SimulatedFreeSwitch
-from test_e2e_asterisk import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_ENV = "CCSERVER_TEST_MIXED_SECRET"

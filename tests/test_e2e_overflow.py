@@ -4,7 +4,8 @@ voicemail (AMI Setvar + Redirect) and the CDR row in Postgres says so."""
 from __future__ import annotations
 
 import pytest
-from test_e2e_asterisk import NODE, ROOT, SECRET_ENV, Rig, call_id, free_port
+from rig import free_port
+from test_e2e_asterisk import NODE, ROOT, SECRET_ENV, Rig, call_id
 
 from ccserver.app import Server
 from ccserver.config import Config, load_config
