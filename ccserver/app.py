@@ -360,10 +360,11 @@ async def run_server(config: Config, duration: float | None = None) -> int:
     await server.start()
     try:
         if duration is not None:
-            await asyncio.wait_for(stop.wait(), duration)
+            async with asyncio.timeout(duration):
+                await stop.wait()
         else:
             await stop.wait()
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         await server.stop()

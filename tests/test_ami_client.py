@@ -372,3 +372,35 @@ async def test_adapter_resyncs_on_login_then_follows_events_and_runs_commands() 
         ("Redirect", None, None, "ccserver-connect", None),
         ("MixMonitor", None, None, None, "/rec/lab/9.9.wav"),
     ]
+
+
+async def test_stop_landing_with_a_ping_reply_still_stops(monkeypatch) -> None:
+    """Python 3.11's ``asyncio.wait_for`` swallows a cancel that arrives in the same loop turn
+    as its awaited reply; the connection would keep pinging forever and ``stop()`` never return.
+    Here the cancel is made to land exactly there, on the first Ping reply."""
+    from ccserver.pbx.asterisk import ami_client
+
+    armed: list[AmiConnection] = []
+    original = ami_client.AmiProtocol.request
+
+    def request(self, action):
+        act = original(self, action)
+        if action.get("Action") == "Ping" and armed:
+            conn = armed.pop()
+            act.future.add_done_callback(lambda _: conn._task.cancel())  # before wait's wake-up
+        return act
+
+    monkeypatch.setattr(ami_client.AmiProtocol, "request", request)
+    async with FakeAmi() as ami:
+        rec = Recorder()
+        conn = connection(ami.port, rec, ping_interval=0.1, ping_timeout=1.0)
+        await conn.start()
+        try:
+            await until(lambda: conn.connected)
+            task = conn._task
+            armed.append(conn)
+            async with asyncio.timeout(3):
+                await asyncio.gather(task, return_exceptions=True)
+            assert task.cancelled()
+        finally:
+            await conn.stop()

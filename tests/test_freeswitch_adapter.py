@@ -208,3 +208,24 @@ async def test_reply_deadline_drops_a_frozen_link_then_reconnects(rig, caplog):
     assert "no reply to 'api status'" in caplog.text
     sim.set_esl_frozen(False)
     await until(lambda: adapter.connected and adapter.connection.logins >= 2, what="re-login")
+
+
+async def test_stop_landing_with_a_ping_reply_still_stops(rig, monkeypatch):
+    """Python 3.11's ``asyncio.wait_for`` swallows a cancel that arrives in the same loop turn
+    as its awaited result; the link would keep pinging forever and ``stop()`` never return.
+    Here the cancel lands exactly there: right after a reply crosses over from the gevent hub."""
+    from ccserver.pbx.freeswitch import gevent_thread
+
+    sim, adapter, events = await rig()
+    await until(lambda: adapter.connected, what="login")
+    task = adapter.connection._task
+    settle = gevent_thread._settle
+
+    def settle_then_cancel(fut, result, error):
+        settle(fut, result, error)
+        task.cancel()  # before the awaiting coroutine wakes up
+
+    monkeypatch.setattr(gevent_thread, "_settle", settle_then_cancel)
+    async with asyncio.timeout(3):
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()

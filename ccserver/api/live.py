@@ -56,9 +56,9 @@ async def stream(api: Api, request: web.Request) -> web.StreamResponse:
         if dropped in done:
             log.info("live: dropping slow client %s (%s)", request.remote, user.username)
             try:
-                await asyncio.wait_for(ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"),
-                                       CLOSE_TIMEOUT)
-            except (asyncio.TimeoutError, ConnectionError):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+            except (TimeoutError, ConnectionError):
                 if request.transport is not None:
                     request.transport.abort()
         elif writer in done and writer.exception() is not None and not ws.closed:

@@ -53,7 +53,8 @@ def add_routes(app: web.Application, api: Api) -> None:
         if api.source.center() is None:
             problems.append("core not started")
         try:
-            await asyncio.wait_for(api.pool.fetchval("SELECT 1"), 2.0)
+            async with asyncio.timeout(2.0):
+                await api.pool.fetchval("SELECT 1")
         except Exception as e:  # any failure to reach Postgres means "not ready"
             problems.append(f"database: {type(e).__name__}")
         if problems:

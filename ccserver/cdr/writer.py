@@ -136,7 +136,8 @@ class CdrWriter:
         await self._spool_rows(self._take_all())
         if self._factory is not None and self._pool is not None:
             try:
-                await asyncio.wait_for(self._pool.close(), self._write_timeout)
+                async with asyncio.timeout(self._write_timeout):
+                    await self._pool.close()
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 self._pool.terminate()
             self._pool = None
@@ -145,7 +146,8 @@ class CdrWriter:
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+                async with asyncio.timeout(self._flush_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -210,7 +210,8 @@ class AmiConnection:
             raise ConnectionError(f"AMI {self.host}:{self.port} is not connected")
         act = proto.request(action)
         try:
-            res = await asyncio.wait_for(act.future, timeout or self._action_timeout)
+            async with asyncio.timeout(timeout or self._action_timeout):
+                res = await act.future
         except TimeoutError:
             proto.forget(act)
             raise
@@ -242,13 +243,13 @@ class AmiConnection:
         Returns normally only after a session that was up ended.
         """
         loop = asyncio.get_running_loop()
-        transport, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: AmiProtocol(self._on_event), self.host, self.port),
-            self._connect_timeout,
-        )
+        async with asyncio.timeout(self._connect_timeout):
+            transport, proto = await loop.create_connection(
+                lambda: AmiProtocol(self._on_event), self.host, self.port)
         self._protocol = proto
         try:
-            await asyncio.wait_for(proto.banner, self._connect_timeout)
+            async with asyncio.timeout(self._connect_timeout):
+                await proto.banner
             reply = await self.send_action(
                 {"Action": "Login", "Username": self.username, "Secret": self._secret,
                  "Events": self._events_mask},

@@ -202,7 +202,8 @@ class AgiSession:
         try:
             self._writer.write(line.encode() + b"\n")
             await self._writer.drain()
-            reply = await asyncio.wait_for(self._read_reply(), timeout)
+            async with asyncio.timeout(timeout):
+                reply = await self._read_reply()
         except TimeoutError:
             raise self._lost(f"no reply to {line!r} within {timeout:.1f}s") from None
         except (AgiProtocolError, ValueError) as err:  # ValueError: line over the reader's limit
@@ -289,7 +290,8 @@ class _AgiApplication(Application):
         self, reader: asyncio.StreamReader, peer: object
     ) -> AgiEnvironment | None:
         try:
-            block = await asyncio.wait_for(reader.readuntil(b"\n\n"), self.env_timeout)
+            async with asyncio.timeout(self.env_timeout):
+                block = await reader.readuntil(b"\n\n")
             return parse_environment(block)
         except asyncio.IncompleteReadError as err:
             log.warning("AGI environment cut short from %s after %d bytes", peer, len(err.partial))

@@ -367,7 +367,8 @@ class FreeSwitchAdapter:
                 f"originate {{{','.join(variables)}}}{cmd.supervisor_device} &{app}", job)
             if not reply.startswith("+OK"):
                 raise CommandFailed(f"originate on {self.node}: {reply.strip()}")
-            outcome = await asyncio.wait_for(result, SPY_RING_SECONDS + JOB_GRACE)
+            async with asyncio.timeout(SPY_RING_SECONDS + JOB_GRACE):
+                outcome = await result
         except (ConnectionError, TimeoutError) as e:
             await self._kill_quietly(leg)
             raise CommandFailed(f"spy originate on {self.node}: {e or type(e).__name__}") from e

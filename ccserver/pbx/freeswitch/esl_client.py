@@ -219,7 +219,8 @@ class EslConnection:
                                on_event, on_closed)
             self._session = session
             try:
-                await asyncio.wait_for(self._hub.call(session.login), self.command_timeout + 1)
+                async with asyncio.timeout(self.command_timeout + 1):
+                    await self._hub.call(session.login)
                 reply = await self._send(session, f"event json {' '.join(self._events)}", None, None)
                 if not reply.reply_text.startswith("+OK"):
                     raise ConnectionError(f"event subscription refused: {reply.reply_text}")
@@ -258,7 +259,8 @@ class EslConnection:
     async def _watch(self, lost: asyncio.Event) -> None:
         while True:
             try:
-                await asyncio.wait_for(lost.wait(), self._ping_interval)
+                async with asyncio.timeout(self._ping_interval):
+                    await lost.wait()
                 return
             except TimeoutError:
                 pass
@@ -281,8 +283,8 @@ class EslConnection:
                     timeout: float | None) -> Frame:
         wait = self.command_timeout if timeout is None else timeout
         try:
-            return await asyncio.wait_for(
-                self._hub.call(session.send_command, command, headers), wait)
+            async with asyncio.timeout(wait):
+                return await self._hub.call(session.send_command, command, headers)
         except TimeoutError:
             verb = command.split(" ", 2)[:2]
             log.error("ESL %s:%s: no reply to %r within %.1fs; dropping the connection",

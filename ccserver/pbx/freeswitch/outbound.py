@@ -169,7 +169,8 @@ class OutboundSession:
         try:
             self._writer.write(encode_command(command, headers))
             await self._writer.drain()
-            return await asyncio.wait_for(fut, self._timeout)
+            async with asyncio.timeout(self._timeout):
+                return await fut
         except (ConnectionError, TimeoutError) as e:
             log.warning("ESL outbound %s: %r failed (%s); ending the session",
                         self.call_id, command.split()[0], e or type(e).__name__)
@@ -191,7 +192,8 @@ class OutboundSession:
             self._completions.pop(event_uuid, None)
             raise CallerHungUp(self.call_id)
         try:
-            return await asyncio.wait_for(done, self._timeout + wait)
+            async with asyncio.timeout(self._timeout + wait):
+                return await done
         except TimeoutError:
             self._hang_up(f"{app} never completed")
             raise CallerHungUp(self.call_id) from None

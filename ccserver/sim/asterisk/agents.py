@@ -73,5 +73,6 @@ class SimCall:
 
     async def wait(self, timeout: float | None = None) -> Outcome | None:
         """Wait for the end of the call and return its outcome."""
-        await asyncio.wait_for(self.done.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self.done.wait()
         return self.outcome

@@ -186,7 +186,8 @@ class FastAgiSession:
         if self.host.gone.is_set():
             return False
         try:
-            await asyncio.wait_for(self.host.gone.wait(), self.host.seconds(sim_seconds))
+            async with asyncio.timeout(self.host.seconds(sim_seconds)):
+                await self.host.gone.wait()
         except TimeoutError:
             return True
         return False

@@ -130,7 +130,8 @@ class CallRun:
             if left is not None and left <= 0:
                 return None
             try:
-                await asyncio.wait_for(self._wake.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._wake.wait()
             except TimeoutError:
                 return None
         return self._signals.popleft()

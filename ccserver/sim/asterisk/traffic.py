@@ -22,7 +22,8 @@ async def run_traffic(sim: SimulatedAsterisk, calls_per_minute: float, rng: rand
     while not stop_event.is_set() and rate > 0:
         gap = sim.seconds(rng.expovariate(rate))
         try:
-            await asyncio.wait_for(stop_event.wait(), gap)
+            async with asyncio.timeout(gap):
+                await stop_event.wait()
             break
         except TimeoutError:
             pass

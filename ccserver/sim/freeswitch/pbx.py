@@ -636,7 +636,8 @@ class _CallRun:
         sim.emit("CHANNEL_EXECUTE", ch, Application="bridge",
                  **{"Application-Data": f"sofia/gateway/carrier/{number}"})
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._gone.wait(), self.script.talk_time)
+            async with asyncio.timeout(self.script.talk_time):
+                await self._gone.wait()
         if not ch.gone:
             sim.hangup(ch, "NORMAL_CLEARING", "recv_bye")
         self.end("transferred")
