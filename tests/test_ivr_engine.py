@@ -54,7 +54,8 @@ class FakeSession:
         self._step(f"play {prompt}{' *' if interruptible else ''}")
         return self.plays.pop(0) if self.plays else ""
 
-    async def collect(self, prompt: str, max_digits: int, timeout: float) -> str:
+    async def collect(self, prompt: str, max_digits: int, timeout: float, terminator: str = "#",
+                      inter_digit_timeout: float | None = None) -> str:
         self._step(f"collect {prompt} {max_digits} {timeout:g}")
         if self.on_collect:
             self.on_collect()
@@ -298,3 +299,40 @@ async def test_serve_ivr_without_route(tmp_path: Path, caplog: pytest.LogCapture
     await serve_ivr(s, FlowLibrary(tmp_path, {}), events.append, clock)
     assert s.calls == [] and events[0].queue is None and events[0].path == ()
     assert "no IVR route for DID '5551000'" in caplog.text
+
+
+# --- sensitive input ----------------------------------------------------------------------
+
+
+def _pin_flow(sensitive: bool = True) -> Flow:
+    return _flow(
+        hello={"type": "play", "prompts": ["hello-world"], "next": "pin"},
+        pin={"type": "collect", "prompt": "enter-pin", "variable": "pin", "min_digits": 4, "max_digits": 4,
+             "pattern": "[0-9]{4}", "sensitive": sensitive, "next": "check", "on_exhausted": "bye"},
+        check={"type": "branch", "by": "variable", "variable": "pin",
+               "cases": [{"equals": "1234", "next": "vip"}], "default": "bye"},
+        vip={"type": "queue", "queue": "vip"},
+        bye={"type": "hangup"},
+    )
+
+
+async def test_a_sensitive_collect_is_branched_on_but_masked_everywhere_it_leaves_the_ivr() -> None:
+    # "1" typed over the greeting, "234" at the PIN prompt: the greeting's digit is part of the PIN
+    s = FakeSession(plays=["1"], collects=["234"])
+    out = await run_flow(_pin_flow(), s, clock)
+    assert out.queue == "vip" and "check:0" in out.path  # the branch saw the real PIN
+    assert out.digits == "****" and out.variables["pin"] == "****"
+    assert not any("1234" in c or c.startswith("set pin") for c in s.calls)  # never on the PBX channel
+    sink: list = []
+    s_again = FakeSession(plays=["1"], collects=["234"])
+    await serve_ivr(s_again, StubLibrary(_pin_flow()), sink.append, clock)
+    event = sink[0]
+    assert isinstance(event, IvrFinished) and "1234" not in repr(event)  # what reaches CDR and screen pop
+    assert event.variables["pin"] == "****" and event.variables["ivr_digits"] == "****"
+    assert s_again.calls[-1] == "set CC_QUEUE=vip"
+
+
+async def test_a_plain_collect_keeps_its_value() -> None:
+    s = FakeSession(plays=["1"], collects=["234"])
+    out = await run_flow(_pin_flow(sensitive=False), s, clock)
+    assert out.digits == "1234" and out.variables["pin"] == "1234" and "set pin=1234" in s.calls

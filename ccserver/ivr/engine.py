@@ -57,8 +57,9 @@ class IvrOutcome:
     ``timeout``, ``ok`` / ``invalid`` / ``timeout`` for a collect, the case index or
     ``default`` of a branch, the schedule's result, ``max_visits`` when a loop was cut.
     ``timings`` are the seconds since the IVR started at which each ``path`` entry was made.
-    ``digits`` is every DTMF digit the caller pressed, in order. ``variables`` are the
-    variables the flow set (they reach the CDR). ``queue`` is set only when the flow handed
+    ``digits`` is every DTMF digit the caller pressed, in order, with those typed into a
+    ``sensitive`` collect shown as ``*``. ``variables`` are the variables the flow set (they
+    reach the CDR and the agent's screen pop); a sensitive one's value is ``*`` per digit. ``queue`` is set only when the flow handed
     the call to a queue and the channel still existed; ``hung_up`` means the session was lost
     first (the caller hung up or the PBX link broke). ``ending`` is the terminal node's type
     (``"hung_up"`` / ``"steps"`` / ``"missing_flow"`` otherwise); ``version`` is
@@ -99,6 +100,8 @@ class _Walk:
     skills: dict[str, int] = field(default_factory=dict)
     #: a digit that interrupted a prompt, kept as the answer to the next menu or collect
     pending: str = ""
+    #: variables collected by ``sensitive`` collects: branched on here, masked in the outcome
+    masked: set[str] = field(default_factory=set)
     estimate: Estimator | None = None
 
     def mark(self, entry: str) -> None:
@@ -106,8 +109,9 @@ class _Walk:
         self.timings.append(round(self.clock() - self.started, 3))
 
     def outcome(self, ending: str, queue: str | None = None, hung_up: bool = False) -> IvrOutcome:
+        variables = {k: "*" * len(v) if k in self.masked else v for k, v in self.variables.items()}
         return IvrOutcome(
-            queue, self.priority if queue else 0, tuple(self.path), self.digits, dict(self.variables),
+            queue, self.priority if queue else 0, tuple(self.path), self.digits, variables,
             hung_up, tuple(sorted(self.skills.items())), self.language, tuple(self.timings), ending,
             language_chosen=self.language_chosen,
         )
@@ -124,20 +128,26 @@ class _Walk:
         return digit
 
     async def ask(self, prompt: PromptRef, max_digits: int, timeout: float,
-                  terminator: str = "#", inter_digit_timeout: float | None = None) -> str:
-        """Play ``prompt`` and read up to ``max_digits`` digits (a pending digit counts first)."""
+                  terminator: str = "#", inter_digit_timeout: float | None = None,
+                  mask: bool = False) -> str:
+        """Play ``prompt`` and read up to ``max_digits`` digits (a pending digit counts first).
+
+        With ``mask`` the digits are noted in :attr:`digits` as ``*`` (a PIN, a card number).
+        """
         first, self.pending = self.pending, ""
+        if first and mask:  # typed over the previous prompt, so already noted in clear
+            self.digits = self.digits[:-1] + "*"
         if not first:
             kind, value = prompt.resolve(self.language, self.default_language)
             if kind == "sound":
                 got = await self._collect(value, max_digits, timeout, terminator, inter_digit_timeout)
-                self.digits += got
+                self._note(got, mask)
                 return got
             first = await self.session.speak(value, self.language, True)
-            self.digits += first
+            self._note(first, mask)
             if not first:
                 got = await self._collect(SILENCE, max_digits, timeout, terminator, inter_digit_timeout)
-                self.digits += got
+                self._note(got, mask)
                 return got
         if first == terminator:
             return ""
@@ -145,8 +155,11 @@ class _Walk:
             return first
         rest = await self._collect(SILENCE, max_digits - 1, inter_digit_timeout or timeout, terminator,
                                    inter_digit_timeout)
-        self.digits += rest
+        self._note(rest, mask)
         return first + rest
+
+    def _note(self, digits: str, mask: bool) -> None:
+        self.digits += "*" * len(digits) if mask else digits
 
     async def _collect(self, sound: str, max_digits: int, timeout: float, terminator: str,
                        inter_digit_timeout: float | None) -> str:
@@ -175,13 +188,18 @@ class _Walk:
         """Run the collect's attempts; return the id of the node to go to."""
         for attempt in range(node.max_retries + 1):
             value = await self.ask(node.prompt, node.max_digits, node.timeout, node.terminator,
-                                   node.inter_digit_timeout)
+                                   node.inter_digit_timeout, mask=node.sensitive)
             valid = len(value) >= node.min_digits and (
                 node.pattern is None or re.fullmatch(node.pattern, value) is not None
             )
             self.mark(f"{entry}:{'ok' if valid else 'invalid' if value else 'timeout'}")
             if valid:
-                await self.set_var(node.variable, value)
+                if node.sensitive:  # kept here only: never set on the PBX channel, masked in the outcome
+                    self.variables[node.variable] = value
+                    self.masked.add(node.variable)
+                else:
+                    self.masked.discard(node.variable)
+                    await self.set_var(node.variable, value)
                 return node.next
             if node.invalid_prompt and attempt < node.max_retries:
                 await self.say(node.invalid_prompt, interruptible=True)

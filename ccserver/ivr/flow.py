@@ -234,6 +234,9 @@ class CollectNode(ContinuingNode):
     Input ends at ``max_digits``, at the ``terminator`` (not kept), or after
     ``inter_digit_timeout`` seconds of silence; ``timeout`` waits for the first digit. Input
     shorter than ``min_digits`` or not matching ``pattern`` (whole input) is a failed attempt.
+    ``sensitive`` (a PIN, a card number): the flow can still branch on the value, but it is
+    never set on the PBX channel, and the CDR, the agent's screen pop and the IVR digits show
+    it only as ``*``.
     """
 
     type: Literal["collect"]
@@ -247,6 +250,7 @@ class CollectNode(ContinuingNode):
     pattern: Regex | None = None
     max_retries: int = Field(2, ge=0, le=10)
     invalid_prompt: Prompt | None = None
+    sensitive: bool = False
     next: NodeId
     on_exhausted: NodeId
 
