@@ -194,3 +194,16 @@ async def test_disabling_a_user_revokes_their_tokens_and_audit_is_filterable(api
             assert r.status == 422 and (await r.json())["fields"][0]["field"] == "since"
         async with s.get("/api/v1/audit?user=sup_b&limit=5", headers=admin) as r:
             assert {x["action"] for x in await r.json()} == {"login", "token.create"}
+
+
+async def test_an_unexpected_failure_is_a_500_that_names_nothing_and_is_still_audited(api_rig, caplog):
+    admin = {"Authorization": f"Bearer {await api_rig.token('admin')}"}
+    await api_rig.rows("ALTER TABLE teams RENAME TO teams_gone")  # the store's query now fails
+    async with api_rig.client() as s:
+        async with s.post("/api/v1/teams", headers=admin, json={"name": "night shift"}) as r:
+            assert r.status == 500
+            assert await r.json() == {"error": "internal error", "fields": []}
+    (row,) = await audit(api_rig, "team.create")
+    assert (row["username"], row["outcome"]) == ("admin", "failed")
+    assert json.loads(row["detail"])["status"] == 500
+    assert "teams" in caplog.text  # the cause is in the server log, not in the response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +31,8 @@ from ccserver.api.server import (
 )
 from ccserver.api.store import Conflict, User
 from ccserver.api.views import Scope, agent_out, call_out, queue_out
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,9 +121,17 @@ def wrap(api: Api, route: Route):
                 outcome = "denied" if e.status in (401, 403, 429) else "failed"
                 await _audit(ctx, route, outcome, {"status": e.status, "error": e.message})
             raise
-        except web.HTTPRequestEntityTooLarge:
+        except web.HTTPException as e:
             if route.changes_state:
-                await _audit(ctx, route, "failed", {"status": 413})
+                await _audit(ctx, route, "failed", {"status": e.status})
+            raise
+        except Exception:
+            # a bug or a lost database: the attempt is still on record (when the log can be written)
+            if route.changes_state:
+                try:
+                    await _audit(ctx, route, "failed", {"status": 500, "error": "internal error"})
+                except Exception:
+                    log.exception("audit of the failed %s could not be written", route.name)
             raise
         if route.changes_state and route.name != "login" and not route.self_audited:
             await _audit(ctx, route, "ok", ctx.detail)
