@@ -3,6 +3,7 @@ agent frees up the PBX rings the agent and then dials the caller's number."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -102,3 +103,34 @@ async def test_callback_end_to_end(make_rig, request):  # noqa: F811
     assert list(row["ivr_path"]) == ["offer", "cb"]
     original = await rig.cdr(call_id(call))
     assert original["disposition"] == "ivr_completed"
+
+
+@pytest.mark.parametrize("make_rig", ["asterisk", "freeswitch"], indirect=True)
+async def test_a_callback_ending_while_the_link_is_down_is_ended_by_the_resync(make_rig):  # noqa: F811
+    """The agent's callback conversation ends while ccserver cannot see the node: the resync
+    that follows the reconnection must end the callback and free the agent."""
+    rig = await make_rig()
+    rig.sim.callback_talk_time = 2.5
+    store, admin = FlowStore(rig.server.api.api.pool), Actor("admin", "admin")
+    await store.create_draft("later", {"name": "later", "start": "cb", "nodes": {
+        "cb": {"type": "callback", "queue": "support"}}}, admin)
+    await store.check("later", 1, admin)
+    await store.publish("later", 1, "4100", admin)
+    await rig.until(lambda: rig.server.flows.for_did("4100").name == "later", what="flow published")
+    center = rig.server.center
+    rig.server._dispatch(center.pause("1002", "meeting", rig.server.clock()))
+    call = rig.sim.place_call(CallerScript(caller=NUMBER, did="4100", digits=[]))
+    entry = f"{call_id(call)}/callback"
+    await rig.until(lambda: rig.sim.callbacks, what="callback dialed")
+    await rig.until(lambda: entry in center.calls and center.calls[entry].state == "connected",
+                    what="callback connected")
+    rig.freeze_pbx_link(True)  # the conversation ends (after 2.5 s) while nothing comes through
+    await rig.until(lambda: not rig.adapter.connected, timeout=10, what="ping deadline")
+    await asyncio.sleep(3.0)
+    assert center.agents["1001"].state == "on_call"  # nothing told it otherwise yet
+    rig.freeze_pbx_link(False)
+    await rig.until(lambda: rig.adapter.connected, timeout=15, what="reconnect")
+    await rig.until(lambda: entry not in center.calls, what="callback ended by the resync")
+    await rig.until(lambda: center.agents["1001"].state == "ready", what="agent freed")
+    row = await rig.cdr(entry)
+    assert (row["disposition"], row["agent_id"], row["hangup_cause"]) == ("answered", "1001", "lost")

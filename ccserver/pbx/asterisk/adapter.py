@@ -44,7 +44,7 @@ from ccserver.hardware import NodeConfig
 from ccserver.pbx.asterisk.ami_client import AmiConnection
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
-from ccserver.pbx.base import CommandFailed, EventSink
+from ccserver.pbx.base import CommandFailed, EventSink, callback_legs_gone
 from ccserver.pbx.causes import hangup_cause
 from ccserver.pbx.contexts import (
     CALLBACK_CONFIRM_CONTEXT,
@@ -130,7 +130,11 @@ class AsteriskAdapter:
                 self._resync_items.append(msg)
             elif msg.get("Event") == "CoreShowChannelsComplete":
                 items, self._resync_id, self._resync_items = self._resync_items, None, []
-                self._sink(self.normalizer.resync_from(items, self._clock()))
+                now = self._clock()
+                self._sink(self.normalizer.resync_from(items, now))
+                listed = {m.get("Uniqueid", "") for m in items}
+                for event in callback_legs_gone(self._callback_legs, listed, self.node, now):
+                    self._sink(event)
             return
         if self._spies:
             self._spy_event(msg)

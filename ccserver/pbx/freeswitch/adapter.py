@@ -54,7 +54,7 @@ from ccserver.core.events import (
     SpyStarted,
 )
 from ccserver.hardware import FreeSwitchNodeConfig
-from ccserver.pbx.base import CommandFailed, EventSink
+from ccserver.pbx.base import CommandFailed, EventSink, callback_legs_gone
 from ccserver.pbx.causes import FS_CAUSE_CODES, fs_hangup_cause
 from ccserver.pbx.contexts import (
     CALLBACK_CONFIRM_CONTEXT,
@@ -183,11 +183,14 @@ class FreeSwitchAdapter:
     async def _on_up(self) -> None:
         self._sink(NodeConnectionChanged(self.node, True, self._clock()))
         body = await self._conn.api("show channels as json")
+        now = self._clock()
         try:
-            snapshot = self.normalizer.resync_from(body, self._clock())
+            snapshot = self.normalizer.resync_from(body, now)
         except ValueError as e:
             raise CommandFailed(f"show channels on {self.node}: {e}") from None
         self._sink(snapshot)
+        for event in callback_legs_gone(self._callback_legs, self.normalizer.listed, self.node, now):
+            self._sink(event)
 
     def _on_down(self) -> None:
         self._sink(NodeConnectionChanged(self.node, False, self._clock()))

@@ -82,6 +82,8 @@ class EslNormalizer:
         self.calls: dict[str, _Call] = {}  # caller uuid -> call
         self.legs: dict[str, _Leg] = {}  # agent leg uuid -> leg
         self._jobs: dict[str, str] = {}  # Job-UUID -> agent leg uuid
+        #: channel uuids of the last ``show channels`` listing (see :meth:`resync_from`)
+        self.listed: frozenset[str] = frozenset()
 
     def call_id(self, uuid: str) -> str:
         return f"{self.node}:{uuid}"
@@ -233,6 +235,7 @@ class EslNormalizer:
             raise ValueError("show channels as json: not an object with a 'rows' list")
         rows = [r for r in data.get("rows", []) if isinstance(r, dict)]
         by_uuid = {r.get("uuid", ""): r for r in rows}
+        self.listed = frozenset(by_uuid)
         live: list[LiveCall] = []
         kept: dict[str, _Call] = {}
         for r in rows:
