@@ -8,6 +8,9 @@ import time
 
 import asyncpg
 
+from ccserver.sim.asterisk import SimulatedAsterisk
+from ccserver.sim.freeswitch import SimulatedFreeSwitch
+
 
 def free_port() -> int:
     """A TCP port free on loopback right now."""
@@ -17,9 +20,25 @@ def free_port() -> int:
 
 
 class RigBase:
-    """A running server's test handle; subclasses set ``dsn`` (the test database)."""
+    """A running server's test handle; subclasses set ``dsn`` (the test database) and ``sim``
+    (the simulated node: ``SimulatedAsterisk`` or ``SimulatedFreeSwitch``)."""
 
     dsn: str
+    sim: SimulatedAsterisk | SimulatedFreeSwitch
+
+    async def drop_pbx_link(self) -> None:
+        """Cut ccserver's event connection to the node (AMI or ESL inbound)."""
+        if isinstance(self.sim, SimulatedFreeSwitch):
+            await self.sim.drop_esl_connections()
+        else:
+            await self.sim.drop_ami_connections()
+
+    def freeze_pbx_link(self, frozen: bool) -> None:
+        """Keep the event connection open but let nothing through (half-open)."""
+        if isinstance(self.sim, SimulatedFreeSwitch):
+            self.sim.set_esl_frozen(frozen)
+        else:
+            self.sim.set_ami_frozen(frozen)
 
     async def rows(self, sql: str, *args):
         conn = await asyncpg.connect(self.dsn)

@@ -34,20 +34,6 @@ class Rig(RigBase):
     def __init__(self, server: Server, sim: SimulatedAsterisk | SimulatedFreeSwitch, dsn: str):
         self.server, self.sim, self.dsn = server, sim, dsn
 
-    async def drop_pbx_link(self) -> None:
-        """Cut ccserver's event connection to the node (AMI or ESL inbound)."""
-        if isinstance(self.sim, SimulatedFreeSwitch):
-            await self.sim.drop_esl_connections()
-        else:
-            await self.sim.drop_ami_connections()
-
-    def freeze_pbx_link(self, frozen: bool) -> None:
-        """Keep the event connection open but let nothing through (half-open)."""
-        if isinstance(self.sim, SimulatedFreeSwitch):
-            self.sim.set_esl_frozen(frozen)
-        else:
-            self.sim.set_ami_frozen(frozen)
-
     @property
     def adapter(self):
         return self.server.adapters[NODE]

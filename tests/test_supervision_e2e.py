@@ -141,3 +141,21 @@ async def test_adapter_refuses_a_call_that_ended_meanwhile_and_sends_nothing(med
         await rig.server.run_command(StartSpy(rig.node, f"{rig.node}:x", "c", "../../etc",
                                               rig.supervisor_device, "listen"))
     assert len(rig.sim.received) == before and not rig.sim.spies
+
+
+async def test_a_spy_session_whose_call_ended_while_the_link_was_down_ends_at_the_resync(media_rig):
+    rig = await media_rig(policy="none")
+    desk = rig.server.supervision
+    call, cid, agent = await rig.connected_call(talk_time=3.0)
+    session = await desk.start(boss(rig), agent, "listen")
+    await rig.until(lambda: desk.sessions.sessions[session.id].active, what="spy active")
+    rig.freeze_pbx_link(True)  # the call, and the spy legs with it, end while nothing comes through
+    assert await call.wait(15) == "answered"
+    await rig.until(lambda: not rig.sim.spies, what="spy legs gone on the PBX")
+    await rig.until(lambda: not rig.server.adapters[rig.node].connected, timeout=10, what="ping deadline")
+    assert session.id in desk.sessions.sessions  # nothing told ccserver yet
+    rig.freeze_pbx_link(False)
+    await rig.until(lambda: rig.server.adapters[rig.node].connected, timeout=15, what="reconnect")
+    await rig.until(lambda: session.id not in desk.sessions.sessions, what="spy ended by the resync")
+    rows = await rig.until_rows("SELECT * FROM audit_log WHERE action = 'spy.ended'")
+    assert rows and rows[0]["target"] == agent

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from typing import Callable, Protocol
+from typing import Callable, Protocol, TypeVar
 
 from ccserver.core.commands import Command
-from ccserver.core.events import CallHungUp, DomainEvent
+from ccserver.core.events import CallHungUp, DomainEvent, SpyEnded
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Adapters push normalized events into this; it never blocks.
 EventSink = Callable[[DomainEvent], None]
@@ -36,14 +37,22 @@ class PbxAdapter(Protocol):
         """Carry out a command; raise :class:`CommandFailed` if the PBX refuses it."""
 
 
-def callback_legs_gone(legs: dict[str, str], listed: Collection[str], node: str, at: float) -> list[CallHungUp]:
-    """The hang-ups missed while a node's link was down, for answered callbacks.
 
-    ``legs`` maps the agent leg of each answered callback (channel id) to its call id; a leg
-    missing from the node's channel listing at resync is taken out of ``legs`` and its callback
-    ended as lost (a callback has no caller channel, so the core's resync cannot see it go).
+def gone_at_resync(legs: dict[str, T], listed: Collection[str]) -> list[T]:
+    """Take out of ``legs`` (channel id -> what it carries) each channel the node no longer lists."""
+    return [legs.pop(leg) for leg in [leg for leg in legs if leg not in listed]]
+
+
+def ended_unseen(node: str, at: float, callbacks: list[str], spies: list[tuple[str, str]]) -> list[DomainEvent]:
+    """The events a resync owes for what ended while the node's link was down.
+
+    ``callbacks`` are the call ids of answered callbacks whose agent leg is gone (a callback has
+    no caller channel, so the core's own resync cannot see it end); ``spies`` are the
+    ``(call id, session)`` of spy sessions whose legs are gone.
     """
-    gone = [leg for leg in legs if leg not in listed]
-    for leg in gone:
-        log.warning("callback %s: its agent leg %s is gone from node %s at resync; lost", legs[leg], leg, node)
-    return [CallHungUp(legs.pop(leg), "lost", "unknown", at) for leg in gone]
+    for call_id in callbacks:
+        log.warning("callback %s: its agent leg is gone from node %s at resync; lost", call_id, node)
+    for call_id, session in spies:
+        log.warning("spy session %s on %s: gone from node %s at resync; ended", session, call_id, node)
+    return [*(CallHungUp(c, "lost", "unknown", at) for c in callbacks),
+            *(SpyEnded(call_id, session, at) for call_id, session in spies)]

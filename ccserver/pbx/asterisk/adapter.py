@@ -44,7 +44,7 @@ from ccserver.hardware import NodeConfig
 from ccserver.pbx.asterisk.ami_client import AmiConnection
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
-from ccserver.pbx.base import CommandFailed, EventSink, callback_legs_gone
+from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync
 from ccserver.pbx.causes import hangup_cause
 from ccserver.pbx.contexts import (
     CALLBACK_CONFIRM_CONTEXT,
@@ -132,9 +132,7 @@ class AsteriskAdapter:
                 items, self._resync_id, self._resync_items = self._resync_items, None, []
                 now = self._clock()
                 self._sink(self.normalizer.resync_from(items, now))
-                listed = {m.get("Uniqueid", "") for m in items}
-                for event in callback_legs_gone(self._callback_legs, listed, self.node, now):
-                    self._sink(event)
+                self._resynced(items, now)
             return
         if self._spies:
             self._spy_event(msg)
@@ -237,6 +235,15 @@ class AsteriskAdapter:
             if self._callbacks_ringing.pop(action_id, None) is not None:
                 self._sink(AgentLegFailed(cmd.call_id, cmd.device, "error", self._clock()))
             raise CommandFailed(f"Originate callback {cmd.call_id}: {e or type(e).__name__}") from e
+
+    def _resynced(self, items: list[Message], now: float) -> None:
+        """End the callbacks and spy sessions whose channels went while the link was down."""
+        callbacks = gone_at_resync(self._callback_legs, {m.get("Uniqueid", "") for m in items})
+        spying = {spy.session for m in items if (spy := self._spy_of(m.get("Channel", ""))) is not None}
+        spies = [self._spies.pop(s.session) for s in list(self._spies.values())
+                 if s.local and s.session not in spying]
+        for event in ended_unseen(self.node, now, callbacks, [(s.call_id, s.session) for s in spies]):
+            self._sink(event)
 
     def _callback_event(self, msg: Message) -> None:
         name = msg.get("Event")

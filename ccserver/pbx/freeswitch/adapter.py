@@ -54,7 +54,7 @@ from ccserver.core.events import (
     SpyStarted,
 )
 from ccserver.hardware import FreeSwitchNodeConfig
-from ccserver.pbx.base import CommandFailed, EventSink, callback_legs_gone
+from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync
 from ccserver.pbx.causes import FS_CAUSE_CODES, fs_hangup_cause
 from ccserver.pbx.contexts import (
     CALLBACK_CONFIRM_CONTEXT,
@@ -189,7 +189,11 @@ class FreeSwitchAdapter:
         except ValueError as e:
             raise CommandFailed(f"show channels on {self.node}: {e}") from None
         self._sink(snapshot)
-        for event in callback_legs_gone(self._callback_legs, self.normalizer.listed, self.node, now):
+        # what ended while the link was down and the listing cannot show: callbacks, spy sessions
+        listed = self.normalizer.listed
+        callbacks = gone_at_resync(self._callback_legs, listed)
+        spies = [(self._spies.pop(s)[0], s) for s in gone_at_resync(self._spy_legs, listed)]
+        for event in ended_unseen(self.node, now, callbacks, spies):
             self._sink(event)
 
     def _on_down(self) -> None:
