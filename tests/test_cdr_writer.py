@@ -378,3 +378,67 @@ async def test_load_while_the_database_server_is_stopped_and_restarted(tmp_path:
         await w.stop()
         await asyncio.to_thread(pg.stop)
     assert sorted(got) == sorted(ids_of(load)) and len(set(got)) == 1000
+
+
+_CHILD = """
+import asyncio, sys
+from ccserver.cdr.record import CallRecord
+from ccserver.cdr.writer import CdrWriter
+from ccserver.db.pool import open_pool
+
+async def main(dsn, spool, n):
+    w = CdrWriter(lambda: open_pool(dsn, 1, 2), spool, flush_interval=3600)
+    await w.start()
+    for i in range(n):
+        w.submit(CallRecord(call_id=f"killed:{i}", node="n1", channel="PJSIP/t", did="5000", caller="+331",
+                            arrived_at=1.7e9 + i, ended_at=1.7e9 + i + 30, disposition="abandoned",
+                            hangup_cause="normal_clearing", hangup_by="caller"))
+    print("submitted", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def test_rows_of_a_process_killed_before_its_flush_reach_postgres_at_the_next_start(
+    cdr_dsn: str, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """SIGKILL (an OOM kill, a crash) while rows wait for the next flush: the journal has them."""
+    import signal
+    import sys
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CHILD, cdr_dsn, str(tmp_path / "spool"), "40", stdout=asyncio.subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        async with asyncio.timeout(30):
+            assert await child.stdout.readline() == b"submitted\n"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+    assert await count(db) == 0  # it never flushed
+
+    w = CdrWriter(factory(cdr_dsn), tmp_path / "spool", flush_interval=0.1)
+    await w.start()
+    try:
+        await until(lambda: _eq(count(db), 40), 5.0, "the killed process's rows")
+        await until(lambda: _true(w.spool_depth == 0), 2.0, "empty spool")
+    finally:
+        await w.stop()
+    assert sorted(await ids_in_db(db)) == sorted(f"killed:{i}" for i in range(40))
+    assert not list((tmp_path / "spool").glob("journal-*"))  # nothing left to replay twice
+
+
+async def test_the_journal_is_emptied_as_rows_are_written(cdr_dsn: str, db: asyncpg.Connection,
+                                                         tmp_path: Path) -> None:
+    w = CdrWriter(factory(cdr_dsn), tmp_path / "spool", flush_interval=0.05)
+    await w.start()
+    try:
+        for r in rows(25):
+            w.submit(r)
+        assert Spool(tmp_path / "spool", prefix="journal-").depth == 25  # on disk before any flush
+        await until(lambda: _eq(count(db), 25), 3.0, "rows written")
+        await until(lambda: _true(Spool(tmp_path / "spool", prefix="journal-").depth == 0), 2.0,
+                    "journal emptied")
+    finally:
+        await w.stop()

@@ -4,6 +4,11 @@ Rows are appended as JSON lines to segment files ``spool-<n>.jsonl`` in one dire
 first. Every append is fsync'd before it returns, and so is the directory when a file is created,
 replaced or removed, so a row ``append`` returned for survives a power cut.
 
+The same class, with another ``prefix`` and ``sync=False``, is the CDR writer's journal: each row
+is written there (not fsync'd: it has to outlive the ccserver process, not the machine) when it
+is submitted, and the journal's segments are :meth:`Spool.seal`-ed and :meth:`Spool.drop`-ped as
+flushes commit or spool their rows.
+
 Each :class:`Spool` object appends to segments it created itself, never to an older one: a line
 torn by a crash therefore can only be the last line of a segment, which :meth:`Spool.read_all`
 skips with a warning. Anything unreadable elsewhere is corruption and raises :class:`SpoolError`.
@@ -31,23 +36,28 @@ class SpoolError(Exception):
 
 
 class Spool:
-    """Append-only, fsync'd JSON-lines spool of :data:`Row` objects under ``directory``."""
+    """Append-only JSON-lines spool of :data:`Row` objects under ``directory``, fsync'd unless
+    ``sync`` is False; its files are ``<prefix><n>.jsonl``."""
 
-    def __init__(self, directory: Path, segment_bytes: int = 8 << 20) -> None:
+    def __init__(self, directory: Path, segment_bytes: int = 8 << 20, *, prefix: str = _PREFIX,
+                 sync: bool = True) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._segment_bytes = segment_bytes
+        self._prefix, self._sync = prefix, sync
         self._fd: int | None = None  # the segment this object appends to
+        self._fd_path: Path | None = None
         self._fd_size = 0
         self._warned: set[Path] = set()  # torn segments already reported
-        for tmp in self.directory.glob(f"{_PREFIX}*{_SUFFIX}.tmp"):
+        for tmp in self.directory.glob(f"{prefix}*{_SUFFIX}.tmp"):
             tmp.unlink()  # an interrupted clear(); the segment it was replacing is intact
-        self._depth = sum(len(self._read(p)) for p in self._segments())
+        #: rows per segment
+        self._rows = {p: len(self._read(p)) for p in self._segments()}
 
     @property
     def depth(self) -> int:
         """Rows in the spool."""
-        return self._depth
+        return sum(self._rows.values())
 
     def append(self, rows: Sequence[Row]) -> None:
         """Append ``rows`` durably (written and fsync'd when this returns)."""
@@ -60,9 +70,11 @@ class Spool:
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view):]
-        os.fsync(self._fd)
+        if self._sync:
+            os.fsync(self._fd)
         self._fd_size += len(data)
-        self._depth += len(rows)
+        assert self._fd_path is not None
+        self._rows[self._fd_path] = self._rows.get(self._fd_path, 0) + len(rows)
 
     def read_all(self) -> list[Row]:
         """All rows, oldest first."""
@@ -78,6 +90,7 @@ class Spool:
             rows = self._read(path)
             if len(rows) <= left:
                 path.unlink()
+                self._rows.pop(path, None)
                 left -= len(rows)
             else:
                 tmp = path.with_name(path.name + ".tmp")
@@ -87,30 +100,44 @@ class Spool:
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
+                self._rows[path] = len(rows) - left
                 left = 0
         self._fsync_dir()
-        self._depth = max(0, self._depth - upto)
+
+    def seal(self) -> list[Path]:
+        """Close the open segment and return every segment there is now (appends go to a new one)."""
+        self._close_segment()
+        return self._segments()
+
+    def drop(self, segments: list[Path]) -> None:
+        """Remove ``segments`` (from :meth:`seal`): their rows are safe elsewhere."""
+        for path in segments:
+            path.unlink(missing_ok=True)
+            self._rows.pop(path, None)
+        if segments and self._sync:
+            self._fsync_dir()
 
     def close(self) -> None:
         """Close the open segment (appending again later opens a new one)."""
         self._close_segment()
 
     def _segments(self) -> list[Path]:
-        return sorted(self.directory.glob(f"{_PREFIX}*{_SUFFIX}"))
+        return sorted(self.directory.glob(f"{self._prefix}*{_SUFFIX}"))
 
     def _open_segment(self) -> None:
         self._close_segment()
         existing = self._segments()
-        n = int(existing[-1].name[len(_PREFIX):-len(_SUFFIX)]) + 1 if existing else 1
-        path = self.directory / f"{_PREFIX}{n:012d}{_SUFFIX}"
+        n = int(existing[-1].name[len(self._prefix):-len(_SUFFIX)]) + 1 if existing else 1
+        path = self.directory / f"{self._prefix}{n:012d}{_SUFFIX}"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        self._fd_size = 0
-        self._fsync_dir()  # the new file's name must survive a crash too
+        self._fd_path, self._fd_size = path, 0
+        if self._sync:
+            self._fsync_dir()  # the new file's name must survive a power cut too
 
     def _close_segment(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
-            self._fd = None
+            self._fd = self._fd_path = None
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)

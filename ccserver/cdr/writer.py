@@ -1,7 +1,8 @@
 """Batched CDR writer with a durable spool for when Postgres is away.
 
-``submit`` only appends to an in-memory list. A background task writes pending rows every
-``flush_interval`` seconds (sooner once ``batch_size`` rows wait), one transaction per batch.
+``submit`` appends to an in-memory list and to the journal (a file, written before ``submit``
+returns). A background task writes pending rows every ``flush_interval`` seconds (sooner once
+``batch_size`` rows wait), one transaction per batch.
 Inserts use ``ON CONFLICT (<id>) DO NOTHING``, so writing a row twice is harmless; that is what
 makes the failure handling simple:
 
@@ -13,7 +14,10 @@ makes the failure handling simple:
   rows it refuses are moved to ``<spool_dir>/rejected`` (a spool never replayed automatically),
   with an error in the log, so one bad row neither blocks the others nor is lost.
 
-Rows still only in memory when the process dies are lost: at most one flush interval's worth.
+* the ccserver process dies (a crash, an OOM kill, SIGKILL) with rows not yet flushed: they are
+  in the journal, and the next start moves them into the spool before anything else, so they
+  are replayed like any spooled row. A flush drops the journal's segments once their rows are
+  committed or spooled.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class CdrWriter:
         else:
             self._pool, self._factory = None, pool_factory
         self._spool = Spool(spool_dir)
+        self._journal = Spool(spool_dir, prefix="journal-", sync=False)
         self._rejected_dir = Path(spool_dir) / "rejected"
         self._flush_interval = flush_interval
         self._batch_size = batch_size
@@ -116,11 +121,23 @@ class CdrWriter:
                 log.exception("could not spool %r", row)
             return
         self._pending.append(row)
+        try:
+            self._journal.append([row])
+        except OSError:
+            log.exception("cannot journal %s; it is kept in memory until the next flush", _key(row))
         if len(self._pending) >= self._batch_size:
             self._wake.set()
 
     async def start(self) -> None:
-        """Start the background flush task (replaying any spool left by an earlier run)."""
+        """Start the background flush task (replaying any spool left by an earlier run, and
+        the journal of a run that died before flushing)."""
+        if self._journal.depth:
+            log.warning("CDR journal holds %d row(s) from a run that stopped without flushing; "
+                        "spooling them for replay", self._journal.depth)
+            left = self._journal.seal()
+            rows = await asyncio.to_thread(self._journal.read_all)
+            await asyncio.to_thread(self._spool.append, rows)
+            self._journal.drop(left)
         if self._spool.depth:
             log.info("CDR spool holds %d row(s) from an earlier run; replaying", self._spool.depth)
         self._task = asyncio.create_task(self._run(), name="cdr-writer")
@@ -133,7 +150,10 @@ class CdrWriter:
             await self._task
             self._task = None
         # Rows submitted while the final flush ran.
-        await self._spool_rows(self._take_all())
+        left = self._journal.seal()
+        if await self._spool_rows(self._take_all()):
+            self._journal.drop(left)
+        self._journal.close()
         if self._factory is not None and self._pool is not None:
             try:
                 async with asyncio.timeout(self._write_timeout):
@@ -155,16 +175,22 @@ class CdrWriter:
         await self._flush()
 
     async def _flush(self) -> None:
+        # The journal's rows up to now are all in pending: once pending has been committed or
+        # spooled, their segments can go.
+        sealed = self._journal.seal()
         try:
             if self._spool.depth and not await self._replay_or_skip():
-                await self._spool_rows(self._take_all())
+                if await self._spool_rows(self._take_all()):
+                    self._journal.drop(sealed)
                 return
             while self._pending:
                 batch = self._pending[: self._batch_size]
                 del self._pending[: self._batch_size]
                 if not await self._write(batch):
-                    await self._spool_rows(batch + self._take_all())
+                    if await self._spool_rows(batch + self._take_all()):
+                        self._journal.drop(sealed)
                     return
+            self._journal.drop(sealed)
             if self._down:
                 self._down = False
                 log.warning("CDR database reachable again; spool replayed")
@@ -176,16 +202,18 @@ class CdrWriter:
         rows, self._pending = self._pending, []
         return rows
 
-    async def _spool_rows(self, rows: list[Row]) -> None:
+    async def _spool_rows(self, rows: list[Row]) -> bool:
+        """Spool ``rows`` durably; False (and the rows back in pending) if the disk refuses."""
         if not rows:
-            return
+            return True
         try:
             await asyncio.to_thread(self._spool.append, rows)
         except OSError:
             log.exception("cannot spool %d CDR row(s); keeping them in memory", len(rows))
             self._pending[0:0] = rows
-            return
+            return False
         log.debug("spooled %d CDR row(s), spool depth %d", len(rows), self._spool.depth)
+        return True
 
     async def _replay_or_skip(self) -> bool:
         try:
