@@ -129,6 +129,9 @@ CASES: list[tuple[str, bytes, str]] = [
     ("set language not offered", _changed(lambda d: _nodes(d).update(
         hello={"type": "set", "language": "de", "next": "menu"})),
      "nodes.hello.language: 'de' is not one of the flow's languages"),
+    ("set variable with a line break", _changed(lambda d: _nodes(d).update(
+        hello={"type": "set", "variables": {"note": "a\nb"}, "next": "menu"})),
+     "nodes.hello.variables.note: String should match pattern"),
     ("branch on unset variable", _changed(lambda d: _nodes(d)["route"].update(variable="pin")),
      "nodes.route.variable: no collect or set node sets 'pin'"),
     ("queue without queue", _changed(lambda d: _nodes(d)["sales"].pop("queue")),

@@ -336,3 +336,18 @@ async def test_a_plain_collect_keeps_its_value() -> None:
     s = FakeSession(plays=["1"], collects=["234"])
     out = await run_flow(_pin_flow(sensitive=False), s, clock)
     assert out.digits == "1234" and out.variables["pin"] == "1234" and "set pin=1234" in s.calls
+
+
+async def test_a_step_the_pbx_refuses_ends_the_ivr_with_its_path_still_reported(caplog) -> None:
+    class Refusing(FakeSession):
+        async def set_variable(self, name: str, value: str) -> None:
+            raise ValueError("AGI argument contains a line break")  # what quote_arg raises
+
+    flow = _flow(hello={"type": "play", "prompts": ["hello-world"], "next": "pick"},
+                 pick={"type": "set", "queue": "support", "next": "q"}, q={"type": "queue"})
+    sink: list = []
+    outcome = await serve_ivr(Refusing(), StubLibrary(flow), sink.append, clock)
+    assert (outcome.ending, outcome.queue, outcome.path) == ("error", None, ("hello", "pick", "q"))
+    (event,) = sink
+    assert isinstance(event, IvrFinished) and event.path == ("hello", "pick", "q") and event.queue is None
+    assert "flow t failed at q" in caplog.text

@@ -62,7 +62,7 @@ class IvrOutcome:
     reach the CDR and the agent's screen pop); a sensitive one's value is ``*`` per digit. ``queue`` is set only when the flow handed
     the call to a queue and the channel still existed; ``hung_up`` means the session was lost
     first (the caller hung up or the PBX link broke). ``ending`` is the terminal node's type
-    (``"hung_up"`` / ``"steps"`` / ``"missing_flow"`` otherwise); ``version`` is
+    (``"hung_up"`` / ``"steps"`` / ``"missing_flow"`` / ``"error"`` otherwise); ``version`` is
     ``"<flow>@<version>"`` of the flow the call started on.
     """
 
@@ -246,7 +246,8 @@ async def run_flow(
     estimate: Estimator | None = None,
     recording_notice: bool = True,
 ) -> IvrOutcome:
-    """Run ``flow`` on ``session`` from its start node; never raises :class:`CallerHungUp`.
+    """Run ``flow`` on ``session`` from its start node; never raises (a failure ends it with
+    ``ending="error"``, the path so far kept).
 
     On a queue node the engine sets the channel variable ``CC_QUEUE`` (the dialplan's cue to
     move the caller to the wait music) and returns. Only the flows handed in are used
@@ -308,6 +309,12 @@ async def run_flow(
             outcome = walk.outcome("steps")
     except CallerHungUp:
         outcome = walk.outcome("hung_up", hung_up=True)
+    except Exception:
+        # A command the PBX refused, a bug: the call must still be reported (path, CDR), and
+        # with no queue the dialplan ends it rather than leaving the caller in silence.
+        log.exception("IVR %s: flow %s failed at %s", session.call_id, flow.name,
+                      walk.path[-1] if walk.path else "start")
+        outcome = walk.outcome("error")
     outcome = replace(outcome, version=f"{flow.name}@{flow.version}")
     log.info(
         "IVR %s: flow %s ended in %.1fs queue=%s ending=%s path=%s",

@@ -46,6 +46,9 @@ NodeId = Annotated[str, Field(pattern=_ID)]
 Language = Annotated[str, Field(pattern=_LANGUAGE)]
 VariableName = Annotated[str, Field(pattern=_VARIABLE)]
 QueueName = Annotated[str, Field(pattern=_QUEUE)]
+#: a value set on the PBX channel: one line, no control characters (a line break would end the
+#: AGI command or the ESL header it travels in)
+ChannelValue = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +385,7 @@ class SetNode(ContinuingNode):
     queue: QueueName | None = None
     skills: dict[VariableName, Annotated[int, Field(ge=0, le=100)]] = Field(default_factory=dict)
     priority: int | None = Field(None, ge=0, le=100)
-    variables: dict[VariableName, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict)
+    variables: dict[VariableName, ChannelValue] = Field(default_factory=dict)
     next: NodeId
 
 
