@@ -3,7 +3,7 @@
 Run by hand: ``.venv/bin/python bench/api_live.py``. A site of 20 queues, 400 agents (all paused,
 so callers wait), 1,000 waiting callers and 20,000 finished calls in the KPI window. Measured:
 
-* baseline: ``ContactCenter.queue_snapshot`` for every queue (what the core already does);
+* baseline: ``ContactCenter.queue_snapshots`` (every queue; what the core already does);
 * tick: the per-tick queue views (``queue_out`` for every queue: snapshot plus KPIs plus the API
   models), computed once per tick and shared by every WebSocket client;
 * metrics: one ``/metrics`` scrape (``render_metrics``).
@@ -86,12 +86,12 @@ def timed(fn, repeat: int = 30) -> float:
 def main() -> None:
     config, center, kpis, now = site(random.Random(7))
     api = _Api(center, config, kpis, now)
-    baseline = timed(lambda: [center.queue_snapshot(q.name, now) for q in config.queues])
-    tick = timed(lambda: [queue_out(q.name, config, center, kpis, now).model_dump(mode="json")
-                          for q in config.queues])
+    baseline = timed(lambda: center.queue_snapshots(now))
+    tick = timed(lambda: [queue_out(snap, config, kpis, now).model_dump(mode="json")
+                          for snap in center.queue_snapshots(now).values()])
     scrape = timed(lambda: render_metrics(api))
     print(f"{QUEUES} queues, {AGENTS} agents, {WAITING} waiting, {FINISHED} finished calls in the window")
-    print(f"baseline  queue_snapshot x{QUEUES}: {baseline:8.2f} ms  1.00x")
+    print(f"baseline  queue_snapshots ({QUEUES}):  {baseline:8.2f} ms  1.00x")
     print(f"tick      queue views, shared:  {tick:8.2f} ms  {tick / baseline:5.2f}x")
     print(f"metrics   one /metrics scrape:  {scrape:8.2f} ms  {scrape / baseline:5.2f}x")
 

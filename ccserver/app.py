@@ -30,11 +30,13 @@ from ccserver.core.events import (
     RecordingStarted,
     RecordingStopped,
     SpyEnded,
+    SpyModeChanged,
     SpyStarted,
 )
 from ccserver.db.migrate import migrate, migrations_dir, status
-from ccserver.db.pool import open_pool, resolve_dsn
-from ccserver.hardware import FreeSwitchNodeConfig, NodeConfig, load_nodes
+from ccserver.db.pool import open_pool, resolve_dsn, wait_for_pool
+from ccserver.hardware import SIM_NODE, FreeSwitchNodeConfig, NodeConfig, check_site, load_nodes, simulator_on
+from ccserver.ivr.checks import SiteNames
 from ccserver.ivr.flow import Flow, queues_of
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.store import FlowStore
@@ -43,7 +45,7 @@ from ccserver.pbx.asterisk.adapter import AsteriskAdapter
 from ccserver.pbx.asterisk.fastagi import FastAgiServer, serve_ivr
 from ccserver.pbx.base import PbxAdapter
 from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
-from ccserver.pbx.freeswitch.outbound import FsOutboundServer
+from ccserver.pbx.freeswitch.outbound import FsOutboundServer, SoundFiles
 from ccserver.recording.policy import may_be_recorded
 from ccserver.recording.retention import retention_loop
 from ccserver.recording.service import Recorder
@@ -54,8 +56,6 @@ log = logging.getLogger(__name__)
 
 #: how often timers (wrap-up ends) are evaluated
 TICK_SECONDS = 0.2
-SIM_NODE = "sim"
-
 
 @dataclass
 class Stats:
@@ -92,18 +92,24 @@ class Server:
         self.decision_latency = Histogram()
         self.recorder: Recorder | None = None
         self.supervision: SupervisionDesk | None = None
-        #: recording and spy facts, applied in arrival order by one task (start before stop)
-        self._media_events: asyncio.Queue[DomainEvent] = asyncio.Queue()
+        #: recording and spy facts, applied in arrival order by one task (start before stop), and
+        #: the CDR rows, which close the recordings whose stop the PBX never reported
+        self._media_events: asyncio.Queue[DomainEvent | CallRecord] = asyncio.Queue()
 
     @property
     def simulated(self) -> bool:
-        mode = self.config.simulator.enabled
-        return mode == "on" or (mode == "auto" and not self.nodes)
+        return simulator_on(self.config, self.nodes)
 
     async def start(self) -> None:
+        """Check the site, then bring everything up; waits for Postgres while it is unreachable.
+
+        Raises :class:`~ccserver.config.ConfigError` before anything starts when the
+        configuration and ``hardware/`` disagree.
+        """
         cfg = self.config
+        check_site(cfg, self.nodes)
         dsn = await resolve_dsn(cfg)
-        self._pool = await open_pool(dsn, cfg.database.pool_min, cfg.database.pool_max)
+        self._pool = await wait_for_pool(dsn, cfg.database.pool_min, cfg.database.pool_max)
         applied = await migrate(self._pool, migrations_dir())
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
@@ -112,7 +118,7 @@ class Server:
         )
         await self.writer.start()
 
-        library = self.flows = FlowLibrary(cfg.ivr.flows_dir, cfg.ivr.routes)
+        library = self.flows = FlowLibrary(cfg.ivr.flows_dir, cfg.ivr.routes, SiteNames.of(cfg))
         # versions admins publish in Postgres replace the files' flows for new calls
         self._tasks.append(asyncio.create_task(follow_store(library, FlowStore(self._pool)), name="ccserver-ivr-sync"))
         self.fastagi = FastAgiServer(
@@ -121,12 +127,13 @@ class Server:
         )
         agi_port = await self.fastagi.start()
         log.info("FastAGI listening on %s:%d", cfg.server.agi_host, agi_port)
-        fs_nodes = [n.name for n in self.nodes if n.kind == "freeswitch"]
+        fs_nodes = [n for n in self.nodes if isinstance(n, FreeSwitchNodeConfig)]
         if fs_nodes:
             self.esl_outbound = FsOutboundServer(
                 cfg.server.esl_outbound_host, cfg.server.esl_outbound_port,
                 lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait, self.may_record),
-                default_node=fs_nodes[0] if len(fs_nodes) == 1 else None,
+                default_node=fs_nodes[0].name if len(fs_nodes) == 1 else None,
+                sounds={n.name: SoundFiles(n.sound_dir, n.sound_extension) for n in fs_nodes},
             )
             esl_port = await self.esl_outbound.start()
             log.info("ESL outbound socket listening on %s:%d", cfg.server.esl_outbound_host, esl_port)
@@ -219,12 +226,14 @@ class Server:
 
     async def _media_loop(self) -> None:
         while True:
-            event = await self._media_events.get()
-            try:
-                await self.recorder.on_event(event)
-                await self.supervision.on_event(event)
-            except Exception:
-                log.exception("recording / supervision bookkeeping of %s failed", type(event).__name__)
+            await self._apply_media(await self._media_events.get())
+
+    async def _apply_media(self, event: DomainEvent | CallRecord) -> None:
+        try:
+            await self.recorder.on_event(event)
+            await self.supervision.on_event(event)
+        except Exception:
+            log.exception("recording / supervision bookkeeping of %s failed", type(event).__name__)
 
     async def run_command(self, command: Command) -> None:
         """Carry out one command now; raise if the node is unknown or refuses it (API requests)."""
@@ -233,7 +242,7 @@ class Server:
             raise LookupError(f"no PBX node named {command.node!r}")
         await adapter.execute(command)
 
-    def estimate_wait(self, queue: str, priority: int,
+    def estimate_wait(self, queue: str, priority: int | None,
                       skills: tuple[tuple[str, int], ...]) -> tuple[int, float | None] | None:
         """A queue announcement's figures (see ContactCenter.estimate_wait); None before start."""
         if self.center is None:
@@ -247,19 +256,18 @@ class Server:
     def on_event(self, event: DomainEvent) -> None:
         """The single entry point of PBX facts into the core (the EventSink of every adapter)."""
         self.stats.events += 1
-        if isinstance(event, (RecordingStarted, RecordingStopped, SpyStarted, SpyEnded)):
+        if isinstance(event, (RecordingStarted, RecordingStopped, SpyStarted, SpyEnded,
+                              SpyModeChanged)):
             self._media_events.put_nowait(event)
         if self.center is None:
             return
-        started = time.perf_counter()
-        decisions = self.center.handle(event)
-        self.decision_latency.observe(time.perf_counter() - started)
-        self._dispatch(decisions)
+        self._dispatch(self.decision_latency.time(lambda: self.center.handle(event)))
 
     def _dispatch(self, decisions) -> None:
         for d in decisions:
             if isinstance(d, (CallRecord, AgentStateChange)):
                 if isinstance(d, CallRecord):
+                    self._media_events.put_nowait(d)
                     self.stats.records += 1
                     self.stats.by_disposition[d.disposition] = self.stats.by_disposition.get(d.disposition, 0) + 1
                     log.info(
@@ -300,10 +308,12 @@ class Server:
             await asyncio.sleep(TICK_SECONDS)
             now = self.clock()
             try:
-                self._dispatch(self.center.tick(now))
+                # timed like events: wrap-ups ending, escalations and offer guards decide here
+                self._dispatch(self.decision_latency.time(lambda: self.center.tick(now)))
                 if self.demo_desk is not None:
                     for agent_id in self.demo_desk.due(now):
-                        self._dispatch(self.center.ready(agent_id, now))
+                        self._dispatch(self.decision_latency.time(
+                            lambda: self.center.ready(agent_id, now)))
                 if now - last_status >= 10:
                     last_status = now
                     self._log_status()
@@ -343,6 +353,9 @@ class Server:
         if self.center is not None:
             # rows the core still owes (wrap-ups, calls waiting for their IVR report), no routing
             self._dispatch(self.center.drain(self.clock()))
+        # what the media task had not applied yet, the drained rows (their recordings) among it
+        while self.recorder is not None and not self._media_events.empty():
+            await self._apply_media(self._media_events.get_nowait())
         if self.writer is not None:
             await self.writer.stop()
         if self._pool is not None:
@@ -357,16 +370,21 @@ async def run_server(config: Config, duration: float | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    # Ctrl-C must work while the start waits for Postgres too
+    starting = asyncio.create_task(server.start(), name="ccserver-start")
+    stopped = asyncio.create_task(stop.wait(), name="ccserver-stop-signal")
     try:
-        if duration is not None:
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a configuration error ends the run here
             async with asyncio.timeout(duration):
-                await stop.wait()
-        else:
-            await stop.wait()
+                await stopped
     except TimeoutError:
         pass
     finally:
+        for task in (starting, stopped):
+            task.cancel()
+        await asyncio.gather(starting, stopped, return_exceptions=True)
         await server.stop()
     return 0
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ccserver.config import Config, ConfigError, load_config
+from ccserver.db.pool import DatabaseUnreachable
 
 log = logging.getLogger("ccserver")
 
@@ -33,9 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="start the server: connect the PBX nodes (or the simulator), run IVR, ACD and CDR writing",
-        description="Start ccserver. Connects to every node in hardware/*.toml over AMI and serves "
-        "FastAGI; with no node listed (or simulator.enabled = 'on') it starts the built-in Asterisk "
-        "simulator and generates demo traffic. Applies pending migrations first. Stop with Ctrl-C.",
+        description="Start ccserver. Checks the configuration against hardware/*.toml, waits for Postgres "
+        "(retrying while it is unreachable) and applies pending migrations, then connects to every node: "
+        "Asterisk over AMI (serving FastAGI for the IVR), FreeSWITCH over the ESL inbound socket (serving "
+        "the ESL outbound socket). With no node listed (or simulator.enabled = 'on') it starts the built-in "
+        "Asterisk simulator and generates demo traffic. Stop with Ctrl-C.",
     )
     run.add_argument("--duration", type=float, default=None, help="stop after this many seconds (demos, smoke tests)")
 
@@ -77,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         "check-config",
         help="validate the configuration and the hardware/ inventory, print the result and exit",
         description="Load the configuration file, environment overrides and hardware/*.toml and report "
-        "every problem found; exits non-zero when something is wrong.",
+        "every problem found (invalid keys, unset node secrets, agents on unknown nodes, queues no agent "
+        "serves) without starting anything and never printing a secret; exits 2 when something is wrong.",
     )
     return p
 
@@ -103,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(config)
     try:
         if args.command == "check-config":
-            from ccserver.hardware import load_nodes
+            from ccserver.hardware import check_site, load_nodes
 
             nodes = load_nodes(config.hardware_dir)
+            check_site(config, nodes)
             print(f"configuration OK: {len(config.queues)} queue(s), {len(config.agents)} agent(s), "
                   f"{len(nodes)} PBX node(s)")
             return 0
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             from ccserver.ivr import cli as flows_cli
 
             if args.flows_command == "check":
-                return flows_cli.run_check(args.paths)
+                return flows_cli.run_check(args.paths, config if flows_cli.config_given(args.config) else None)
             if args.flows_command == "import":
                 return asyncio.run(flows_cli.run_import(config, args.directory, args.user))
             return asyncio.run(flows_cli.run_export(config, args.directory))
@@ -145,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ccserver: configuration error: {e}", file=sys.stderr)
         return 2
+    except DatabaseUnreachable as e:  # one-shot commands do not wait for the database
+        print(f"ccserver: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 1

@@ -1,17 +1,18 @@
 """Configuration: one TOML file plus ``CCSERVER_*`` environment overrides, validated at start.
 
 Override any key with ``CCSERVER_<SECTION>__<KEY>`` (double underscore between levels), e.g.
-``CCSERVER_DATABASE__DSN=postgresql://...`` or ``CCSERVER_ACD__RING_TIMEOUT=20``. Values from
-the environment are parsed as TOML values when they parse (numbers, booleans, arrays), else
-taken as strings.
+``CCSERVER_DATABASE__DSN=postgresql://...`` or ``CCSERVER_ACD__RING_TIMEOUT=20``. A string key
+(a host, a DSN, a path, a name) takes the variable's text as it is; any other key's value is
+parsed as a TOML value (numbers, booleans, arrays, inline tables) when it parses, else kept as text.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+import types
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -261,6 +262,13 @@ class Config(_Strict):
             stray = [q for q in a.priorities if q not in a.queues]
             if stray:
                 raise ValueError(f"agents[{i}].priorities: not one of the agent's queues {stray}")
+        # With no agents listed the simulator brings its own (demo); start-up checks the rest.
+        if self.agents:
+            served = {q for a in self.agents for q in a.queues}
+            for i, q in enumerate(self.queues):
+                if q.name not in served:
+                    raise ValueError(f"queues[{i}]: queue {q.name!r} has no agents "
+                                     "(list it in some agent's queues)")
         self._check_routing()
         return self
 
@@ -301,7 +309,43 @@ class Config(_Strict):
         return self.cdr.spool_dir or self.server.state_dir / "spool"
 
 
-def _env_value(raw: str):
+def _unwrap(annotation: Any) -> tuple[Any, ...]:
+    """The types an annotation admits, ``Annotated`` metadata and ``None`` left out."""
+    if get_origin(annotation) is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        return tuple(t for arg in get_args(annotation) if arg is not type(None) for t in _unwrap(arg))
+    return (annotation,)
+
+
+def _key_type(path: list[str]) -> tuple[Any, ...]:
+    """The types the configuration key at ``path`` admits (empty: no such key)."""
+    options: tuple[Any, ...] = (Config,)
+    for part in path:
+        if len(options) != 1:
+            return ()
+        (current,) = options
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                return ()
+            options = _unwrap(field.annotation)
+        elif get_origin(current) is dict:
+            options = _unwrap(get_args(current)[1])
+        else:
+            return ()
+    return options
+
+
+def _is_text(option: Any) -> bool:
+    return option in (str, Path) or (
+        get_origin(option) is Literal and all(isinstance(v, str) for v in get_args(option)))
+
+
+def _env_value(raw: str, path: list[str]):
+    """A string key keeps the text (``agi_host=true`` is a host name, not a boolean)."""
+    if any(_is_text(t) for t in _key_type(path)):
+        return raw
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -325,7 +369,7 @@ def _apply_env(data: dict, environ: dict[str, str]) -> dict:
             if not isinstance(child, dict):
                 raise ConfigError(f"{key}: {'.'.join(path[:-1])} is not a section")
             node = child
-        node[path[-1]] = _env_value(raw)
+        node[path[-1]] = _env_value(raw, path)
     return data
 
 

@@ -6,13 +6,17 @@ A node file names the *environment variable* holding its secret, never the secre
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from ccserver.config import ConfigError, _format_errors
+from ccserver.config import Config, ConfigError, _format_errors
+
+#: the node name of the built-in PBX simulator (demo mode)
+SIM_NODE = "sim"
 
 
 class Span(BaseModel):
@@ -51,6 +55,11 @@ class NodeConfig(BaseModel):
         return f"NodeConfig(name={self.name!r}, kind={self.kind!r}, host={self.host!r})"
 
 
+#: ``sound_dir``: optional leading "/", segments that cannot be "." or ".." (no traversal)
+_SOUND_DIR = re.compile(r"/?[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*/?")
+_SOUND_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
+
+
 class FreeSwitchNodeConfig(BaseModel):
     """One FreeSWITCH node, reached over the ESL inbound socket (``event_socket.conf.xml``)."""
 
@@ -69,7 +78,30 @@ class FreeSwitchNodeConfig(BaseModel):
     ping_timeout: float = Field(3.0, gt=0)
     #: seconds to wait for any ESL reply before the connection is declared dead
     command_timeout: float = Field(10.0, gt=0)
+    #: where ``playback`` finds the prompts flows name without an extension (``hello-world``):
+    #: relative to the channel's ``sound_prefix`` (which follows the caller's language), or
+    #: absolute; "" = the ``sound_prefix`` itself
+    sound_dir: str = ""
+    #: the file extension added to those names ("" = none: FreeSWITCH then looks for a file
+    #: named after the channel's codec, ``hello-world.PCMU``)
+    sound_extension: str = "wav"
     spans: list[Span] = []
+
+    @field_validator("sound_dir")
+    @classmethod
+    def _sound_dir(cls, value: str) -> str:
+        # it becomes part of every playback argument: plain path segments only
+        if value and not _SOUND_DIR.fullmatch(value):
+            raise ValueError(f"{value!r} is not a plain directory path (segments of letters, "
+                             "digits, '_', '-', '.' not starting with '.', separated by '/')")
+        return value.rstrip("/")
+
+    @field_validator("sound_extension")
+    @classmethod
+    def _sound_extension(cls, value: str) -> str:
+        if value and not _SOUND_EXTENSION.fullmatch(value):
+            raise ValueError(f"{value!r} is not a file extension (1-10 letters or digits, no dot)")
+        return value
 
     def secret(self, environ: dict[str, str] | None = None) -> str:
         return _secret_from_env(self.name, "esl_password_env", self.esl_password_env, environ)
@@ -112,3 +144,46 @@ def load_nodes(directory: Path) -> list[NodeConfig | FreeSwitchNodeConfig]:
     if dup:
         raise ConfigError(f"{directory}: node names must be unique, repeated: {sorted(dup)}")
     return nodes
+
+
+def simulator_on(config: Config, nodes: list[NodeConfig | FreeSwitchNodeConfig]) -> bool:
+    """Whether ``ccserver run`` starts the built-in simulator beside (or instead of) ``nodes``."""
+    mode = config.simulator.enabled
+    return mode == "on" or (mode == "auto" and not nodes)
+
+
+def check_site(config: Config, nodes: list[NodeConfig | FreeSwitchNodeConfig],
+               environ: dict[str, str] | None = None) -> None:
+    """What the configuration and the node inventory must agree on before anything starts.
+
+    Every node's secret is set, every agent's node (and per-node device) is a listed node, and
+    some agent serves the queues. Raises :class:`ConfigError` naming every problem found (the
+    key and the variable names, never a secret's value).
+    """
+    problems: list[str] = []
+    for node in nodes:
+        try:
+            node.secret(environ)
+        except ConfigError as e:
+            problems.append(str(e))
+    simulated = simulator_on(config, nodes)
+    known = {n.name for n in nodes}
+    if simulated:
+        if SIM_NODE in known:
+            problems.append(f"hardware node {SIM_NODE!r}: the name is the built-in simulator's "
+                            "(rename the node or set simulator.enabled = 'off')")
+        known.add(SIM_NODE)
+    listed = f"nodes: {sorted(known)}" if known else "no node is listed"
+    for i, agent in enumerate(config.agents):
+        if agent.node not in known:
+            problems.append(f"agents[{i}].node: {agent.node!r} is not a PBX node of "
+                            f"{config.hardware_dir}/ ({listed})")
+        if stray := sorted(set(agent.devices) - known):
+            problems.append(f"agents[{i}].devices: {stray} not PBX node(s) of "
+                            f"{config.hardware_dir}/ ({listed})")
+    if not config.agents and not simulated:
+        # the simulator would bring demo agents; with real nodes nobody would answer
+        problems.extend(f"queues[{i}]: queue {q.name!r} has no agents (none are configured)"
+                        for i, q in enumerate(config.queues))
+    if problems:
+        raise ConfigError("; ".join(problems))

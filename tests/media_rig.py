@@ -66,7 +66,8 @@ async def media_rig(request, db_dsn, tmp_path, monkeypatch):
     started: list[MediaRig] = []
     monkeypatch.setenv(SECRET_ENV, "media-secret-value")
 
-    async def make(policy: str = "all", root: Path | None = None, **recording) -> MediaRig:
+    async def make(policy: str = "all", root: Path | None = None, wrapup_seconds: float = 0.3,
+                   **recording) -> MediaRig:
         agi_port, esl_port = free_port(), free_port()
         rec_root = root
         if rec_root is None:
@@ -89,7 +90,7 @@ async def media_rig(request, db_dsn, tmp_path, monkeypatch):
             "database": {"dsn": db_dsn},
             "ivr": {"flows_dir": ROOT / "ivr_flows", "routes": {"*": "main"}},
             "acd": {"ring_timeout": 2},
-            "queues": [{"name": "support", "wrapup_seconds": 0.3, "recording": policy}],
+            "queues": [{"name": "support", "wrapup_seconds": wrapup_seconds, "recording": policy}],
             "agents": [AgentConfig(id=e, name=e, node=NODE, device=dev(e), queues=["support"]).model_dump()
                        for e in AGENTS],
             "simulator": {"enabled": "off"},

@@ -171,3 +171,13 @@ def test_one_change_decided_alone_is_what_a_full_pass_decides(state, data):
     expected = [(state.slot_call[c], list(state.agent_ids)[a])
                 for c, a in copy.deepcopy(state).full_pass()]
     assert router.route(0.0) == expected
+
+
+def test_best_skill_breaks_equal_scores_by_longest_idle():
+    state = make_state("best_skill")
+    state.set_agent(0, True, 30.0, 0.5, 7)  # a0 became ready after a1 (idle since 20)
+    slot = state.put_call("c", "q", "n", 0, 0.0, [])
+    # no requirements: every agent scores 0; the first agent no longer always wins
+    assert state.pick_agent(slot) == 1 == twin.pick_agent(state, slot)
+    state.set_agent(0, True, 5.0, 0.5, 7)
+    assert state.pick_agent(slot) == 0 == twin.pick_agent(state, slot)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 
 from test_api_rig import PASSWORD, api_rig  # noqa: F401  (fixture)
+
+from ccserver.api import passwords, routes
+from ccserver.core.call import CallState
+from ccserver.core.events import IvrFinished
 
 
 async def audit(rig, action: str):
@@ -207,3 +213,60 @@ async def test_an_unexpected_failure_is_a_500_that_names_nothing_and_is_still_au
     assert (row["username"], row["outcome"]) == ("admin", "failed")
     assert json.loads(row["detail"])["status"] == 500
     assert "teams" in caplog.text  # the cause is in the server log, not in the response
+
+
+async def test_a_supervisor_sees_no_other_teams_waiting_callers_through_a_shared_agent(api_rig):
+    server = api_rig.server
+    store = server.api.api.store
+    # team A also holds agent 1003, who serves team B's queue "sales"
+    (team_a,) = [t for t in await store.teams() if t.name == "A"]
+    await store.set_team_members(team_a.id, ["1001", "1003"], ["support"], [api_rig.user_ids["sup_a"]])
+    now = server.clock()
+    server._dispatch(server.center.pause("1002", "lunch", now))  # 1003 is logged out: it waits
+    server.on_event(IvrFinished("pbx1:88.1", "pbx1", "PJSIP/carrier-88", "+15550008888", "5000", "sales",
+                                ("greeting",), at=now))
+    assert server.center.calls["pbx1:88.1"].state is CallState.QUEUED
+    sup_a = {"Authorization": f"Bearer {await api_rig.token('sup_a')}"}
+    sup_b = {"Authorization": f"Bearer {await api_rig.token('sup_b')}"}
+    async with api_rig.client() as s:
+        async with s.get("/api/v1/calls", headers=sup_a) as r:
+            assert r.status == 200 and await r.json() == []
+        async with s.get("/api/v1/queues", headers=sup_a) as r:
+            assert [q["name"] for q in await r.json()] == ["support"]
+        async with s.get("/api/v1/calls/pbx1:88.1", headers=sup_a) as r:
+            assert r.status == 404  # out of scope looks like unknown
+        async with s.post("/api/v1/calls/pbx1:88.1/transfer", headers=sup_a,
+                          json={"destination": "+15559990000"}) as r:
+            assert r.status == 404
+        ws = await s.ws_connect("/api/v1/live", headers=sup_a)
+        snap = await ws.receive_json(timeout=5)
+        await ws.close()
+        assert snap["calls"] == [] and [q["name"] for q in snap["queues"]] == ["support"]
+        assert sorted(a["id"] for a in snap["agents"]) == ["1001", "1003"]
+        async with s.get("/api/v1/calls", headers=sup_b) as r:  # its own team's supervisor does
+            assert [c["call_id"] for c in await r.json()] == ["pbx1:88.1"]
+    call = server.center.calls["pbx1:88.1"]
+    assert (call.state, call.queue, call.transferred_to) == (CallState.QUEUED, "sales", None)
+    assert [r["outcome"] for r in await audit(api_rig, "call.transfer")] == ["failed"]
+
+
+async def test_concurrent_wrong_passwords_cannot_pass_the_limit_and_scrypt_runs_off_the_loop(api_rig,
+                                                                                            monkeypatch):
+    threads = []
+
+    def verify(password, stored):
+        threads.append(threading.get_ident())
+        return passwords.verify_password(password, stored)
+
+    monkeypatch.setattr(routes, "verify_password", verify)
+
+    async def attempt(s):
+        async with s.post("/api/v1/login", json={"username": "admin", "password": "wrong-wrong-wrong"}) as r:
+            return r.status
+
+    async with api_rig.client() as s:
+        statuses = await asyncio.gather(*(attempt(s) for _ in range(30)))
+    assert sorted(statuses) == [401] * 3 + [429] * 27  # the limit is 3
+    assert len(threads) == 3 and threading.get_ident() not in threads
+    reasons = [json.loads(r["detail"])["reason"] for r in await audit(api_rig, "login")]
+    assert sorted(reasons) == ["bad credentials"] * 3 + ["rate limited"] * 27

@@ -10,6 +10,9 @@ from pathlib import Path
 import yaml
 from test_api_rig import api_rig  # noqa: F401  (fixture)
 
+from ccserver.ivr.flow import NODE_TYPES
+from ccserver.ivr.store import Actor, FlowStore
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = yaml.safe_load((ROOT / "ivr_flows" / "main.yaml").read_text())
 F = "/api/v1/flows"
@@ -87,6 +90,88 @@ async def test_admin_edits_checks_publishes_and_rolls_back(api_rig):  # noqa: F8
     assert all(r["username"] == "admin" for r in rows)
     update = json.loads(rows[5]["detail"])
     assert {"path": "nodes.main_menu.options.3", "old": "nowhere"} in update["diff"]
+
+
+async def test_names_the_running_configuration_lacks_are_problems_and_block_publish(api_rig):  # noqa: F811
+    admin = await api_rig.token("admin")
+    flow = copy.deepcopy(MAIN)
+    flow.update(start="prefs", languages=["en", "fr"])
+    flow["nodes"]["prefs"] = {"type": "set", "language": "fr", "skills": {"english": 50, "french": 50},
+                              "next": "greeting"}
+    flow["nodes"]["to_support"]["queue"] = "salse"
+    expected = [
+        {"field": "nodes.to_support.queue", "node": "to_support", "reason": "queue 'salse' is not configured"},
+        {"field": "nodes.prefs.skills.french", "node": "prefs", "reason": "skill 'french' is not in acd.skills"},
+        {"field": "nodes.prefs.language", "node": "prefs",
+         "reason": "'fr' is not in acd.skills (a language is a skill agents have)"},
+    ]
+    async with api_rig.client() as s:
+        status, v1 = await _call(s, "POST", f"{F}/main/versions", admin, json={"document": flow})
+        assert status == 201 and v1["problems"] == expected
+        status, check = await _call(s, "POST", f"{F}/main/versions/1/check", admin)
+        # (the stored document's nodes come back in jsonb's key order)
+        assert not check["ok"] and sorted(check["problems"], key=str) == sorted(expected, key=str)
+
+        # checked where the site was not known (a script on the store), the publish still refuses it
+        store, actor = FlowStore(api_rig.server.api.api.pool), Actor("script", "admin")
+        await store.create_draft("main", flow, actor)
+        assert (await store.check("main", 2, actor)).ok
+        status, err = await _call(s, "POST", f"{F}/main/versions/2/publish", admin, json={"did": "*"})
+        assert status == 409 and err["error"] == "version: main@2 fails the checks"
+        assert sorted(f["field"] for f in err["fields"]) == sorted(p["field"] for p in expected)
+
+        del flow["nodes"]["prefs"]["language"], flow["nodes"]["prefs"]["skills"]["french"]
+        flow["nodes"]["to_support"]["queue"] = "sales"
+        assert (await _call(s, "PUT", f"{F}/main/versions/2", admin, json={"document": flow}))[1]["problems"] == []
+        assert (await _call(s, "POST", f"{F}/main/versions/2/check", admin))[1]["ok"] is True
+        assert (await _call(s, "POST", f"{F}/main/versions/2/publish", admin, json={"did": "*"}))[0] == 200
+    assert [(r["flow"], r["version"]) for r in await api_rig.rows("SELECT * FROM ivr_publications")] == [("main", 2)]
+
+
+async def test_the_publish_dialog_diffs_against_another_flow_on_the_did(api_rig):  # noqa: F811
+    admin, sup = await api_rig.token("admin"), await api_rig.token("sup_a")
+    closed = {"name": "closed", "start": "bye", "nodes": {"bye": {"type": "hangup", "prompt": "goodbye"}}}
+    async with api_rig.client() as s:
+        assert (await _call(s, "POST", f"{F}/main/versions", admin, json={"document": MAIN}))[0] == 201
+        assert (await _call(s, "POST", f"{F}/main/versions/1/check", admin))[1]["ok"] is True
+        assert (await _call(s, "POST", f"{F}/main/versions/1/publish", admin, json={"did": "5000"}))[0] == 200
+        assert (await _call(s, "POST", f"{F}/closed/versions", admin, json={"document": closed}))[0] == 201
+        # what DID 5000 would see change: main@1 -> closed@1
+        status, diff = await _call(s, "GET", f"{F}/closed/diff?old_flow=main&old=1&new=1", sup)
+        assert status == 200 and (diff["flow"], diff["old_flow"], diff["old"], diff["new"]) == ("closed", "main", 1, 1)
+        changes = {c["path"]: c for c in diff["changes"]}
+        assert changes["name"] == {"path": "name", "kind": "changed", "old": "main", "new": "closed"}
+        assert changes["start"] == {"path": "start", "kind": "changed", "old": "greeting", "new": "bye"}
+        assert changes["nodes.greeting"]["kind"] == "removed"
+        assert changes["nodes.bye"] == {"path": "nodes.bye", "kind": "added", "old": None,
+                                        "new": {"type": "hangup", "prompt": "goodbye"}}
+        # the same flow unless another is named
+        status, diff = await _call(s, "GET", f"{F}/closed/diff?old=1&new=1", sup)
+        assert (status, diff["old_flow"], diff["changes"]) == (200, "closed", [])
+        status, err = await _call(s, "GET", f"{F}/closed/diff?old_flow=nope&old=1&new=1", sup)
+        assert status == 404 and err["error"] == "flow 'nope' has no version 1"
+
+
+async def test_node_types_list_each_types_fields_for_the_editor(api_rig):  # noqa: F811
+    sup, agent = await api_rig.token("sup_a"), await api_rig.token("agent1")
+    async with api_rig.client() as s:
+        status, types = await _call(s, "GET", "/api/v1/flow-node-types", sup)
+        assert (await _call(s, "GET", "/api/v1/flow-node-types", agent))[0] == 403
+    assert status == 200
+    by_type = {t["type"]: t for t in types}
+    assert sorted(by_type) == sorted(NODE_TYPES)
+    fields = {t: {f["name"]: f for f in by_type[t]["fields"]} for t in by_type}
+    menu = fields["menu"]
+    assert menu["prompt"] == {"name": "prompt", "required": True, "kind": "any", "default": None, "choices": [],
+                              "item_kind": None}
+    assert menu["options"]["kind"] == "map" and menu["options"]["item_kind"] == "string"
+    assert (menu["timeout"]["kind"], menu["timeout"]["default"]) == ("number", 5.0)
+    assert all(not menu[n]["required"] for n in ("on_exhausted", "on_invalid", "on_timeout"))
+    assert [f["name"] for f in by_type["menu"]["fields"]][-2:] == ["max_visits", "on_max_visits"]
+    assert (fields["collect"]["max_digits"]["required"], fields["collect"]["terminator"]["choices"]) == (
+        True, ["#", "*", ""])
+    assert fields["set"]["skills"]["item_kind"] == "number"
+    assert by_type["queue"]["description"] == "Hand the call to a ccserver queue; ends the IVR."
 
 
 async def test_roles_supervisors_read_only_agents_nothing(api_rig):  # noqa: F811

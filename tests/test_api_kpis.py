@@ -67,6 +67,18 @@ def test_failure_limiter_slides():
     assert lim.retry_after("k", 10.5) == 0
 
 
+def test_failure_limiter_release_takes_back_one_reserved_failure():
+    lim = FailureLimiter(limit=2, window=10)
+    lim.fail("k", 1)
+    lim.fail("k", 2)  # reserved for an attempt still being checked
+    assert lim.retry_after("k", 3) > 0
+    lim.release("k", 2)  # it could not be decided (e.g. the database was away)
+    assert lim.retry_after("k", 3) == 0
+    lim.release("k", 5)  # nothing recorded then: nothing changes
+    lim.fail("k", 4)
+    assert lim.retry_after("k", 5) > 0
+
+
 def test_failure_limiter_bounds_its_memory():
     lim = FailureLimiter(limit=1, window=10, max_keys=3)
     for i in range(10):

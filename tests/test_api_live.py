@@ -12,6 +12,7 @@ import time
 import aiohttp
 
 from ccserver.cdr.record import AgentStateChange
+from ccserver.core.events import IvrFinished
 from ccserver.sim.asterisk import CallerScript
 from test_api_rig import api_rig  # noqa: F401  (fixture)
 
@@ -185,3 +186,28 @@ async def test_a_reconnect_starts_from_a_fresh_snapshot(api_rig):
         msg = await next_matching(ws, lambda m: m["type"] == "agent")
         assert msg["agent"]["state"] == "ready"
         await ws.close()
+
+
+async def test_waiting_callers_show_their_place_expected_wait_and_escalation_step(api_rig):
+    server = api_rig.server
+    admin = {"Authorization": f"Bearer {await api_rig.token('admin')}"}
+    talking = api_rig.sim.place_call(CallerScript(caller="+15550001111", digits=["1"], talk_time=30.0))
+    await api_rig.until(lambda: server.center.agents["1001"].state == "on_call", what="1001 on call")
+    now = server.clock()
+    server.on_event(IvrFinished("pbx1:91.1", "pbx1", "PJSIP/carrier-91", "+15550009191", "5000", "support",
+                                ("greeting",), at=now))
+    # nobody has english 90 (1001: 80): the caller moves on to "any agent" at once, and says why
+    server.on_event(IvrFinished("pbx1:92.1", "pbx1", "PJSIP/carrier-92", "+15550009292", "5000", "support",
+                                ("greeting",), at=now + 1, skills=(("english", 90),)))
+    async with api_rig.client() as s, s.get("/api/v1/queues/support", headers=admin) as r:
+        waiting = (await r.json())["waiting"]
+    # 1001 serves both (on a call, no other agent): one default handle time (180 s) per place
+    assert [(w["call_id"], w["position"], w["expected_wait_seconds"], w["step"]) for w in waiting] == [
+        ("pbx1:91.1", 1, 180.0, 0), ("pbx1:92.1", 2, 360.0, 1)]
+    assert waiting[1]["routing_note"] == ("no agent of queue 'support' has english >= 90; escalation step 1 "
+                                          "applied at once")
+    assert waiting[0]["routing_note"] is None
+    async with api_rig.client() as s, s.get("/openapi.json") as r:
+        fields = (await r.json())["components"]["schemas"]["WaitingOut"]["properties"]
+    assert {"position", "expected_wait_seconds", "step"} <= set(fields)
+    assert not talking.done.is_set()

@@ -6,6 +6,7 @@ Other ``test_api_*`` / ``test_web_*`` modules import the ``api_rig`` fixture fro
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -64,7 +65,8 @@ async def _build(db_dsn: str, tmp_path: Path, agi_port: int) -> tuple[Server, Si
         "database": {"dsn": db_dsn},
         "ivr": {"flows_dir": ROOT / "ivr_flows", "routes": {"*": "main"}},
         "acd": {"ring_timeout": 3, "skills": ["english"]},
-        "queues": [{"name": "support", "wrapup_seconds": 1.0, "service_level_seconds": 20},
+        "queues": [{"name": "support", "wrapup_seconds": 1.0, "service_level_seconds": 20,
+                    "escalation": [{"after_seconds": 600, "any": True}]},
                    {"name": "sales", "wrapup_seconds": 1.0}],
         "agents": [
             AgentConfig(id="1001", name="Alice", node=NODE, device=DEVICES[0], queues=["support"],
@@ -154,3 +156,29 @@ async def test_openapi_document_matches_the_real_routes(api_rig):
                     ref = content["schema"].get("$ref") or content["schema"].get("items", {}).get("$ref")
                     if ref:
                         assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"], (path, ref)
+
+
+def _decisions_counted(text: str) -> int:
+    (line,) = [x for x in text.splitlines() if x.startswith("ccserver_routing_decision_seconds_count ")]
+    return int(line.split()[1])
+
+
+async def test_ticks_and_agent_actions_are_timed_as_routing_decisions(api_rig):
+    server = api_rig.server
+    admin = {"Authorization": f"Bearer {await api_rig.token('admin')}"}
+    async with api_rig.client() as s:
+        async with s.get("/metrics") as r:
+            before = _decisions_counted(await r.text())
+        # an idle server: no PBX event, but the timer ticks (wrap-ups, escalations) decide too
+        await api_rig.until(lambda: sum(server.decision_latency.counts) >= before + 3, what="timed ticks")
+        (tick,) = [t for t in server._tasks if t.get_name() == "ccserver-tick"]
+        tick.cancel()  # from here only the agent actions below reach the core
+        await asyncio.gather(tick, return_exceptions=True)
+        async with s.get("/metrics") as r:
+            before = _decisions_counted(await r.text())
+        async with s.post("/api/v1/agents/1001/pause", headers=admin, json={"reason": "coaching"}) as r:
+            assert r.status == 200
+        async with s.post("/api/v1/agents/1001/ready", headers=admin) as r:
+            assert r.status == 200
+        async with s.get("/metrics") as r:
+            assert _decisions_counted(await r.text()) == before + 2

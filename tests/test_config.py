@@ -1,12 +1,13 @@
 """Configuration: TOML + environment overrides, validated with errors naming key and reason."""
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from ccserver.cli import main
 from ccserver.config import ConfigError, load_config
-from ccserver.hardware import load_nodes
+from ccserver.hardware import FreeSwitchNodeConfig, NodeConfig, load_nodes
 
 
 def test_defaults_without_file():
@@ -79,11 +80,13 @@ def test_hardware_refuses_a_literal_secret(tmp_path: Path):
         load_nodes(tmp_path)
 
 
-def test_repo_example_node_is_valid(tmp_path: Path):
-    example = Path(__file__).parents[1] / "hardware" / "examples" / "asterisk.toml.example"
-    (tmp_path / "pbx1.toml").write_text(example.read_text())
+@pytest.mark.parametrize("kind, model", [("asterisk", NodeConfig), ("freeswitch", FreeSwitchNodeConfig)])
+def test_repo_example_nodes_are_valid_and_show_every_key(tmp_path: Path, kind, model):
+    example = Path(__file__).parents[1] / "hardware" / "examples" / f"{kind}.toml.example"
+    (tmp_path / "node.toml").write_text(example.read_text())
     [node] = load_nodes(tmp_path)
-    assert node.name == "pbx1"
+    assert type(node) is model
+    assert set(model.model_fields) - set(tomllib.loads(example.read_text())) == set()
 
 
 def test_secret_variables_named_by_node_files_are_not_config_keys():
@@ -102,3 +105,83 @@ def test_a_secret_file_trailing_newline_is_not_part_of_the_secret(tmp_path: Path
     with pytest.raises(ConfigError, match="line break") as err:
         node.secret({"PBX1_SECRET": "s3cret\nvalue"})
     assert "s3cret" not in str(err.value)
+
+
+def test_string_keys_from_the_environment_keep_their_text():
+    cfg = load_config(environ={
+        "CCSERVER_SERVER__AGI_HOST": "true", "CCSERVER_DATABASE__DSN": "12", "CCSERVER_HARDWARE_DIR": "2024",
+        "CCSERVER_IVR__ROUTES__5551000": "true", "CCSERVER_SIMULATOR__ENABLED": "on",
+        # other keys are still TOML values
+        "CCSERVER_SERVER__AGI_PORT": "4574", "CCSERVER_ACD__SKILLS": '["en", "fr"]',
+        "CCSERVER_API__COOKIE_SECURE": "true", "CCSERVER_SIMULATOR__SEED": "7",
+    })
+    assert (cfg.server.agi_host, cfg.database.dsn, cfg.hardware_dir) == ("true", "12", Path("2024"))
+    assert cfg.ivr.routes["5551000"] == "true" and cfg.simulator.enabled == "on"
+    assert (cfg.server.agi_port, cfg.acd.skills, cfg.api.cookie_secure, cfg.simulator.seed) == (
+        4574, ["en", "fr"], True, 7)
+    with pytest.raises(ConfigError, match="server.agi_port"):
+        load_config(environ={"CCSERVER_SERVER__AGI_PORT": "high"})
+
+
+AGENT = 'id = "{id}"\nname = "A"\nnode = "{node}"\ndevice = "PJSIP/{id}"\nqueues = {queues}\n'
+NODE_FILE = 'name = "{name}"\nkind = "asterisk"\nhost = "10.0.0.1"\nami_user = "cc"\nami_secret_env = "{env}"\n'
+
+
+def _site(tmp_path: Path, body: str, nodes: dict[str, str]) -> Path:
+    hw = tmp_path / "hw"
+    hw.mkdir(exist_ok=True)
+    for name, env in nodes.items():
+        (hw / f"{name}.toml").write_text(NODE_FILE.format(name=name, env=env))
+    site = tmp_path / "cc.toml"
+    site.write_text(f'hardware_dir = "{hw}"\n' + body)
+    return site
+
+
+def _check(site: Path, capsys) -> tuple[int, str, str]:
+    code = main(["--config", str(site), "check-config"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_check_config_names_each_node_secret_that_is_not_set(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("CC_TEST_SECRET_PBX1", "s3cret-value-pbx1")
+    monkeypatch.delenv("CC_TEST_SECRET_PBX2", raising=False)
+    body = "[[queues]]\nname = \"support\"\n[[agents]]\n" + AGENT.format(id="1", node="pbx1", queues='["support"]')
+    site = _site(tmp_path, body, {"pbx1": "CC_TEST_SECRET_PBX1", "pbx2": "CC_TEST_SECRET_PBX2"})
+    code, out, err = _check(site, capsys)
+    assert code == 2 and out == ""
+    assert "hardware node 'pbx2': ami_secret_env: environment variable CC_TEST_SECRET_PBX2 is not set" in err
+    assert "pbx1" not in err and "s3cret" not in err
+    monkeypatch.setenv("CC_TEST_SECRET_PBX2", "s3cret-value-pbx2")
+    code, out, err = _check(site, capsys)
+    assert (code, err) == (0, "") and "configuration OK: 1 queue(s), 1 agent(s), 2 PBX node(s)" in out
+    assert "s3cret" not in out
+
+
+def test_check_config_refuses_agents_on_unknown_nodes(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("CC_TEST_SECRET_PBX1", "x")
+    body = ("[[queues]]\nname = \"support\"\n[[agents]]\n" + AGENT.format(id="1", node="pbx1", queues='["support"]')
+            + 'devices = { fs9 = "user/1" }\n[[agents]]\n' + AGENT.format(id="2", node="pbx3", queues='["support"]'))
+    code, _, err = _check(_site(tmp_path, body, {"pbx1": "CC_TEST_SECRET_PBX1"}), capsys)
+    assert code == 2
+    assert "agents[0].devices: ['fs9'] not PBX node(s)" in err
+    assert "agents[1].node: 'pbx3' is not a PBX node" in err and "nodes: ['pbx1']" in err
+
+
+def test_agents_of_the_simulator_node_are_accepted_only_when_it_runs(tmp_path: Path, capsys):
+    body = "[[queues]]\nname = \"support\"\n[[agents]]\n" + AGENT.format(id="1", node="sim", queues='["support"]')
+    code, out, err = _check(_site(tmp_path, body, {}), capsys)
+    assert code == 0, err
+    code, _, err = _check(_site(tmp_path, '[simulator]\nenabled = "off"\n' + body, {}), capsys)
+    assert code == 2 and "agents[0].node: 'sim' is not a PBX node" in err and "no node is listed" in err
+
+
+def test_a_queue_no_agent_serves_is_refused(tmp_path: Path, capsys, monkeypatch):
+    body = ('[[queues]]\nname = "support"\n[[queues]]\nname = "sales"\n[[agents]]\n'
+            + AGENT.format(id="1", node="sim", queues='["support"]'))
+    code, _, err = _check(_site(tmp_path, body, {}), capsys)
+    assert code == 2 and "queues[1]: queue 'sales' has no agents" in err
+    # no agents at all: only the simulator's demo agents could serve
+    monkeypatch.setenv("CC_TEST_SECRET_PBX1", "x")
+    code, _, err = _check(_site(tmp_path, '[[queues]]\nname = "support"\n', {"pbx1": "CC_TEST_SECRET_PBX1"}), capsys)
+    assert code == 2 and "queues[0]: queue 'support' has no agents (none are configured)" in err

@@ -660,3 +660,11 @@ def test_drain_writes_what_the_core_owes_without_routing():
     assert sorted(r.call_id for r in records(out)) == ["c1", "c2"]
     assert rings(out) == []  # nobody is routed while stopping
     assert cc.agents["a1"].state == "paused" and cc.agents["a1"].reason == "shutdown"
+
+
+def test_a_resync_routes_the_callers_who_waited_while_their_node_was_away():
+    cc = make_center()
+    cc.handle(NodeConnectionChanged("n1", False, 1.0))
+    assert rings(arrive(cc, "c1", 2.0)) == []  # its node is away: nobody can be rung
+    out = cc.handle(NodeResynced("n1", (LiveCall("c1", "PJSIP/trunk-c1", "+1555", "5000", None, 3.0),), 5.0))
+    assert rings(out) == [("c1", DEV["a1"])]

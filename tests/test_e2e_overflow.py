@@ -17,7 +17,8 @@ from ccserver.sim.asterisk import CallerScript, SimulatedAsterisk
 async def rig(db_dsn, tmp_path, monkeypatch):
     monkeypatch.setenv(SECRET_ENV, "e2e-secret-value")
     agi_port = free_port()
-    # nobody serves the queue: the caller waits until the voicemail step
+    # nobody serves the queue (its one agent never logs in): the caller waits until the
+    # voicemail step
     sim = SimulatedAsterisk(node=NODE, agi_host="127.0.0.1", agi_port=agi_port, agents=[],
                             ami_secret="e2e-secret-value")
     ami_port = await sim.start()
@@ -28,7 +29,8 @@ async def rig(db_dsn, tmp_path, monkeypatch):
         "ivr": {"flows_dir": ROOT / "ivr_flows", "routes": {"*": "main"}},
         "queues": [{"name": "support", "voicemail_box": "1234",
                     "escalation": [{"after_seconds": 1.0, "overflow": "voicemail"}]}],
-        "agents": [],
+        "agents": [{"id": "1001", "name": "Away", "node": NODE, "device": "PJSIP/1001",
+                    "queues": ["support"], "auto_login": False}],
         "simulator": {"enabled": "off"},
         "api": {"port": 0},
     })

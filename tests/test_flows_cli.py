@@ -1,4 +1,5 @@
-"""``ccserver flows import`` / ``export`` against a real Postgres, as an admin would run them."""
+"""``ccserver flows import`` / ``export`` against a real Postgres, and ``check`` against a site's
+configuration, as an admin would run them."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(dsn: str, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CCSERVER_DATABASE__DSN": dsn}
     env.pop("CCSERVER_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "ccserver", "flows", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=120, check=False)
+    given = ["--config", str(config)] if config is not None else []
+    return subprocess.run([sys.executable, "-m", "ccserver", *given, "flows", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=120, check=False)
 
 
 async def test_import_then_export_round_trips_the_flows(db_dsn: str, tmp_path: Path) -> None:
@@ -36,3 +38,20 @@ async def test_import_refuses_unreadable_files_and_exits_non_zero(db_dsn: str, t
     run = _cli(db_dsn, "import", str(tmp_path), "--user", "alice")
     assert run.returncode == 1
     assert run.stdout.splitlines() == [f"{tmp_path / 'bad.yaml'}: not imported", "  (file): not UTF-8 (byte 0: b'\\xff')"]
+
+
+def test_check_holds_the_flows_to_the_given_configuration(tmp_path: Path) -> None:
+    flow = tmp_path / "sales.yaml"
+    flow.write_text("name: sales\nstart: lang\nlanguages: [en, fr]\nnodes:\n"
+                    "  lang: {type: set, language: fr, skills: {billing: 20}, next: q}\n"
+                    "  q: {type: queue, queue: salse}\n")
+    site = tmp_path / "site.toml"
+    site.write_text('[acd]\nskills = ["fr", "billing"]\n[[queues]]\nname = "sales"\n'
+                    '[[agents]]\nid = "1001"\nname = "A"\nnode = "pbx1"\ndevice = "PJSIP/1001"\n'
+                    'queues = ["sales"]\nskills = { fr = 80 }\n')
+    run = _cli("postgresql://unused/db", "check", str(flow), config=site)
+    assert run.returncode == 1
+    assert run.stdout.splitlines() == [f"{flow}: nodes.q.queue: queue 'salse' is not configured"]
+    # without a configuration there is no site to hold the flow to: the built-in defaults are not one
+    run = _cli("postgresql://unused/db", "check", str(flow))
+    assert (run.returncode, run.stdout) == (0, ""), run.stderr

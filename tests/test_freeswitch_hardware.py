@@ -33,11 +33,27 @@ def test_mixed_inventory_loads_each_kind(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     ("esl_port = 70000\n", "freeswitch.esl_port: Input should be less than or equal to 65535"),
     ("ami_user = \"x\"\n", "freeswitch.ami_user: unknown key"),
+    ('sound_dir = "../../etc"\n', "freeswitch.sound_dir: Value error, '../../etc' is not a plain directory"),
+    ('sound_dir = "ivr/../.."\n', "freeswitch.sound_dir: Value error, 'ivr/../..' is not a plain"),
+    ('sound_dir = "my prompts"\n', "freeswitch.sound_dir: Value error, 'my prompts' is not a plain"),
+    ('sound_dir = "ivr\\n"\n', "freeswitch.sound_dir: Value error, 'ivr"),  # a line break
+    ('sound_extension = ".wav"\n', "freeswitch.sound_extension: Value error, '.wav' is not a file extension"),
+    ('sound_extension = "wav x"\n', "freeswitch.sound_extension: Value error, 'wav x' is not a file"),
 ])
 def test_bad_freeswitch_node_names_the_key(tmp_path, extra, message):
     (tmp_path / "fs1.toml").write_text(FS + extra)
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_nodes(tmp_path)
+
+
+def test_sound_settings_default_and_accept_plain_paths(tmp_path):
+    (tmp_path / "fs1.toml").write_text(FS)
+    (tmp_path / "fs2.toml").write_text(FS.replace('"fs1"', '"fs2"') +
+                                       'sound_dir = "/usr/share/freeswitch/sounds/custom/"\n'
+                                       'sound_extension = "sln16"\n')
+    fs1, fs2 = load_nodes(tmp_path)
+    assert (fs1.sound_dir, fs1.sound_extension) == ("", "wav")
+    assert (fs2.sound_dir, fs2.sound_extension) == ("/usr/share/freeswitch/sounds/custom", "sln16")
 
 
 def test_unset_password_variable_is_named():

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ccserver.ivr.checks import check_bytes, check_data
+from ccserver.config import AcdConfig, AgentConfig, Config, QueueConfig
+from ccserver.ivr.checks import SiteNames, check_bytes, check_data
 from ccserver.ivr.flow import FlowError
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.source import MAX_BYTES, MAX_DEPTH
@@ -123,6 +124,22 @@ CASES: list[tuple[str, bytes, str]] = [
      "nodes.menu.options.2: duplicate key '2' (line"),
     ("duplicate digit, int and string", BASE_YAML.replace(b"      '2': account\n", b"      '2': account\n      2: bye\n"),
      "nodes.menu.options.2: duplicate key '2'"),
+    ("dangling invalid exit", _changed(lambda d: _nodes(d)["menu"].update(on_invalid="x")),
+     "nodes.menu.on_invalid: unknown node 'x'"),
+    ("dangling timeout exit", _changed(lambda d: _nodes(d)["menu"].update(on_timeout="x")),
+     "nodes.menu.on_timeout: unknown node 'x'"),
+    ("menu without a fallback exit", _changed(lambda d: (
+        _nodes(d)["menu"].pop("on_exhausted"), _nodes(d)["menu"].update(on_invalid="bye"))),
+     "nodes.menu: on_exhausted is required unless both on_invalid and on_timeout are set"),
+    ("menu with an unused on_exhausted", _changed(lambda d: _nodes(d)["menu"].update(
+        on_invalid="bye", on_timeout="bye")), "nodes.menu: on_exhausted is never used"),
+    ("timeout exit loops back unbounded", _changed(lambda d: _nodes(d)["menu"].update(on_timeout="hello")),
+     "nodes.hello: loop hello -> menu is not bounded"),
+    ("invalid exit to a path without end", _changed(lambda d: _nodes(d).update(
+        menu={**_nodes(d)["menu"], "on_invalid": "sorry"},
+        sorry={"type": "play", "prompts": ["x"], "next": "sorry2"},
+        sorry2={"type": "play", "prompts": ["y"], "next": "sorry"})),
+     "nodes.sorry: no path from here ends in"),
     # --- languages and variables
     ("prompt missing a language", _changed(lambda d: _nodes(d)["hello"].update(prompts=[{"sound": {"en": "hi"}}])),
      "nodes.hello.prompts.0: no prompt for language(s) fr the flow offers"),
@@ -184,6 +201,17 @@ def test_base_and_shipped_flows_are_clean() -> None:
         assert result.ok, (path, result.problems)
 
 
+def test_nodes_reached_only_by_menu_exits_are_reachable() -> None:
+    data = copy.deepcopy(BASE)
+    _nodes(data)["menu"].update(on_invalid="wrong", on_timeout="silent")
+    del _nodes(data)["menu"]["on_exhausted"]
+    _nodes(data).update(wrong={"type": "hangup", "prompt": "invalid"}, silent={"type": "queue", "queue": "sales"})
+    assert check_data(data).problems == ()
+    del _nodes(data)["menu"]["on_timeout"]
+    assert check_data(data).problems == ("nodes.menu: on_exhausted is required unless both on_invalid and "
+                                         "on_timeout are set",)
+
+
 def test_every_problem_is_reported_not_just_the_first() -> None:
     data = copy.deepcopy(BASE)
     _nodes(data)["hello"]["next"] = "gone"
@@ -212,6 +240,60 @@ def test_bounded_loop_is_accepted() -> None:
     _nodes(data)["menu"]["options"]["9"] = "hello"
     _nodes(data)["hello"].update(max_visits=3, on_max_visits="sales")
     assert check_data(data).problems == ()
+
+
+SITE = SiteNames(queues=frozenset({"support", "sales"}), skills=frozenset({"en", "fr", "billing"}),
+                 languages=frozenset({"en"}))
+
+
+def _routing(**set_node: Any) -> dict:
+    data = copy.deepcopy(BASE)
+    _nodes(data)["hello"] = {"type": "set", "next": "menu", **set_node}
+    return data
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (_changed(lambda d: _nodes(d)["sales"].update(queue="salse")),
+     "nodes.sales.queue: queue 'salse' is not configured"),
+    (_dump(_routing(queue="billing")), "nodes.hello.queue: queue 'billing' is not configured"),
+    (_dump(_routing(skills={"billing": 10, "vip": 1})), "nodes.hello.skills.vip: skill 'vip' is not in acd.skills"),
+    (_dump(_routing(language="fr")), "nodes.hello.language: no agent speaks 'fr' (has it as a skill)"),
+    (_changed(lambda d: (d.update(languages=["en", "de"]), _nodes(d).update(
+        hello={"type": "set", "language": "de", "next": "menu"}))),
+     "nodes.hello.language: 'de' is not in acd.skills (a language is a skill agents have)"),
+    (_changed(lambda d: _nodes(d).update(bye={"type": "callback", "queue": "gone"})),
+     "nodes.bye.queue: queue 'gone' is not configured"),
+])
+def test_names_the_site_does_not_serve_are_problems(data: bytes, problem: str) -> None:
+    assert check_bytes(data).ok  # fine as a flow: only the site's configuration refuses it
+    assert check_bytes(data, site=SITE).problems == (problem,)
+
+
+def test_site_names_come_from_the_configuration() -> None:
+    config = Config(acd=AcdConfig(skills=["en", "fr", "billing"]), queues=[QueueConfig(name="sales")], agents=[
+        AgentConfig(id="1", name="A", node="n", device="PJSIP/1", queues=["sales"], skills={"en": 80, "fr": 0}),
+    ])
+    assert SiteNames.of(config) == SiteNames(frozenset({"sales"}), frozenset({"en", "fr", "billing"}),
+                                             frozenset({"en"}))
+    # no agent configured yet (the demo makes them at start): no language can be judged
+    demo = SiteNames.of(Config(acd=AcdConfig(skills=["en"]), queues=[QueueConfig(name="sales")]))
+    assert demo.languages is None and demo.queues == {"sales"}
+    assert check_data(_routing(language="en"), site=demo).ok
+
+
+def test_library_checks_the_routed_flows_against_the_site(tmp_path: Path) -> None:
+    (tmp_path / "main.yaml").write_bytes((ROOT / "ivr_flows" / "main.yaml").read_bytes())
+    (tmp_path / "t.yaml").write_bytes(_changed(lambda d: _nodes(d)["sales"].update(queue="salse")))
+    site = SiteNames(frozenset({"support", "sales"}), frozenset(), None)
+    assert FlowLibrary(tmp_path, {"*": "main"}, site).for_did("1").name == "main"  # t runs no call
+    with pytest.raises(FlowError) as exc:
+        FlowLibrary(tmp_path, {"*": "main", "5000": "t"}, site)
+    assert exc.value.problems == [f"{tmp_path / 't.yaml'}: nodes.sales.queue: queue 'salse' is not configured"]
+    # reached through a goto of a routed flow, it runs calls too
+    (tmp_path / "hop.yaml").write_bytes(_dump({"name": "hop", "start": "g",
+                                               "nodes": {"g": {"type": "goto", "flow": "t"}}}))
+    with pytest.raises(FlowError, match="queue 'salse' is not configured"):
+        FlowLibrary(tmp_path, {"*": "hop"}, site)
 
 
 def test_library_refuses_a_broken_flow_with_all_problems(tmp_path: Path) -> None:

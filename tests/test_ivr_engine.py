@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,47 @@ async def test_timeouts_exhausted_still_reach_a_queue(main_flow: Flow) -> None:
     # the timeout prompt plays only before another attempt, not after the last one
     assert s.calls.count("play vm-sorry *") == 2
     assert out.queue == "support" and out.digits == ""
+
+
+#: a menu whose exhausted retries leave by what the last attempt was
+EXITS = {
+    "m": {"type": "menu", "prompt": "demo-instruct", "options": {"1": "q"}, "max_retries": 1,
+          "on_invalid": "wrong", "on_timeout": "silent"},
+    "q": {"type": "queue", "queue": "support"},
+    "wrong": {"type": "hangup", "prompt": "invalid"},
+    "silent": {"type": "queue", "queue": "operator"},
+}
+
+
+@pytest.mark.parametrize(
+    ("collects", "path"),
+    [
+        (["9", "8"], ("m", "m:9", "m:8", "wrong")),
+        ([], ("m", "m:timeout", "m:timeout", "silent")),
+        (["9", ""], ("m", "m:9", "m:timeout", "silent")),  # the last attempt decides
+        (["", "9"], ("m", "m:timeout", "m:9", "wrong")),
+        (["9", "1"], ("m", "m:9", "m:1", "q")),
+    ],
+)
+async def test_exhausted_menu_leaves_by_its_invalid_or_timeout_exit(collects, path) -> None:
+    out = await run_flow(_flow(**EXITS), FakeSession(collects=collects), clock)
+    assert out.path == path
+
+
+async def test_an_unset_menu_exit_falls_back_to_on_exhausted() -> None:
+    nodes = {**EXITS, "m": {**EXITS["m"], "on_exhausted": "q"}}
+    del nodes["m"]["on_invalid"]
+    flow = _flow(**nodes)
+    assert (await run_flow(flow, FakeSession(collects=["9", "8"]), clock)).path[-1] == "q"
+    assert (await run_flow(flow, FakeSession(), clock)).path[-1] == "silent"
+
+
+def test_menu_exits_survive_json_and_yaml_round_trips() -> None:
+    flow = _flow(**EXITS)
+    document = flow.model_dump(mode="json", exclude_none=True)
+    assert document["nodes"]["m"]["on_invalid"] == "wrong" and "on_exhausted" not in document["nodes"]["m"]
+    assert parse_flow(json.loads(json.dumps(document))) == flow
+    assert parse_flow(yaml.safe_load(yaml.safe_dump(document))) == flow
 
 
 async def test_digit_during_greeting_answers_the_menu(main_flow: Flow) -> None:

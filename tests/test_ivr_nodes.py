@@ -135,6 +135,23 @@ async def test_repeat_loop_is_cut_by_max_visits(lib, hours) -> None:
     assert path[path.index("language_menu_repeat:max_visits") + 1] == "english"
 
 
+@pytest.mark.parametrize(("digits", "ending", "prompts"), [
+    ("98", ("menu:8", "wrong"), ["demo-instruct", "invalid", "demo-instruct", "goodbye"]),
+    ("", ("menu:timeout", "silent"), ["demo-instruct", "vm-sorry", "demo-instruct"]),
+])
+async def test_simulation_follows_the_menu_exit_of_the_last_failure(digits: str, ending, prompts) -> None:
+    flow = parse_flow({"name": "t", "start": "menu", "nodes": {
+        "menu": {"type": "menu", "prompt": "demo-instruct", "options": {"1": "silent"}, "max_retries": 1,
+                 "invalid_prompt": "invalid", "timeout_prompt": "vm-sorry",
+                 "on_invalid": "wrong", "on_timeout": "silent"},
+        "wrong": {"type": "hangup", "prompt": "goodbye"},
+        "silent": {"type": "queue", "queue": "support"},
+    }})
+    sim = await simulate(flow, digits=digits, at=0)
+    assert sim.outcome.path[-2:] == ending
+    assert [p.value for p in sim.prompts] == prompts
+
+
 async def test_simulation_refuses_bad_digits(hours) -> None:
     with pytest.raises(SimulationInputError, match="digits: 'A' are not DTMF digits"):
         await simulate(hours, digits="1A", at=0)

@@ -22,7 +22,8 @@ def config(**recording) -> Config:
         "queues": [{"name": "plain"}, {"name": "legacy", "record": True},
                    {"name": "asked", "recording": "on_demand"}, {"name": "never", "record": True,
                                                                  "recording": "none"}],
-        "agents": [{"id": "a1", "name": "A", "node": "n", "device": "PJSIP/1", "queues": ["plain", "asked"]}],
+        "agents": [{"id": "a1", "name": "A", "node": "n", "device": "PJSIP/1", "queues": ["plain", "asked"]},
+                   {"id": "a2", "name": "B", "node": "n", "device": "PJSIP/2", "queues": ["legacy", "never"]}],
         "recording": recording,
     })
 

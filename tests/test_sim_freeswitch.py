@@ -157,3 +157,30 @@ async def test_outbound_socket_speaks_like_the_capture():
         await sim.stop()
         server.close()
         await server.wait_closed()
+
+
+async def test_uuid_kill_stops_a_ringing_phone_and_ends_its_originate_at_once():
+    sim = SimulatedFreeSwitch(node="fs", esl_password="ClueCon", outbound_host="127.0.0.1",
+                              outbound_port=1, agents=[SimAgent("user/1001", answers=False)])
+    port = await sim.start()
+    c = Client(*await asyncio.open_connection("127.0.0.1", port))
+    try:
+        await c.frame()
+        await c.send("auth ClueCon")
+        await c.send("event json BACKGROUND_JOB CHANNEL_HANGUP_COMPLETE")
+        await c.send("bgapi originate {origination_uuid=leg-1,originate_timeout=60}user/1001 &park()",
+                     **{"Job-UUID": "j-1"})
+        assert sim.busy == {"user/1001": "leg-1"}
+        c.writer.write(encode_command("api uuid_kill leg-1 ORIGINATOR_CANCEL"))
+        # the originate does not wait out its 60 s: the phone stops ringing, the job says why
+        # (the api reply and the events may come in any order)
+        frames = [await c.frame() for _ in range(3)]
+        (reply,) = [f for f in frames if f.content_type == "api/response"]
+        job, hangup = sorted((parse_event(f) for f in frames if f is not reply), key=lambda e: e.name)
+        assert reply.text() == "+OK\n"
+        assert (hangup.name, hangup.get("Hangup-Cause")) == ("CHANNEL_HANGUP_COMPLETE", "ORIGINATOR_CANCEL")
+        assert hangup.get("variable_sip_hangup_disposition") == "send_cancel"  # it never answered
+        assert (job.name, job.body) == ("BACKGROUND_JOB", "-ERR ORIGINATOR_CANCEL\n")
+        assert sim.busy == {} and "leg-1" not in sim.channels
+    finally:
+        await sim.stop()

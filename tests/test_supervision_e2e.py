@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from ccserver.core.commands import StartSpy
@@ -9,6 +12,10 @@ from ccserver.pbx.base import CommandFailed
 from ccserver.supervision.sessions import SpyRefused, Supervisor
 
 pytest_plugins = ["media_rig"]  # the media_rig fixture (tests/media_rig.py)
+
+#: the key that switches a spy session to each mode: ChanSpy's option d, eavesdrop's keys
+MODE_KEYS = {"asterisk": {"listen": "4", "whisper": "5", "barge": "6"},
+             "freeswitch": {"listen": "0", "whisper": "2", "barge": "3"}}
 
 
 def boss(rig, agents=frozenset({"1001", "1002"}), user_id=7, role="supervisor") -> Supervisor:
@@ -66,24 +73,110 @@ async def test_listen_then_whisper_then_barge_and_session_ends_with_the_call(med
     assert rows and rows[0]["target"] == agent and rows[0]["username"] == "sup7"
 
 
-async def test_barge_from_the_start_uses_the_captured_command(media_rig):
+async def test_a_session_started_in_barge_switches_mode(media_rig):
+    """FreeSWITCH barges as eavesdrop then key 3 (capture 04's keys): three_way reads no keys."""
     rig = await media_rig(policy="none")
     desk = rig.server.supervision
     _call, cid, agent = await rig.connected_call(talk_time=30.0)
     session = await desk.start(boss(rig), agent, "barge")
+    key, spy = next(iter(rig.sim.spies.items()))
+    assert spy.mode == "barge"
+    await desk.change(boss(rig), session.id, "whisper")
+    assert spy.mode == "whisper" and desk.sessions.sessions[session.id].mode == "whisper"
     sent = spy_actions(rig)
     if rig.kind == "asterisk":
         assert sent[1].values_of("Variable")[1] == f"CC_SPY_OPTIONS=qdEBg(cc{session.id})"
+        assert [(m["Action"], m["Digit"]) for m in sent[2:]] == [("PlayDTMF", "5")]
     else:
         leg = rig.server.adapters[rig.node].normalizer.agent_leg(cid)
-        spy_uuid = next(iter(rig.sim.spies))
-        assert sent[0] == (f"bgapi originate {{origination_uuid={spy_uuid},origination_caller_id_number=ccserver,"
-                           f"origination_caller_id_name=Supervisor,originate_timeout=30}}"
-                           f"{rig.supervisor_device} &three_way({leg})")
+        group = f"cc{session.id}"
+        assert sent == [
+            f"api uuid_setvar {leg} eavesdrop_group {group}",
+            (f"bgapi originate {{origination_uuid={key},origination_caller_id_number=ccserver,"
+             f"origination_caller_id_name=Supervisor,originate_timeout=30,eavesdrop_enable_dtmf=true,"
+             f"eavesdrop_require_group={group}}}{rig.supervisor_device} &eavesdrop({leg})"),
+            f"api uuid_recv_dtmf {key} 3", f"api uuid_recv_dtmf {key} 2"]
     await desk.stop(boss(rig), session.id)
     await rig.until(lambda: session.id not in desk.sessions.sessions, what="spy stopped")
     assert not rig.sim.spies
     assert cid in rig.server.center.calls  # stopping the spy leaves the call alone
+
+
+async def mode_rows(rig, last_to: str) -> list[tuple]:
+    """The spy.mode audit rows, once the one switching to ``last_to`` is written."""
+    await rig.until_rows("SELECT 1 FROM audit_log WHERE action = 'spy.mode' AND detail->>'to' = $1", last_to)
+    rows = await rig.rows("SELECT username, target, outcome, detail FROM audit_log "
+                          "WHERE action = 'spy.mode' ORDER BY id")
+    return [(r["username"], r["target"], r["outcome"], json.loads(r["detail"])) for r in rows]
+
+
+async def test_keys_the_supervisor_presses_switch_the_session_and_are_audited_once(media_rig):
+    rig = await media_rig(policy="none")
+    desk = rig.server.supervision
+    told = []
+    desk.listeners.append(lambda change: told.append((change.what, change.session.mode)))
+    _call, _cid, agent = await rig.connected_call(talk_time=30.0)
+    session = await desk.start(boss(rig), agent, "listen")
+    await rig.until(lambda: desk.sessions.sessions[session.id].active, what="spy active")
+    key, keys = next(iter(rig.sim.spies)), MODE_KEYS[rig.kind]
+    rig.sim.press_spy_key(key, keys["whisper"])
+    await rig.until(lambda: desk.sessions.sessions[session.id].mode == "whisper", what="keypad whisper")
+    assert ("changed", "whisper") in told  # the console's live view
+    await desk.change(boss(rig), session.id, "barge")  # ccserver's own: its API request audits it
+    rig.sim.press_spy_key(key, keys["listen"])
+    rows = await mode_rows(rig, "listen")
+    expected = [("listen", "whisper"), ("barge", "listen")]
+    assert rows == [("sup7", agent, "ok", {"session": session.id, "agent_id": agent, "from": a, "to": b,
+                                            "via": "keypad"}) for a, b in expected]
+    assert desk.sessions.sessions[session.id].mode == "listen" and rig.sim.spies[key].mode == "listen"
+
+
+@pytest.mark.parametrize("media_rig", ["freeswitch"], indirect=True)
+async def test_freeswitch_talk_to_the_caller_only_key_is_undone(media_rig, caplog):
+    rig = await media_rig(policy="none")
+    desk = rig.server.supervision
+    _call, _cid, agent = await rig.connected_call(talk_time=30.0)
+    session = await desk.start(boss(rig), agent, "whisper")
+    leg, spy = next(iter(rig.sim.spies.items()))
+    rig.sim.press_spy_key(leg, "1")
+    await rig.until(lambda: spy.digits == ["2", "1", "2"], what="whisper restored")
+    assert spy.mode == "whisper" and desk.sessions.sessions[session.id].mode == "whisper"
+    assert rig.sim.received[-1] == f"api uuid_recv_dtmf {leg} 2"
+    assert "talk to the caller only" in caplog.text
+    rig.sim.press_spy_key(leg, "3")
+    assert [(r[3]["from"], r[3]["to"]) for r in await mode_rows(rig, "barge")] == [("whisper", "barge")]
+
+
+@pytest.mark.parametrize("media_rig", ["freeswitch"], indirect=True)
+async def test_freeswitch_failed_start_clears_the_agent_legs_group(media_rig):
+    rig = await media_rig(policy="none")
+    desk = rig.server.supervision
+    _call, cid, agent = await rig.connected_call(talk_time=30.0)
+    leg = rig.server.adapters[rig.node].normalizer.agent_leg(cid)
+    unreachable = Supervisor(7, "sup7", "supervisor", frozenset({agent}), {rig.node: "user/7777"})
+    with pytest.raises(SpyRefused) as e:
+        await desk.start(unreachable, agent, "listen")
+    assert e.value.status == 502 and "USER_NOT_REGISTERED" in e.value.reason
+    assert "eavesdrop_group" not in rig.sim.channels[leg].variables
+    assert spy_actions(rig)[-1] == f"api uuid_setvar {leg} eavesdrop_group"
+    assert not desk.sessions.sessions and not rig.sim.spies
+
+
+@pytest.mark.parametrize("media_rig", ["freeswitch"], indirect=True)
+async def test_freeswitch_agent_leg_gone_while_the_supervisor_answers(media_rig):
+    """eavesdrop finds no agent leg and the supervisor's leg ends before the job's +OK arrives."""
+    rig = await media_rig(policy="none")
+    desk = rig.server.supervision
+    _call, cid, agent = await rig.connected_call(talk_time=30.0)
+    leg = rig.server.adapters[rig.node].normalizer.agent_leg(cid)
+    start = asyncio.create_task(desk.start(boss(rig), agent, "listen"))
+    await rig.until(lambda: any(c.device == rig.supervisor_device for c in rig.sim.channels.values()),
+                    what="supervisor ringing")
+    rig.sim.hangup(rig.sim.channels[leg], "NORMAL_CLEARING", "recv_bye")
+    with pytest.raises(SpyRefused) as e:
+        await start
+    assert e.value.status == 502 and "could not be reached" in e.value.reason
+    assert not desk.sessions.sessions and not rig.sim.spies
 
 
 async def test_refusals_leave_nothing_on_the_pbx(media_rig):

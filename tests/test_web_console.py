@@ -4,6 +4,7 @@ the console; the agent page shows the caller's data."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -56,6 +57,11 @@ async def test_supervisor_watches_a_call_wait_and_get_answered(api_rig, browser)
     waiting = page.locator("#waiting tbody tr")
     await expect(waiting).to_have_count(1, timeout=10_000)
     await expect(waiting.first).to_contain_text("+15550002222")
+    cells = waiting.first.locator("td")
+    # first in line, no estimate (the only agent is paused), no escalation step yet
+    await expect(cells.nth(1)).to_have_text("1")
+    await expect(cells.nth(4)).to_have_text("–")
+    await expect(cells.nth(6)).to_have_text("0")
     await expect(queue_row.locator("td").nth(1)).to_have_text("1")
 
     api_rig.server._dispatch(api_rig.server.center.ready("1001", api_rig.server.clock()))
@@ -129,4 +135,9 @@ async def test_a_caller_the_acd_cannot_route_as_asked_is_an_alert(api_rig, brows
     await expect(alert).to_have_count(1, timeout=10_000)
     await expect(alert).to_contain_text("+15550007777")
     await expect(alert).to_contain_text("unknown skill 'klingon'")
+    wall = await page.context.new_page()
+    await wall.goto("/wallboard")
+    await expect(wall.locator('section[data-queue="support"] ol.next li')).to_have_text(
+        [re.compile(r"#1 \+15550007777 waited \d+s, expected –")], timeout=10_000)
+    await expect(wall.locator("#alerts li")).to_contain_text(["unknown skill 'klingon'"])
     assert errors == []

@@ -9,7 +9,9 @@ Rules (the pure-Python twin in :mod:`ccserver.acd.twin` implements the same ones
 * an agent may take a call when it is free, a member of the call's queue, reachable from the
   call's node and at or above every (skill, minimum level) of the call's current requirements;
 * among eligible agents: lowest queue level (the agent's per-queue priority) first, then the
-  queue's strategy key, then the lowest agent index;
+  queue's strategy key (``best_skill``: the sum of the required skills' levels, then longest
+  idle, so equal scores, as with no requirements, do not always favour the first agent), then
+  the lowest agent index;
 * the full pass goes level by level: first only level-1 memberships, then up to level 2, ...,
   so an agent takes a caller of a queue it serves first before one where it is a backup;
 * among calls an agent may take: lowest queue level for that agent first, then higher call
@@ -48,6 +50,7 @@ def _best_agent(c, max_level, free, rr, prof, idle_since, occupancy, calls, leve
     best = -1
     best_level = 0
     best_key = 0.0
+    best_tie = 0.0
     for i in range(q_ptr[q], q_ptr[q + 1]):
         a = q_members[i]
         lv = level[q, a]
@@ -63,10 +66,12 @@ def _best_agent(c, max_level, free, rr, prof, idle_since, occupancy, calls, leve
             score += p
         if not ok:
             continue
+        tie = 0.0
         if strat == LONGEST_IDLE:
             key = idle_since[a]
         elif strat == BEST_SKILL:
             key = -float(score)
+            tie = idle_since[a]
         elif strat == LEAST_OCCUPIED:
             key = occupancy[a]
         elif strat == FEWEST_CALLS:
@@ -74,8 +79,9 @@ def _best_agent(c, max_level, free, rr, prof, idle_since, occupancy, calls, leve
         else:  # round robin: the first member after the last one chosen in this queue
             key = float((a - cursor - 1) % n_agents)
         # members are in ascending index order, so strict comparisons keep the lowest index
-        if best < 0 or lv < best_level or (lv == best_level and key < best_key):
-            best, best_level, best_key = a, lv, key
+        if best < 0 or lv < best_level or (lv == best_level and (
+                key < best_key or (key == best_key and tie < best_tie))):
+            best, best_level, best_key, best_tie = a, lv, key, tie
     return best
 
 

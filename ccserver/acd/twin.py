@@ -31,17 +31,19 @@ def _eligible(st: AcdState, a: int, c: int, free, max_level: int = 1 << 15) -> b
 def _agent_key(st: AcdState, a: int, c: int, cursor: int) -> tuple:
     q = int(st.c_queue[c])
     strategy = STRATEGIES[int(st.strategy[q])]
+    tie = 0.0
     if strategy == "longest_idle":
         key: float = float(st.idle_since[a])
     elif strategy == "best_skill":
         key = -float(sum(int(st.prof[s, a]) for s, _ in _requirements(st, c)))
+        tie = float(st.idle_since[a])
     elif strategy == "least_occupied":
         key = float(st.occupancy[a])
     elif strategy == "fewest_calls":
         key = float(st.calls[a])
     else:
         key = float((a - cursor - 1) % len(st.ready))
-    return (int(st.level[q, a]), key, a)
+    return (int(st.level[q, a]), key, tie, a)
 
 
 def _best_agent(st: AcdState, c: int, free, cursors, max_level: int = 1 << 15) -> int:

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ccserver.api.server import ApiError
+from ccserver.ivr.checks import SiteNames
 from ccserver.ivr.flow import FlowError
+from ccserver.ivr.node_types import FieldKind, node_types
 from ccserver.ivr.simulate import MAX_DIGITS, SimulationInputError
 from ccserver.ivr.source import MAX_BYTES, parse_flow_bytes
 from ccserver.ivr.store import (
@@ -135,6 +137,8 @@ class ChangeOut(BaseModel):
 
 class DiffOut(BaseModel):
     flow: str
+    #: the flow of version ``old`` (``flow`` unless another was asked for)
+    old_flow: str
     old: int
     new: int
     changes: list[ChangeOut]
@@ -164,6 +168,28 @@ class OverrideOut(BaseModel):
     active: bool
 
 
+class NodeFieldOut(BaseModel):
+    """One field of a node type: how the editor shows it, and its value when left out."""
+
+    name: str
+    required: bool
+    kind: FieldKind
+    #: the value when the field is left out (``null``: none)
+    default: Any = None
+    #: the only values a ``string`` field may take (empty: any)
+    choices: list[str]
+    #: a ``map``'s values: their kind
+    item_kind: FieldKind | None
+
+
+class NodeTypeOut(BaseModel):
+    """A node type the flows may use, and its fields: what the editor offers to add."""
+
+    type: str
+    description: str
+    fields: list[NodeFieldOut]
+
+
 def problem_out(problem: str) -> ProblemOut:
     """``"nodes.menu.options.3: unknown node 'x'"`` -> field, node and reason."""
     field, sep, reason = problem.partition(": ")
@@ -186,7 +212,8 @@ def _publication_out(p: Publication) -> PublicationOut:
 
 
 def _store(ctx: Ctx) -> FlowStore:
-    return FlowStore(ctx.api.pool)
+    # drafts, checks and publishes are held to the queues, skills and languages the server runs with
+    return FlowStore(ctx.api.pool, SiteNames.of(ctx.api.source.config()))
 
 
 def _actor(ctx: Ctx) -> Actor:
@@ -313,11 +340,12 @@ async def diff_versions(ctx: Ctx) -> DiffOut:
     if missing:
         raise ApiError(422, "invalid query", missing)
     old, new = _int(q["old"], "old"), _int(q["new"], "new")
+    old_flow = q.get("old_flow") or flow
     try:
-        changes = await _store(ctx).diff(flow, old, new)
+        changes = await _store(ctx).diff(flow, old, new, old_flow)
     except FlowStoreError as err:
         raise _refused(err) from None
-    return DiffOut(flow=flow, old=old, new=new, changes=[
+    return DiffOut(flow=flow, old_flow=old_flow, old=old, new=new, changes=[
         ChangeOut(path=c.path, kind="added" if c.added else "removed" if c.removed else "changed",
                   old=c.old, new=c.new) for c in changes
     ])
@@ -341,6 +369,13 @@ async def simulate(ctx: Ctx) -> SimulationOut:
                                                      for p in sim.prompts],
                          actions=list(sim.actions), ending=o.ending, queue=o.queue, priority=o.priority,
                          variables=dict(o.variables), unused_digits=sim.unused_digits)
+
+
+async def list_node_types(ctx: Ctx) -> list[NodeTypeOut]:
+    return [NodeTypeOut(type=t.type, description=t.description, fields=[
+        NodeFieldOut(name=f.name, required=f.required, kind=f.kind, default=f.default, choices=list(f.choices),
+                     item_kind=f.item_kind) for f in t.fields
+    ]) for t in node_types()]
 
 
 async def list_overrides(ctx: Ctx) -> list[OverrideOut]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Histogram:
@@ -17,6 +21,14 @@ class Histogram:
     def observe(self, seconds: float) -> None:
         self.counts[bisect.bisect_left(self.buckets, seconds)] += 1
         self.sum += seconds
+
+    def time(self, work: Callable[[], T]) -> T:
+        """Run ``work`` and observe how long it took (also when it raises)."""
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.observe(time.perf_counter() - started)
 
     def lines(self, name: str) -> list[str]:
         out, running = [], 0

@@ -118,6 +118,13 @@ class WaitingOut(BaseModel):
     priority: int
     wait_seconds: float
     ringing_agent: str | None
+    #: place in the queue, 1 = next (service order: priority, then time waited)
+    position: int
+    #: seconds until an agent who can take this caller is expected (0: being rung or an agent
+    #: is free); null when no such agent serves the queue now, so no honest figure exists
+    expected_wait_seconds: float | None
+    #: escalation steps of the queue applied so far (0: the initial requirements)
+    step: int
     #: skills the caller needs right now (skill -> minimum level), after any escalation
     requirements: dict[str, int]
     #: why the caller is not routed as the IVR asked (unknown skill, ...); shown as an alert

@@ -1,4 +1,4 @@
-"""The HTML pages (login, agent, supervisor console, wallboard), /metrics, /healthz, /readyz."""
+"""The HTML pages (login, agent, supervisor console, wallboard, flows, recordings), /metrics, /healthz, /readyz."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ PAGES = {
     "console": frozenset({"supervisor", "admin"}),
     "wallboard": frozenset({"supervisor", "admin"}),
     "flows": frozenset({"admin"}),
+    "recordings": frozenset({"supervisor", "admin"}),
 }
 
 
@@ -100,6 +101,7 @@ def render_metrics(api: Api) -> str:
               [({"node": n}, 1.0 if up else 0.0) for n, up in sorted(src.nodes().items())])
     exp.gauge("ccserver_cdr_spool_depth", "CDR rows waiting in the local spool", [({}, src.spool_depth())])
     exp.gauge("ccserver_live_clients", "Connected live WebSocket clients", [({}, api.hub.subscribers)])
-    exp.histogram("ccserver_routing_decision_seconds", "Time the core takes to turn one event into decisions",
+    exp.histogram("ccserver_routing_decision_seconds",
+                  "Time the core takes to decide on one PBX event, timer tick or agent action",
                   src.decision_latency)
     return exp.text()

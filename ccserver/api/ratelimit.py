@@ -24,11 +24,17 @@ class FailureLimiter:
         return q[0] + self.window - now
 
     def fail(self, key: str, now: float) -> None:
-        """Record one failure for ``key``."""
+        """Record one failure for ``key`` (also: reserve it before an attempt is decided)."""
         if key not in self._failures and len(self._failures) >= self.max_keys:
             # Bound memory under a spray of addresses: forget the oldest key.
             self._failures.pop(next(iter(self._failures)))
         self._failures.setdefault(key, deque()).append(now)
+
+    def release(self, key: str, at: float) -> None:
+        """Take back one failure recorded at ``at`` (a reserved one that did not happen)."""
+        q = self._failures.get(key)
+        if q is not None and at in q:
+            q.remove(at)
 
     def clear(self, key: str) -> None:
         """Forget ``key``'s failures (after a successful log-in)."""

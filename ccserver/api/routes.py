@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -166,11 +167,19 @@ async def login(ctx: Ctx) -> web.Response:
     if wait > 0:
         await _audit(ctx, ROUTE_BY_NAME["login"], "denied", {"reason": "rate limited"})
         return error_response(429, "too many failed log-ins; try again later", **{"Retry-After": str(int(wait) + 1)})
-    found = await api.store.credentials(body.username)
-    ok = verify_password(body.password, found[1] if found else DUMMY_HASH)
-    if not found or not ok or found[0].disabled:
+    # Count this attempt as a failure before the first await: attempts sent together then see
+    # each other, and at most the limit of them get to try a password.
+    for k in keys:
+        api.login_limiter.fail(k, now)
+    try:
+        found = await api.store.credentials(body.username)
+        # scrypt takes ~50 ms of CPU: in a thread, so the event loop keeps serving calls
+        ok = await asyncio.to_thread(verify_password, body.password, found[1] if found else DUMMY_HASH)
+    except BaseException:
         for k in keys:
-            api.login_limiter.fail(k, now)
+            api.login_limiter.release(k, now)  # not decided: not a failure
+        raise
+    if not found or not ok or found[0].disabled:
         await _audit(ctx, ROUTE_BY_NAME["login"], "denied", {"reason": "bad credentials"})
         return error_response(401, "wrong user name or password")
     user = found[0]
@@ -257,14 +266,13 @@ def _agent_action(action: str) -> Callable[[Ctx], Awaitable[m.AgentOut]]:
         if action == "wrapup_done" and before != "wrap_up":
             raise ApiError(409, f"agent {agent_id!r} is {before}, not in wrap-up")
         if action == "login":
-            decisions = center.login(agent_id, now, ctx.body.paused_reason)
+            decisions = src.decide(lambda: center.login(agent_id, now, ctx.body.paused_reason))
         elif action == "logout":
-            decisions = center.logout(agent_id, now)
+            decisions = src.decide(lambda: center.logout(agent_id, now))
         elif action == "pause":
-            decisions = center.pause(agent_id, ctx.body.reason, now)
+            decisions = src.decide(lambda: center.pause(agent_id, ctx.body.reason, now))
         else:  # ready, wrapup_done
-            decisions = center.ready(agent_id, now)
-        src.dispatch(decisions)
+            decisions = src.decide(lambda: center.ready(agent_id, now))
         ctx.detail = {"from": before, "to": agent.state}
         if not any(getattr(d, "agent_id", None) == agent_id and hasattr(d, "previous") for d in decisions):
             raise ApiError(409, f"agent {agent_id!r} cannot {action.replace('_', ' ')} while {before}")
@@ -280,7 +288,8 @@ def _agent_action(action: str) -> Callable[[Ctx], Awaitable[m.AgentOut]]:
 async def list_queues(ctx: Ctx) -> list[m.QueueOut]:
     center, scope, cfg = _center(ctx), ctx.scope(), ctx.api.source.config()
     now = ctx.api.source.clock()
-    return [queue_out(q.name, cfg, center, ctx.api.kpis, now) for q in cfg.queues if q.name in scope.queues]
+    snaps = center.queue_snapshots(now)
+    return [queue_out(snaps[q.name], cfg, ctx.api.kpis, now) for q in cfg.queues if q.name in scope.queues]
 
 
 async def get_queue(ctx: Ctx) -> m.QueueOut:
@@ -290,7 +299,8 @@ async def get_queue(ctx: Ctx) -> m.QueueOut:
         raise ApiError(404, f"no queue {name!r}")
     if name not in ctx.scope().queues:
         raise ApiError(403, f"queue {name!r} is not one of your teams'")
-    return queue_out(name, cfg, center, ctx.api.kpis, ctx.api.source.clock())
+    now = ctx.api.source.clock()
+    return queue_out(center.queue_snapshot(name, now), cfg, ctx.api.kpis, now)
 
 
 async def list_calls(ctx: Ctx) -> list[m.CallOut]:
@@ -484,12 +494,16 @@ ROUTES: tuple[Route, ...] = (
           "Simulate a call through a flow version", fl.simulate, STAFF, fl.SimulateIn, fl.SimulationOut),
     Route("GET", f"{V1}/flows/{{flow}}/diff", "flow.diff", "Diff two versions of a flow", fl.diff_versions, STAFF,
           None, fl.DiffOut, query=(Query("old", "integer", "the older version (required)"),
-                                   Query("new", "integer", "the newer version (required)"))),
+                                   Query("new", "integer", "the newer version (required)"),
+                                   Query("old_flow", "string", "the flow of the older version (default: this "
+                                                               "one), e.g. the flow a DID runs now"))),
     Route("GET", f"{V1}/flow-publications", "flow_publications.list", "List which flow version answers each DID",
           fl.list_publications, STAFF, None, fl.PublicationOut, many=True),
     Route("POST", f"{V1}/flow-publications/{{did}}/rollback", "ivr.flow.rollback",
           "Roll a DID back to its previous flow version", fl.rollback, ADMIN, None, fl.PublicationOut,
           self_audited=True),
+    Route("GET", f"{V1}/flow-node-types", "flow_node_types.list", "List the IVR node types and their fields",
+          fl.list_node_types, STAFF, None, fl.NodeTypeOut, many=True),
     Route("GET", f"{V1}/flow-overrides", "flow_overrides.list", "List the schedule overrides switched on",
           fl.list_overrides, STAFF, None, fl.OverrideOut, many=True),
     Route("PUT", f"{V1}/flow-overrides/{{name}}", "ivr.override.set", "Switch a schedule override on or off",
@@ -510,10 +524,12 @@ ROUTES: tuple[Route, ...] = (
     # recordings (ccserver.api.recordings): search, play (Range), download, pause / resume
     Route("GET", f"{V1}/recordings/calls", "recordings.search", "Search finished calls and their recordings",
           rc.search_calls, STAFF, None, rc.FoundCallOut, many=True, query=(
-              Query("caller", "string", "the caller's number, exactly"),
+              Query("caller", "string", "the caller's number: with 6 digits or more (leading zeros "
+                    "aside) the end of the caller's digits, e.g. 0612345678 finds +33612345678; else exactly"),
               Query("did", "string", "the number dialled"),
               Query("queue", "string", "the queue"),
               Query("agent", "string", "the agent id"),
+              Query("call_id", "string", "one call (its detail)"),
               Query("since", "string", "arrived at or after (ISO 8601 with zone)", "date-time"),
               Query("until", "string", "arrived before (ISO 8601 with zone)", "date-time"),
               Query("limit", "integer", "at most this many calls, newest first (1..1000, default 100)"),
@@ -524,6 +540,8 @@ ROUTES: tuple[Route, ...] = (
           "Play a recording (WAV, HTTP Range supported)", rc.file_response("play"), STAFF),
     Route("GET", f"{V1}/recordings/{{recording_id}}/download", "recording.download", "Download a recording",
           rc.file_response("download"), STAFF),
+    Route("GET", f"{V1}/calls/{{call_id}}/recording", "recording.live", "Whether a live call is recorded",
+          rc.live_recording, ALL, None, rc.LiveRecordingOut),
     Route("POST", f"{V1}/calls/{{call_id}}/recording/pause", "recording.pause",
           "Pause a live call's recording (e.g. card numbers)", rc.recording_action("pause"), ALL, None,
           rc.RecordingStateOut),

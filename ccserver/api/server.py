@@ -69,6 +69,13 @@ class LiveSource:
     #: carries out one PBX command now, raising if the node refuses it (Server.run_command)
     run_command: Callable[[Any], Awaitable[None]] | None = None
 
+    def decide(self, decide: Callable[[], list]) -> list:
+        """Run one core method (an agent action), timed like every routing decision, and carry
+        out its decisions; returns them."""
+        decisions = self.decision_latency.time(decide)
+        self.dispatch(decisions)
+        return decisions
+
 
 class ApiError(Exception):
     """Refuse a request with ``status`` and a message (and field errors for 422)."""
@@ -125,7 +132,8 @@ class Api:
             return self._views[1]
         center, cfg = self.source.center(), self.source.config()
         views = {} if center is None else {
-            q.name: queue_out(q.name, cfg, center, self.kpis, now).model_dump(mode="json") for q in cfg.queues
+            name: queue_out(snap, cfg, self.kpis, now).model_dump(mode="json")
+            for name, snap in center.queue_snapshots(now).items()
         }
         self._views = (now, views)
         return views

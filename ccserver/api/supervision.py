@@ -1,7 +1,8 @@
 """Supervision over HTTP: start / switch / stop spy sessions, list them, set supervisors' phones.
 
 Every state change goes to the audit log through the route table (who, whom, mode, session);
-the end of a session, which the PBX reports, is audited by :mod:`ccserver.supervision.service`.
+what the PBX reports (a session's end, a switch the supervisor made with their phone's keys) is
+audited by :mod:`ccserver.supervision.service`.
 """
 
 from __future__ import annotations

@@ -7,12 +7,18 @@ from ccserver.api.store import User
 from ccserver.config import Config
 from ccserver.core.agent import Agent
 from ccserver.core.call import Call
-from ccserver.core.center import ContactCenter
+from ccserver.core.center import ContactCenter, QueueSnapshot
 from ccserver.stats.live import KpiWindow
 
 
 class Scope:
-    """The agents and queues ``user`` may see and act on (admin: all)."""
+    """The agents and queues ``user`` may see and act on (admin: all).
+
+    A supervisor's are their teams' agents and queues, and nothing more: an agent of the team
+    who also serves another team's queue does not open that queue (its waiting callers) to
+    them; a call of that queue is theirs once it is offered or connected to one of their agents.
+    Recordings (:mod:`ccserver.api.recordings`) apply the same rule to finished calls.
+    """
 
     def __init__(self, user: User, config: Config, center: ContactCenter | None) -> None:
         self.user = user
@@ -22,15 +28,15 @@ class Scope:
             self.queues = frozenset(q.name for q in config.queues)
         elif user.role == "supervisor":
             self.agents = frozenset(a for a in user.team_agents if a in agents)
-            self.queues = frozenset(user.team_queues) | frozenset(
-                q for a in self.agents for q in agents[a].queues
-            )
+            self.queues = frozenset(user.team_queues)
         else:
             own = agents.get(user.agent_id or "")
             self.agents = frozenset({own.agent_id}) if own else frozenset()
             self.queues = own.queues if own else frozenset()
 
     def sees_call(self, call: Call) -> bool:
+        """A call in one of the queues, or rung or connected to one of the agents (an agent:
+        only the latter, their own)."""
         if self.user.role == "agent":
             return call.agent_id is not None and call.agent_id in self.agents
         return (call.queue in self.queues) or (call.agent_id in self.agents)
@@ -54,16 +60,19 @@ def call_out(call: Call) -> CallOut:
     )
 
 
-def queue_out(name: str, config: Config, center: ContactCenter, kpis: KpiWindow, now: float) -> QueueOut:
-    qc = config.queue(name)
-    assert qc is not None, name
-    snap = center.queue_snapshot(name, now)
+def queue_out(snap: QueueSnapshot, config: Config, kpis: KpiWindow, now: float) -> QueueOut:
+    """A queue's API shape: its snapshot (``ContactCenter.queue_snapshot(s)``) and KPIs."""
+    qc = config.queue(snap.name)
+    assert qc is not None, snap.name
     k = kpis.kpis(snap, qc.service_level_seconds, now, qc.service_level_target)
     return QueueOut(
-        name=name, wrapup_seconds=qc.wrapup_seconds, record=qc.record,
+        name=snap.name, wrapup_seconds=qc.wrapup_seconds, record=qc.record,
         service_level_seconds=qc.service_level_seconds,
         waiting=[WaitingOut(call_id=w.call_id, caller=w.caller, priority=w.priority,
                             wait_seconds=round(w.wait_seconds, 1), ringing_agent=w.ringing_agent,
+                            position=w.position, step=w.step,
+                            expected_wait_seconds=None if w.expected_wait is None
+                            else round(w.expected_wait, 1),
                             requirements=dict(w.requirements), routing_note=w.routing_note)
                  for w in snap.waiting],
         kpis=KpisOut(

@@ -7,6 +7,8 @@ command's ``node``) and rows (for the CDR writer). Nothing here reads a clock or
 
 from __future__ import annotations
 
+import functools
+import heapq
 import logging
 import re
 import uuid
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
-from ccserver.acd.estimates import HandleTime, expected_wait
+from ccserver.acd.eligibility import Eligibility
+from ccserver.acd.estimates import HandleTime, QueueWaits
 from ccserver.acd.router import (
     AgentView,
     LongestIdleRouter,
@@ -25,7 +28,7 @@ from ccserver.acd.router import (
     service_order,
 )
 from ccserver.cdr.record import AgentStateChange, CallRecord
-from ccserver.config import Config, QueueConfig
+from ccserver.config import OVERFLOW_TARGETS, Config, QueueConfig
 from ccserver.recording.policy import recording_policy
 from ccserver.core.agent import Agent, IdFactory
 from ccserver.core.call import Call, CallState
@@ -57,6 +60,7 @@ from ccserver.core.events import (
     RecordingStarted,
     RecordingStopped,
     SpyEnded,
+    SpyModeChanged,
     SpyStarted,
 )
 
@@ -87,6 +91,28 @@ def _uuid4() -> str:
     return str(uuid.uuid4())
 
 
+def _is_number(caller: str) -> bool:
+    """A caller id that is a phone number (not empty, "anonymous", "withheld", ...)."""
+    return TRANSFER_DESTINATION.fullmatch(caller) is not None
+
+
+def _priority(chosen: int | None, queue: QueueConfig | None) -> int:
+    """The IVR's priority when it chose one (0 included), else the queue's default."""
+    if chosen is not None:
+        return chosen
+    return queue.priority if queue else 0
+
+
+def _initial_requirements(queue: QueueConfig, skills: tuple[tuple[str, int], ...],
+                          language: str) -> tuple[tuple[str, int], ...]:
+    """Before any escalation step: the queue's requirements, the IVR's on top, the language."""
+    req = dict(queue.skills)
+    req.update(skills)
+    if language:
+        req[language] = max(req.get(language, 0), 1)
+    return tuple(sorted(req.items()))
+
+
 @dataclass(frozen=True, slots=True)
 class WaitingEntry:
     """One caller waiting in a queue (``ringing_agent`` is set while an agent is rung)."""
@@ -99,7 +125,7 @@ class WaitingEntry:
     ringing_agent: str | None
     #: 1 = next in line
     position: int
-    #: seconds until an agent is expected (None: nobody serves the queue now)
+    #: seconds until an agent who can take this caller is expected (None: none serves now)
     expected_wait: float | None
     #: escalation steps applied so far and the requirements they give
     step: int
@@ -137,6 +163,7 @@ class ContactCenter:
         new_id: IdFactory = _uuid4,
     ) -> None:
         self._config = config
+        self._queues = {q.name: q for q in config.queues}
         self._router: Router = router or LongestIdleRouter()
         #: a tracking router is told what changed (below) instead of given views of everyone
         self._tracking = isinstance(self._router, TrackingRouter)
@@ -148,6 +175,11 @@ class ContactCenter:
         self._calls: dict[str, Call] = {}
         #: agent id -> the ended call whose CDR waits for the end of that agent's wrap-up
         self._wrapping: dict[str, Call] = {}
+        # What tick has to look at, by due time, so it visits only those (not every agent and
+        # call of a large site): (wrap-up end, agent id) and (next escalation step, call id).
+        # An entry whose agent or call moved on meanwhile is dropped when it falls due.
+        self._wrapups_due: list[tuple[float, str]] = []
+        self._escalations_due: list[tuple[float, str]] = []
         #: calls that ended during the IVR, waiting for its report: call id -> (call, deadline)
         self._awaiting_ivr: dict[str, tuple[Call, float]] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
@@ -160,6 +192,7 @@ class ContactCenter:
         self._callbacks: dict[str, str] = {}
         self._handle_time = {q.name: HandleTime(q.default_handle_seconds) for q in config.queues}
         self._skills = frozenset(config.acd.skills)
+        self._eligibility = Eligibility(config)
         for ac in config.agents:
             agent = Agent(ac.id, ac.node, ac.device, frozenset(ac.queues), new_id, dict(ac.devices))
             self._agents[ac.id] = agent
@@ -167,6 +200,9 @@ class ContactCenter:
                 self._by_device[(node, agent.device_on(node))] = agent
             if ac.auto_login:
                 self._agent_changed(agent, agent.login(now))
+        #: each queue's agents, in the order of the eligibility masks
+        self._members = {q.name: [self._agents[a] for a in self._eligibility.members(q.name)]
+                         for q in config.queues}
 
     # ---- read-only views -------------------------------------------------------------------
 
@@ -187,18 +223,27 @@ class ContactCenter:
 
     def queue_snapshot(self, name: str, now: float) -> QueueSnapshot:
         """The queue's waiting callers (service order) and agent counts; KeyError if unknown."""
-        if self._config.queue(name) is None:
+        if self._queues.get(name) is None:
             raise KeyError(name)
-        calls = [
-            c
-            for c in self._calls.values()
-            if c.queue == name and c.state in (CallState.QUEUED, CallState.OFFERED)
-        ]
-        calls.sort(key=lambda c: service_order(self._waiting(c)))
-        states = [a.state for a in self._agents.values() if name in a.queues]
-        ready = states.count("ready")
-        serving = sum(s in ("ready", "offered", "on_call", "wrap_up") for s in states)
-        handle = self._handle_time[name].seconds
+        return self._snapshot(name, [c for c in self._calls.values() if c.queue == name], now)
+
+    def queue_snapshots(self, now: float) -> dict[str, QueueSnapshot]:
+        """Every queue's :meth:`queue_snapshot`, in configuration order (one pass over calls)."""
+        by_queue: dict[str, list[Call]] = {name: [] for name in self._queues}
+        for c in self._calls.values():
+            if c.queue in by_queue:
+                by_queue[c.queue].append(c)
+        return {name: self._snapshot(name, calls, now) for name, calls in by_queue.items()}
+
+    def _snapshot(self, name: str, calls: list[Call], now: float) -> QueueSnapshot:
+        """The snapshot of queue ``name`` given the live calls whose queue it is."""
+        calls = sorted(
+            ((self._waiting(c), c) for c in calls
+             if c.state in (CallState.QUEUED, CallState.OFFERED)),
+            key=lambda wc: service_order(wc[0]),
+        )
+        states = [a.state for a in self._members[name]]
+        waits = self._waits(name, states)
         waiting = tuple(
             WaitingEntry(
                 call_id=c.call_id,
@@ -210,12 +255,12 @@ class ContactCenter:
                 position=i,
                 # a caller being rung is on the way to an agent already
                 expected_wait=0.0 if c.state is CallState.OFFERED
-                else expected_wait(i, ready, serving, handle),
+                else waits.wait(w.requirements, c.node, i),
                 step=c.step,
-                requirements=self._requirements(c),
+                requirements=w.requirements,
                 routing_note=c.routing_note,
             )
-            for i, c in enumerate(calls, start=1)
+            for i, (w, c) in enumerate(calls, start=1)
         )
         return QueueSnapshot(
             name=name,
@@ -227,21 +272,28 @@ class ContactCenter:
             paused=states.count("paused"),
         )
 
-    def estimate_wait(self, queue: str, priority: int, skills: tuple[tuple[str, int], ...],
+    def estimate_wait(self, queue: str, priority: int | None, skills: tuple[tuple[str, int], ...],
                       now: float) -> tuple[int, float | None]:
         """For the IVR's announcement: the place a caller entering ``queue`` now would take
         (1 = next; callers waiting with the same or a higher priority stay ahead, those being
-        rung already are on their way out) and
-        its expected wait in seconds, counting only agents with ``skills`` (skill, minimum
-        level) — None when none of them serves the queue. KeyError for an unknown queue."""
-        snap = self.queue_snapshot(queue, now)
-        position = 1 + sum(w.priority >= priority and w.ringing_agent is None for w in snap.waiting)
-        levels = {a.id: a.skills for a in self._config.agents}
-        states = [a.state for agent_id, a in self._agents.items() if queue in a.queues
-                  and all(levels.get(agent_id, {}).get(s, 0) >= level for s, level in skills)]
-        serving = sum(s in ("ready", "offered", "on_call", "wrap_up") for s in states)
-        return position, expected_wait(position, states.count("ready"), serving,
-                                       self._handle_time[queue].seconds)
+        rung already are on their way out; None: the queue's default priority) and its
+        expected wait in seconds, counting only agents that meet the queue's and ``skills``'
+        (skill, minimum level) requirements — None when none of them serves the queue.
+        KeyError for an unknown queue."""
+        config = self._queues.get(queue)
+        if config is None:
+            raise KeyError(queue)
+        if priority is None:
+            priority = config.priority
+        position = 1 + sum(c.queue == queue and c.state is CallState.QUEUED
+                           and c.priority >= priority for c in self._calls.values())
+        waits = self._waits(queue, [a.state for a in self._members[queue]])
+        return position, waits.wait(_initial_requirements(config, skills, ""), None, position)
+
+    def _waits(self, queue: str, states: list[str]) -> QueueWaits:
+        """Wait estimates in ``queue`` now; ``states`` are its members' (eligibility order)."""
+        return QueueWaits(functools.partial(self._eligibility.able, queue), states,
+                          self._handle_time[queue].seconds)
 
     # ---- inputs ----------------------------------------------------------------------------
 
@@ -283,37 +335,42 @@ class ContactCenter:
             case NodeConnectionChanged():
                 self._nodes[event.node] = event.up
                 self._route_needed |= event.up  # its waiting callers become routable again
-            case DigitsReceived() | AgentLegRinging() | RecordingStopped() | SpyStarted() | SpyEnded():
+            case (DigitsReceived() | AgentLegRinging() | RecordingStopped() | SpyStarted() | SpyEnded()
+                  | SpyModeChanged()):
                 pass  # the IVR engine / adapter use these; the call's state does not change
         if isinstance(event, (NodeResynced, NodeConnectionChanged)):
             self._dirty_calls.update(c.call_id for c in self._calls.values() if c.node == event.node)
         elif not isinstance(event, (DigitsReceived, AgentLegRinging, RecordingStopped, SpyStarted,
-                                    SpyEnded)):
+                                    SpyEnded, SpyModeChanged)):
             self._dirty_calls.add(event.call_id)
         return self._flush(event.at)
 
     def tick(self, now: float) -> list[Decision]:
-        """Advance time: end due wrap-ups, give up on offers whose outcome never came."""
-        for agent in self._agents.values():
+        """Advance time: end due wrap-ups, apply due escalation steps, give up on offers whose
+        outcome never came."""
+        while self._wrapups_due and self._wrapups_due[0][0] <= now:
+            agent = self._agents[heapq.heappop(self._wrapups_due)[1]]
             self._agent_changed(agent, agent.tick(now))
         for call_id, (call, due) in list(self._awaiting_ivr.items()):
             if now >= due:
                 del self._awaiting_ivr[call_id]
                 self._out.append(call.record())
-        for call in list(self._calls.values()):  # a callback overflow adds an entry
-            if call.state is CallState.QUEUED:
-                self._escalate(call, now)
         for key, (_, until) in list(self._abandoned.items()):
             if now > until:
                 del self._abandoned[key]
         deadline = self._config.acd.ring_timeout + OFFER_GRACE_SECONDS
-        for call in list(self._calls.values()):
-            if call.ringing_since is not None and now - call.ringing_since >= deadline:
-                agent = self._agents.get(call.agent_id or "")
-                log.warning("call %s: no outcome for the offer to %s; no answer", call.call_id,
-                            call.agent_id)
-                if agent is not None:
-                    self._leg_failed(call, agent, "no_answer", now)
+        for call in [c for c in self._calls.values()
+                     if c.ringing_since is not None and now - c.ringing_since >= deadline]:
+            agent = self._agents.get(call.agent_id or "")
+            log.warning("call %s: no outcome for the offer to %s; no answer", call.call_id,
+                        call.agent_id)
+            if agent is not None:
+                self._leg_failed(call, agent, "no_answer", now)
+        # after the offers given up above: those callers are back in the queue, steps due too
+        while self._escalations_due and self._escalations_due[0][0] <= now:
+            call = self._calls.get(heapq.heappop(self._escalations_due)[1])
+            if call is not None and call.state is CallState.QUEUED:
+                self._escalate(call, now)
         return self._flush(now)
 
     def login(self, agent_id: str, now: float, paused_reason: str | None = None) -> list[Decision]:
@@ -396,23 +453,27 @@ class ContactCenter:
             # on the same call; the CDR keeps both paths
             path, variables = call.ivr_path + e.path, {**call.variables, **e.variables}
             call.ivr_ended_at = None
-        if e.queue is not None and self._config.queue(e.queue) is None:
+        if e.queue is not None and self._queues.get(e.queue) is None:
             # Never strand a caller in a queue nobody serves: hang up; the CDR keeps the
             # queue name with no enqueue time (disposition ivr_completed).
-            if call.finish_ivr(None, path, variables, e.priority, e.at):
+            if call.finish_ivr(None, path, variables, _priority(e.priority, None), e.at):
                 log.error("call %s: IVR chose unknown queue %r; hanging up", e.call_id, e.queue)
                 call.queue = e.queue
                 self._out.append(HangupCall(call.node, call.call_id, call.channel))
             return
-        queue = self._config.queue(e.queue) if e.queue else None
-        priority = e.priority or (queue.priority if queue else 0)
+        queue = self._queues.get(e.queue) if e.queue else None
+        priority = _priority(e.priority, queue)
         if call.finish_ivr(e.queue, path, variables, priority, e.at) and queue is not None:
             self._set_requirements(call, e.skills, e.language)
-            resumed = self._abandoned.pop((call.caller, queue.name), None)
+            # withheld and anonymous callers share their "number": none of them is anyone's place
+            resumed = (self._abandoned.pop((call.caller, queue.name), None)
+                       if _is_number(call.caller) else None)
             if resumed is not None and e.at <= resumed[1]:
                 log.info("call %s: caller %s called back; resumes the place of %.0f",
                          call.call_id, call.caller, resumed[0])
                 call.enqueued_at = resumed[0]
+            self._check_servable(call, e.at)
+            self._schedule_escalation(call)
             self._route_needed = True
 
     def _queue_callback(self, e: IvrFinished) -> None:
@@ -420,7 +481,7 @@ class ContactCenter:
         waiting), with no channel; when an agent is free the ACD rings them and the PBX then
         dials the caller's number (:class:`CallbackAgent`)."""
         assert e.callback is not None
-        queue = self._config.queue(e.callback.queue)
+        queue = self._queues.get(e.callback.queue)
         entry_id = f"{e.call_id}{CALLBACK_SUFFIX}"
         if queue is None or entry_id in self._calls or entry_id in self._ended:
             log.error("call %s: callback to queue %r refused (unknown queue or repeated)",
@@ -432,18 +493,20 @@ class ContactCenter:
             return
         entry = Call(entry_id, e.node, "", e.callback.number, e.did, e.at)
         entry.finish_ivr(queue.name, e.path, {**e.variables, "CC_CALLBACK_OF": e.call_id},
-                         e.priority or queue.priority, e.at)
+                         _priority(e.priority, queue), e.at)
         self._set_requirements(entry, e.skills, e.language)
         self._calls[entry_id] = entry
         self._callbacks[entry_id] = e.callback.number
         self._dirty_calls.add(entry_id)  # a tracking router learns of it
+        self._check_servable(entry, e.at)
+        self._schedule_escalation(entry)
         self._route_needed = True
 
     def _answered(self, call: Call, agent: Agent, at: float) -> None:
         if not call.leg_answered(at):
             return
         self._agent_changed(agent, agent.answer(call.call_id, at))
-        queue = self._config.queue(call.queue or "")
+        queue = self._queues.get(call.queue or "")
         # a callback's conversation runs on the agent's channel, which the core does not know
         policy = recording_policy(self._config, queue, call.did, call.flow_recording)
         if policy == "all" and call.call_id not in self._callbacks:
@@ -466,6 +529,7 @@ class ContactCenter:
         else:
             pause_reason = UNAVAILABLE_REASON
         self._agent_changed(agent, agent.miss(call.call_id, pause_reason, at))
+        self._schedule_escalation(call)  # a step that fell due while the agent was rung
         self._route_needed = True  # the caller, keeping its place, goes to the next agent
 
     def _end(self, call: Call, cause: str, by: str, at: float) -> None:
@@ -478,16 +542,16 @@ class ContactCenter:
         self._ended[call.call_id] = None
         if len(self._ended) > ENDED_MEMORY:
             self._ended.popitem(last=False)
-        queue = self._config.queue(call.queue or "")
+        queue = self._queues.get(call.queue or "")
         if before in (CallState.QUEUED, CallState.OFFERED) and queue and queue.resume_window and (
-            call.caller and call.enqueued_at is not None
+            _is_number(call.caller) and call.enqueued_at is not None
         ):
             self._abandoned[(call.caller, queue.name)] = (call.enqueued_at,
                                                            at + queue.resume_window)
         agent = self._agents.get(call.agent_id or "")
         if agent is not None and agent.call_id == call.call_id:
             if before is CallState.CONNECTED and agent.state == "on_call":
-                queue = self._config.queue(call.queue or "")
+                queue = self._queues.get(call.queue or "")
                 wrapup = queue.wrapup_seconds if queue else 0.0  # adopted calls: queue unknown
                 self._wrapping[agent.agent_id] = call
                 self._agent_changed(agent, agent.end_call(call.call_id, wrapup, at))
@@ -502,6 +566,7 @@ class ContactCenter:
 
     def _resync(self, e: NodeResynced) -> None:
         self._nodes[e.node] = True
+        self._route_needed = True  # its waiting callers are routable again
         listed = {lc.call_id for lc in e.calls}
         for call in [c for c in self._calls.values() if c.node == e.node]:
             # a callback entry has no caller channel to list
@@ -571,6 +636,8 @@ class ContactCenter:
             self._route_needed = True
         if change.state == "on_call":
             agent.missed_in_row = 0
+        if change.state == "wrap_up" and agent.wrapup_until is not None:
+            heapq.heappush(self._wrapups_due, (agent.wrapup_until, agent.agent_id))
 
     def _waiting(self, call: Call) -> WaitingCall:
         return WaitingCall(call.call_id, call.queue or "", call.node, call.priority,
@@ -600,44 +667,96 @@ class ContactCenter:
 
     def _requirements(self, call: Call) -> tuple[tuple[str, int], ...]:
         """The call's requirements at its current escalation step (empty: any agent)."""
-        queue = self._config.queue(call.queue or "")
+        queue = self._queues.get(call.queue or "")
         if queue is None:
             return ()
         if call.step == 0:
-            req = dict(queue.skills)
-            req.update(call.skills)
-            if call.language:
-                req[call.language] = max(req.get(call.language, 0), 1)
-            return tuple(sorted(req.items()))
+            return _initial_requirements(queue, call.skills, call.language)
         step = queue.escalation[call.step - 1]
         return tuple(sorted((step.skills or {}).items()))
 
     def _escalate(self, call: Call, now: float) -> None:
         """Apply the escalation steps due; the caller keeps its place (enqueue time)."""
-        queue = self._config.queue(call.queue or "")
+        queue = self._queues.get(call.queue or "")
         if queue is None or call.queue_entered_at is None:
             return
-        waited = now - call.queue_entered_at
-        due = sum(1 for s in queue.escalation if s.after_seconds <= waited)
-        if due <= call.step:
-            return
-        last = queue.escalation[due - 1]
-        if last.overflow == "voicemail" and queue.voicemail_box is not None:
+        due = sum(1 for s in queue.escalation if call.queue_entered_at + s.after_seconds <= now)
+        if due > call.step:
+            self._apply_step(call, queue, due, now)
+            self._check_servable(call, now)
+        self._schedule_escalation(call)
+
+    def _schedule_escalation(self, call: Call) -> None:
+        """Have tick visit a waiting call when its next escalation step falls due (the same
+        sum as in :meth:`_escalate`, so a visit always finds the step due)."""
+        queue = self._queues.get(call.queue or "")
+        if (call.state is CallState.QUEUED and queue is not None
+                and call.queue_entered_at is not None and call.step < len(queue.escalation)):
+            due = call.queue_entered_at + queue.escalation[call.step].after_seconds
+            heapq.heappush(self._escalations_due, (due, call.call_id))
+
+    def _apply_step(self, call: Call, queue: QueueConfig, number: int, now: float) -> None:
+        """Apply escalation step ``number`` (1 = the first) of ``queue`` to a waiting call."""
+        step = queue.escalation[number - 1]
+        if step.overflow in OVERFLOW_TARGETS and call.call_id in self._callbacks:
+            # nobody is on the line of a callback entry to divert: it keeps its place, any agent
+            call.step = number
+        elif step.overflow == "voicemail" and queue.voicemail_box is not None:
             if call.divert("voicemail"):
                 log.info("call %s: overflows from %s to voicemail", call.call_id, queue.name)
                 self._dirty_calls.add(call.call_id)
                 self._out.append(SendToVoicemail(call.node, call.call_id, call.channel,
                                                  queue.voicemail_box))
             return
-        if last.overflow == "callback":
+        elif step.overflow == "callback":
             self._overflow_to_callback(call, queue, now)
             return
-        if last.overflow is not None:
-            self._overflow(call, queue, last.overflow, now)
+        elif step.overflow is not None:
+            self._overflow(call, queue, step.overflow, now)
             return
-        call.step = due
+        else:
+            call.step = number
         self._dirty_calls.add(call.call_id)
         self._route_needed = True
+
+    def _check_servable(self, call: Call, now: float) -> None:
+        """A waiting caller no agent of the queue could ever take (skills, node), whatever the
+        agents do now, would wait for nobody: say so (the console and wallboard show the note)
+        and apply the next escalation step at once, an overflow too, instead of waiting for it."""
+        tried: set[tuple[str, int]] = set()  # two queues overflowing to each other
+        while call.state is CallState.QUEUED and (
+            queue := self._queues.get(call.queue or "")
+        ) is not None:
+            requirements = self._requirements(call)
+            if self._eligibility.able(queue.name, requirements, call.node).any():
+                return
+            problem = self._unservable(queue.name, requirements, call.node)
+            if (queue.name, call.step) in tried:
+                self._note(call, f"{problem}; the overflows lead back to this queue")
+                return
+            tried.add((queue.name, call.step))
+            if call.step == len(queue.escalation):
+                self._note(call, f"{problem}; no escalation step left")
+                return
+            self._note(call, f"{problem}; escalation step {call.step + 1} applied at once")
+            self._apply_step(call, queue, call.step + 1, now)
+
+    def _unservable(self, queue: str, requirements: tuple[tuple[str, int], ...],
+                    node: str) -> str:
+        """Why no agent of ``queue`` can take a call with ``requirements`` on ``node``."""
+        if not self._eligibility.members(queue):
+            return f"queue {queue!r} has no agents"
+        needs = ", ".join(f"{name} >= {level}" for name, level in requirements)
+        if not self._eligibility.able(queue, requirements, None).any():
+            return f"no agent of queue {queue!r} has {needs}"
+        if requirements:
+            return f"no agent of queue {queue!r} with {needs} can be rung from node {node!r}"
+        return f"no agent of queue {queue!r} can be rung from node {node!r}"
+
+    def _note(self, call: Call, note: str) -> None:
+        """Add a routing problem to the ones the console and wallboard show for this call."""
+        call.routing_note = f"{call.routing_note}; {note}" if call.routing_note else note
+        log.warning("call %s: %s", call.call_id, note)
 
     def _overflow(self, call: Call, queue: QueueConfig, target: str, now: float) -> None:
         log.info("call %s: overflows from %s to %s", call.call_id, queue.name, target)
@@ -651,7 +770,7 @@ class ContactCenter:
         """Replace the waiting caller by a callback entry keeping their place (enqueue time);
         the PBX tells the caller and hangs up. With no number to call, the caller waits on."""
         entry_id = f"{call.call_id}{CALLBACK_SUFFIX}"
-        if not call.caller.lstrip("+").isdigit() or entry_id in self._calls:
+        if not _is_number(call.caller) or entry_id in self._calls:
             log.warning("call %s: no callback overflow (caller number %r unusable or repeated); "
                         "waits on", call.call_id, call.caller)
             call.step = len(queue.escalation)
@@ -670,6 +789,7 @@ class ContactCenter:
         self._callbacks[entry_id] = call.caller
         self._dirty_calls.update((call.call_id, entry_id))
         self._out.append(ConfirmCallback(call.node, call.call_id, call.channel))
+        self._check_servable(entry, now)
         self._route_needed = True
 
     def _routable(self, call: Call) -> bool:
@@ -771,7 +891,7 @@ class ContactCenter:
             raise ValueError(f"call {call_id!r} is not connected to an agent")
         if call.recording:
             raise ValueError(f"call {call_id!r} is already recorded")
-        policy = recording_policy(self._config, self._config.queue(call.queue or ""), call.did,
+        policy = recording_policy(self._config, self._queues.get(call.queue or ""), call.did,
                                   call.flow_recording)
         if policy != "on_demand":
             raise ValueError(f"the recording policy of call {call_id!r} is {policy!r}, not on_demand")

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ccserver.core.commands import SpyMode
+
 #: Who ended a call: the caller, the agent, ccserver / the PBX itself, or not known (e.g. lost).
 HangupSide = Literal["caller", "agent", "system", "unknown"]
 
@@ -84,7 +86,8 @@ class IvrFinished:
     queue: str | None
     path: tuple[str, ...]
     variables: dict[str, str] = field(default_factory=dict)
-    priority: int = 0
+    #: the priority the flow chose (0 included); None: the queue's default
+    priority: int | None = None
     at: float = 0.0
     #: skill requirements the IVR set for routing: (skill name, minimum level 0-100)
     skills: tuple[tuple[str, int], ...] = ()
@@ -169,6 +172,20 @@ class SpyEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class SpyModeChanged:
+    """A mode key reached the supervisor's leg of spy ``session``, which now runs in ``mode``.
+
+    Reported for every such key: the ones ccserver sends to switch modes and the ones the
+    supervisor presses on their phone alike (no PBX reports the mode itself, captures 04).
+    """
+
+    call_id: str
+    session: str
+    mode: SpyMode
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CallHungUp:
     """The caller's channel is gone: the call is over."""
 
@@ -225,6 +242,7 @@ DomainEvent = (
     | RecordingStopped
     | SpyStarted
     | SpyEnded
+    | SpyModeChanged
     | CallHungUp
     | NodeResynced
     | NodeConnectionChanged

@@ -6,7 +6,9 @@ graph rules — every node reachable from the start, every path ending in a term
 (queue, transfer, voicemail, callback, goto, hangup), every loop bounded by a visit counter
 (``max_visits`` / ``on_max_visits``), prompts for every language the flow offers, variables
 set before they are read, schedules without overlapping spans or repeated holidays, and ``goto``
-targets that exist.
+targets that exist. Given the site's :class:`SiteNames`, also that every queue, skill and
+language a flow names is one the running configuration serves (a call sent to an unknown queue
+is hung up; an unknown skill or language is dropped from its requirements).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccserver.ivr.flow import (
     TERMINAL_TYPES,
@@ -35,6 +37,28 @@ from ccserver.ivr.flow import (
 )
 from ccserver.ivr.source import parse_flow_bytes
 
+if TYPE_CHECKING:
+    from ccserver.config import Config
+
+
+@dataclass(frozen=True, slots=True)
+class SiteNames:
+    """What the site's configuration serves, for the checks of the names a flow uses."""
+
+    queues: frozenset[str]
+    #: ``acd.skills`` (a language is a skill too)
+    skills: frozenset[str]
+    #: languages some agent speaks (has as a skill at level 1 or more); ``None`` while no agent
+    #: is configured (the demo generates them at start), when nobody could be matched anyway
+    languages: frozenset[str] | None
+
+    @classmethod
+    def of(cls, config: Config) -> SiteNames:
+        """The names ``config`` defines."""
+        spoken = {skill for agent in config.agents for skill, level in agent.skills.items() if level >= 1}
+        return cls(frozenset(q.name for q in config.queues), frozenset(config.acd.skills),
+                   frozenset(spoken) if config.agents else None)
+
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
@@ -49,27 +73,30 @@ class CheckResult:
         return self.flow is not None and not self.problems
 
 
-def check_bytes(data: bytes, source: str = "", known_flows: Collection[str] | None = None) -> CheckResult:
-    """Check a flow file's bytes (YAML or JSON). ``known_flows`` are the names ``goto`` may use
-    (``None``: not checked)."""
+def check_bytes(data: bytes, source: str = "", known_flows: Collection[str] | None = None,
+                site: SiteNames | None = None) -> CheckResult:
+    """Check a flow file's bytes (YAML or JSON). ``known_flows`` are the names ``goto`` may use,
+    ``site`` the queues, skills and languages the configuration serves (``None``: not checked)."""
     try:
         document = parse_flow_bytes(data, source)
     except FlowError as err:
         return CheckResult(None, tuple(err.problems))
-    return check_data(document, known_flows)
+    return check_data(document, known_flows, site)
 
 
-def check_data(document: Any, known_flows: Collection[str] | None = None) -> CheckResult:
+def check_data(document: Any, known_flows: Collection[str] | None = None,
+               site: SiteNames | None = None) -> CheckResult:
     """Check an already parsed flow document (from YAML, JSON or the editor)."""
     try:
         flow = parse_flow(document)
     except FlowError as err:
         return CheckResult(None, tuple(err.problems))
-    return CheckResult(flow, tuple(check_flow(flow, known_flows)))
+    return CheckResult(flow, tuple(check_flow(flow, known_flows, site)))
 
 
-def check_flow(flow: Flow, known_flows: Collection[str] | None = None) -> list[str]:
-    """The graph, language, variable and schedule problems of a schema-valid ``flow``."""
+def check_flow(flow: Flow, known_flows: Collection[str] | None = None, site: SiteNames | None = None) -> list[str]:
+    """The graph, language, variable, schedule and (given ``site``) configuration problems of a
+    schema-valid ``flow``."""
     problems: list[str] = []
     edges = {node_id: list(node_targets(node).values()) for node_id, node in flow.nodes.items()}
     reachable = _reach(flow.start, edges)
@@ -88,7 +115,28 @@ def check_flow(flow: Flow, known_flows: Collection[str] | None = None) -> list[s
                 problems.append(f"nodes.{node_id}.flow: a flow cannot go to itself (use a node of this flow)")
             elif known_flows is not None and node.flow not in known_flows:
                 problems.append(f"nodes.{node_id}.flow: unknown flow {node.flow!r}")
+    if site is not None:
+        problems.extend(check_site(flow, site))
     return problems
+
+
+def check_site(flow: Flow, site: SiteNames) -> list[str]:
+    """The queues, skills and languages ``flow`` names that the site's configuration does not serve."""
+    out = []
+    for node_id, node in flow.nodes.items():
+        queue = node.queue if isinstance(node, (SetNode, QueueNode, CallbackNode)) else None
+        if queue is not None and queue not in site.queues:
+            out.append(f"nodes.{node_id}.queue: queue {queue!r} is not configured")
+        if not isinstance(node, SetNode):
+            continue
+        out.extend(f"nodes.{node_id}.skills.{skill}: skill {skill!r} is not in acd.skills"
+                   for skill in node.skills if skill not in site.skills)
+        lang = node.language
+        if lang is not None and lang not in site.skills:
+            out.append(f"nodes.{node_id}.language: {lang!r} is not in acd.skills (a language is a skill agents have)")
+        elif lang is not None and site.languages is not None and lang not in site.languages:
+            out.append(f"nodes.{node_id}.language: no agent speaks {lang!r} (has it as a skill)")
+    return out
 
 
 def check_goto_cycles(flows: Mapping[str, Flow]) -> list[str]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from ccserver.config import Config
-from ccserver.ivr.checks import check_bytes, check_goto_cycles
+from ccserver.config import ENV_PREFIX, Config
+from ccserver.ivr.checks import SiteNames, check_bytes, check_goto_cycles
 from ccserver.ivr.flow import Flow
 from ccserver.ivr.source import MAX_BYTES
 
@@ -22,7 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "check", help="check flow files and print every problem; exit 1 if any",
         description="Run the server's static checks on each file (or each *.yaml of a directory) and "
         "print every problem as 'file: field path: reason'. goto targets may be any flow given or "
-        "beside the files. Exit status 1 when a problem was found.",
+        "beside the files. When a configuration is given (--config, $CCSERVER_CONFIG or "
+        "./ccserver.toml), the queues, skills and languages the flows name must be ones it serves. "
+        "Exit status 1 when a problem was found.",
     )
     check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     imp = flows_sub.add_parser(
@@ -43,8 +46,17 @@ def _files(paths: list[Path]) -> list[Path]:
     return out
 
 
-def run_check(paths: list[Path]) -> int:
-    """Print every problem of every file; 0 when all are clean, 1 otherwise."""
+def config_given(path: Path | None) -> bool:
+    """Whether a configuration file is in use (``--config``, ``$CCSERVER_CONFIG`` or
+    ``./ccserver.toml``, where :func:`~ccserver.config.load_config` looks): only a site's own
+    configuration, not the built-in defaults, says which queues and skills exist."""
+    return path is not None or bool(os.environ.get(f"{ENV_PREFIX}CONFIG")) or Path("ccserver.toml").is_file()
+
+
+def run_check(paths: list[Path], config: Config | None = None) -> int:
+    """Print every problem of every file; 0 when all are clean, 1 otherwise. With ``config``,
+    the queues, skills and languages the flows name must be ones it serves."""
+    site = SiteNames.of(config) if config is not None else None
     files = _files(paths)
     known = {f.stem for f in files} | {p.stem for f in files for p in f.parent.glob("*.yaml")}
     bad = 0
@@ -57,7 +69,7 @@ def run_check(paths: list[Path]) -> int:
             print(f"{path}: (file): cannot read: {err.strerror or err}")
             bad += 1
             continue
-        result = check_bytes(data, str(path), known_flows=known)
+        result = check_bytes(data, str(path), known_flows=known, site=site)
         problems = list(result.problems)
         if result.flow is not None:
             if result.flow.name != path.stem:

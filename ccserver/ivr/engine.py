@@ -38,9 +38,10 @@ MAX_STEPS = 200
 #: what GET DATA plays when the real prompt was spoken by TTS (a sound file is required)
 SILENCE = "silence/1"
 _FILE_SAFE = re.compile(r"[^A-Za-z0-9_-]")
-#: (queue, priority, skills) -> (position the caller would take, 1 = next; expected wait in
-#: seconds or None when nobody serves), or None when the queue's state is not known
-Estimator = Callable[[str, int, tuple[tuple[str, int], ...]], tuple[int, float | None] | None]
+#: (queue, priority or None for the queue's default, skills) -> (position the caller would take,
+#: 1 = next; expected wait in seconds or None when nobody serves), or None when the queue's state
+#: is not known
+Estimator = Callable[[str, int | None, tuple[tuple[str, int], ...]], tuple[int, float | None] | None]
 #: the announcement's sounds (Asterisk core sounds, as app_queue plays them): "you are currently
 #: caller number" N "waiting to speak to a representative"; "the estimated hold time is
 #: currently" M "minutes"
@@ -79,6 +80,8 @@ class IvrOutcome:
     version: str = ""
     #: a ``set`` node chose ``language`` (else it is the channel's or the flow's default)
     language_chosen: bool = False
+    #: a node chose ``priority`` (else it is 0 here and the queue's default applies)
+    priority_chosen: bool = False
 
 
 @dataclass(slots=True)
@@ -96,7 +99,8 @@ class _Walk:
     language: str = ""
     language_chosen: bool = False
     queue: str | None = None
-    priority: int = 0
+    #: None until a node chooses one
+    priority: int | None = None
     skills: dict[str, int] = field(default_factory=dict)
     #: a digit that interrupted a prompt, kept as the answer to the next menu or collect
     pending: str = ""
@@ -111,9 +115,9 @@ class _Walk:
     def outcome(self, ending: str, queue: str | None = None, hung_up: bool = False) -> IvrOutcome:
         variables = {k: "*" * len(v) if k in self.masked else v for k, v in self.variables.items()}
         return IvrOutcome(
-            queue, self.priority if queue else 0, tuple(self.path), self.digits, variables,
+            queue, (self.priority or 0) if queue else 0, tuple(self.path), self.digits, variables,
             hung_up, tuple(sorted(self.skills.items())), self.language, tuple(self.timings), ending,
-            language_chosen=self.language_chosen,
+            language_chosen=self.language_chosen, priority_chosen=self.priority is not None,
         )
 
     async def say(self, prompt: PromptRef, interruptible: bool) -> str:
@@ -174,6 +178,7 @@ class _Walk:
 
     async def menu(self, entry: str, node: MenuNode) -> str:
         """Run the menu's attempts; return the id of the node to go to."""
+        digit = ""
         for attempt in range(node.max_retries + 1):
             digit = await self.ask(node.prompt, 1, node.timeout)
             self.mark(f"{entry}:{digit or 'timeout'}")
@@ -182,7 +187,7 @@ class _Walk:
             retry_prompt = node.invalid_prompt if digit else node.timeout_prompt
             if retry_prompt and attempt < node.max_retries:
                 await self.say(retry_prompt, interruptible=True)
-        return node.on_exhausted
+        return node.exhausted_exit(digit)
 
     async def collect(self, entry: str, node: CollectNode) -> str:
         """Run the collect's attempts; return the id of the node to go to."""

@@ -27,6 +27,7 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -141,7 +142,13 @@ def _parse_prompt(value: Any) -> PromptRef:
     )
 
 
-Prompt = Annotated[PromptRef, PlainValidator(_parse_prompt), PlainSerializer(lambda p: p.to_data())]
+Prompt = Annotated[
+    PromptRef, PlainValidator(_parse_prompt), PlainSerializer(lambda p: p.to_data()),
+    WithJsonSchema({
+        "description": "a sound name, {sound: {<language>: <name>}}, {tts: <text>} or {tts: {<language>: <text>}}",
+        "anyOf": [{"type": "string"}, {"type": "object"}],
+    }),
+]
 
 
 def _digit_key(key: Any) -> Any:
@@ -218,7 +225,9 @@ class MenuNode(ContinuingNode):
 
     The caller gets ``1 + max_retries`` attempts. A wrong digit plays ``invalid_prompt``, no
     digit within ``timeout`` seconds plays ``timeout_prompt`` (each only when another attempt
-    follows); after the last failed attempt the flow goes to ``on_exhausted``.
+    follows). After the last failed attempt the flow goes to ``on_invalid`` when that attempt
+    was a wrong digit, to ``on_timeout`` when it was silence, and to ``on_exhausted`` when the
+    matching one of those two is not set.
     """
 
     type: Literal["menu"]
@@ -228,7 +237,25 @@ class MenuNode(ContinuingNode):
     max_retries: int = Field(2, ge=0, le=10)
     invalid_prompt: Prompt | None = None
     timeout_prompt: Prompt | None = None
-    on_exhausted: NodeId
+    on_exhausted: NodeId | None = None
+    on_invalid: NodeId | None = None
+    on_timeout: NodeId | None = None
+
+    @model_validator(mode="after")
+    def _exits(self) -> MenuNode:
+        both = self.on_invalid is not None and self.on_timeout is not None
+        if self.on_exhausted is None and not both:
+            raise ValueError("on_exhausted is required unless both on_invalid and on_timeout are set")
+        if self.on_exhausted is not None and both:
+            raise ValueError("on_exhausted is never used when both on_invalid and on_timeout are set: remove it")
+        return self
+
+    def exhausted_exit(self, last_digit: str) -> str:
+        """Where the flow goes after the last failed attempt (``last_digit`` ``""``: no input)."""
+        chosen = self.on_invalid if last_digit else self.on_timeout
+        target = chosen or self.on_exhausted
+        assert target is not None  # the validator requires a fallback for the unset exit
+        return target
 
 
 class CollectNode(ContinuingNode):
@@ -469,7 +496,9 @@ def node_targets(node: AnyNode) -> dict[str, str]:
         out["next"] = node.next
     elif isinstance(node, MenuNode):
         out = {f"options.{digit}": target for digit, target in node.options.items()}
-        out["on_exhausted"] = node.on_exhausted
+        for name in ("on_exhausted", "on_invalid", "on_timeout"):
+            if (target := getattr(node, name)) is not None:
+                out[name] = target
     elif isinstance(node, CollectNode):
         out = {"next": node.next, "on_exhausted": node.on_exhausted}
     elif isinstance(node, BranchNode):

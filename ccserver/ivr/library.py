@@ -6,8 +6,8 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from ccserver.ivr.checks import check_bytes, check_goto_cycles
-from ccserver.ivr.flow import Flow, FlowError
+from ccserver.ivr.checks import SiteNames, check_bytes, check_goto_cycles, check_site
+from ccserver.ivr.flow import Flow, FlowError, GotoNode
 from ccserver.ivr.source import MAX_BYTES
 
 
@@ -17,14 +17,16 @@ class FlowLibrary:
     Loading is eager and runs the full static checks, so a broken flow stops the server at
     start, not on the first call; the :class:`FlowError` lists every problem of every file,
     each starting with the file path. A flow's ``name`` must equal its file name, which keeps
-    names unique and easy to find.
+    names unique and easy to find. With ``site``, the flows calls can run (those routed and
+    those they ``goto``) must also name only queues, skills and languages the site serves; a
+    file no route leads to runs no call (publishing it checks it again).
 
     The flow table is replaced, never changed in place (:meth:`publish`,
     :meth:`apply_published`), so a call that took :meth:`snapshot` at its start keeps running
     the versions it started with.
     """
 
-    def __init__(self, flows_dir: Path, routes: dict[str, str]) -> None:
+    def __init__(self, flows_dir: Path, routes: dict[str, str], site: SiteNames | None = None) -> None:
         flows: dict[str, Flow] = {}
         problems: list[str] = []
         paths = sorted(flows_dir.glob("*.yaml"))
@@ -41,6 +43,9 @@ class FlowLibrary:
                 problems.append(f"{path}: name: {result.flow.name!r} differs from the file name {path.stem!r}")
             if result.ok:
                 flows[result.flow.name] = result.flow
+        if site is not None:
+            for name in sorted(_routed(flows, routes.values())):
+                problems.extend(f"{flows_dir / f'{name}.yaml'}: {p}" for p in check_site(flows[name], site))
         problems.extend(f"{flows_dir}: {p}" for p in check_goto_cycles(flows))
         problems.extend(
             f"ivr.routes.{did}: unknown flow {name!r}" for did, name in routes.items() if name not in names
@@ -83,3 +88,15 @@ class FlowLibrary:
     def set_overrides(self, names: Collection[str]) -> None:
         """The schedule overrides switched on now (e.g. ``{"emergency"}``), for new calls."""
         self.overrides = frozenset(names)
+
+
+def _routed(flows: Mapping[str, Flow], routed: Collection[str]) -> set[str]:
+    """The flows of ``flows`` a call can run: those ``routed`` and those they ``goto``."""
+    seen: set[str] = set()
+    todo = [name for name in routed if name in flows]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(n.flow for n in flows[name].nodes.values() if isinstance(n, GotoNode) and n.flow in flows)
+    return seen

@@ -74,7 +74,7 @@ async def serve_ivr(
             queue=outcome.queue,
             path=outcome.path,
             variables=cdr_variables(outcome),
-            priority=outcome.priority,
+            priority=outcome.priority if outcome.priority_chosen else None,
             at=clock(),
             skills=outcome.skills,
             language=outcome.language if outcome.language_chosen else "",

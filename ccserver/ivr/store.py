@@ -21,7 +21,7 @@ from typing import Any, Literal
 import asyncpg
 import yaml
 
-from ccserver.ivr.checks import CheckResult, check_data, check_goto_cycles
+from ccserver.ivr.checks import CheckResult, SiteNames, check_data, check_goto_cycles
 from ccserver.ivr.diff import Change, diff_documents
 from ccserver.ivr.flow import Flow, FlowError, parse_flow
 from ccserver.ivr.simulate import Simulation, simulate
@@ -100,10 +100,15 @@ class FlowSummary:
 
 
 class FlowStore:
-    """The IVR flow service over an asyncpg pool (migration 0003 applied)."""
+    """The IVR flow service over an asyncpg pool (migration 0003 applied).
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    With ``site`` (the running configuration's names), saving, checking and publishing also
+    check that the queues, skills and languages a version names are served there.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, site: SiteNames | None = None) -> None:
         self.pool = pool
+        self.site = site
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -138,9 +143,10 @@ class FlowStore:
         rows = await self.pool.fetch("SELECT * FROM ivr_publications ORDER BY did")
         return [Publication(r["did"], r["flow"], r["version"], r["published_by"], r["published_at"]) for r in rows]
 
-    async def diff(self, flow: str, old: int, new: int) -> list[Change]:
-        """Field-level changes from version ``old`` to version ``new``."""
-        a, b = await self.get(flow, old), await self.get(flow, new)
+    async def diff(self, flow: str, old: int, new: int, old_flow: str | None = None) -> list[Change]:
+        """Field-level changes from version ``old`` to version ``new`` of ``flow``; with
+        ``old_flow``, ``old`` is that flow's version (what a DID running it would see change)."""
+        a, b = await self.get(old_flow or flow, old), await self.get(flow, new)
         return diff_documents(_without_version(a.document), _without_version(b.document))
 
     # ---- editing ----------------------------------------------------------------------------
@@ -162,7 +168,7 @@ class FlowStore:
             )
             version = previous["version"] + 1 if previous else 1
             doc = {**doc, "name": flow, "version": version}
-            result = check_data(doc, await _known_flows(conn, flow))
+            result = check_data(doc, await _known_flows(conn, flow), self.site)
             row = await conn.fetchrow(
                 "INSERT INTO ivr_flow_versions (flow, version, status, document, problems, created_by, updated_by) "
                 "VALUES ($1, $2, 'draft', $3::jsonb, $4::jsonb, $5, $5) RETURNING *",
@@ -185,7 +191,7 @@ class FlowStore:
                     "create a new draft"
                 )
             doc = {**doc, "name": flow, "version": version}
-            result = check_data(doc, await _known_flows(conn, flow))
+            result = check_data(doc, await _known_flows(conn, flow), self.site)
             new = await conn.fetchrow(
                 "UPDATE ivr_flow_versions SET document = $3::jsonb, problems = $4::jsonb, status = 'draft', "
                 "updated_by = $5, updated_at = clock_timestamp() WHERE flow = $1 AND version = $2 RETURNING *",
@@ -200,7 +206,7 @@ class FlowStore:
         """Run the static checks; a draft without problems becomes ``checked``."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await _lock_version(conn, flow, version)
-            result = check_data(json.loads(row["document"]), await _known_flows(conn, flow))
+            result = check_data(json.loads(row["document"]), await _known_flows(conn, flow), self.site)
             status = row["status"]
             if status in ("draft", "checked"):
                 status = "checked" if result.ok else "draft"
@@ -231,7 +237,7 @@ class FlowStore:
                     tuple(json.loads(row["problems"])),
                 )
             document = json.loads(row["document"])
-            result = check_data(document, await _known_flows(conn, flow))
+            result = check_data(document, await _known_flows(conn, flow), self.site)
             if not result.ok:
                 raise FlowCheckFailed(f"version: {flow}@{version} fails the checks", result.problems)
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('ivr_did:' || $1))", did)

@@ -8,12 +8,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ccserver.cdr.record import CallRecord
 from ccserver.core.call import CallState
 from ccserver.core.center import ContactCenter
 from ccserver.core.commands import Command, MuteRecording, StartRecording
 from ccserver.core.events import DomainEvent, RecordingStarted, RecordingStopped
 from ccserver.pbx.base import CommandFailed
-from ccserver.recording.files import recording_path, relative_name, root_problem
+from ccserver.recording.files import UnsafePath, recording_path, relative_name, root_problem
 from ccserver.recording.store import RecordingStore, file_digest
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,18 @@ class Recorder:
             return False
         return True
 
-    async def on_event(self, event: DomainEvent) -> None:
-        """Register starts and stops of recordings under a node's root (others are not ours)."""
+    async def on_event(self, event: DomainEvent | CallRecord) -> None:
+        """Register starts and stops of recordings under a node's root (others are not ours).
+
+        A call's CDR row closes what is still open of its recordings: the PBX's stop can be
+        missing (the call ended while its link was down; Asterisk reports no MixMonitorStop when
+        the channel hangs up), and a row left open could never be played nor purged. Fed in the
+        order of the facts, so a stop the PBX did report is applied first.
+        """
+        if isinstance(event, CallRecord):
+            for rec in await self.store.open_of_call(event.call_id):
+                await self._close(rec.node, rec.file, event.ended_at)
+            return
         if not isinstance(event, (RecordingStarted, RecordingStopped)):
             return
         node = event.call_id.partition(":")[0]
@@ -68,12 +79,20 @@ class Recorder:
             await self.store.started(event.call_id, node, name, call.agent_id if call else None,
                                      call.queue if call else None, _at(event.at))
             return
-        try:
-            size, digest = await asyncio.to_thread(file_digest, recording_path(root, name))
-        except OSError as e:
-            log.error("recording %s of call %s: cannot read the closed file: %s", name, event.call_id, e)
-            size, digest = None, None
-        await self.store.closed(node, name, _at(event.at), size, digest)
+        await self._close(node, name, event.at)
+
+    async def _close(self, node: str, name: str, at: float) -> None:
+        """Close the row of ``name`` with the file's size and checksum (None if unreadable)."""
+        root = self.roots.get(node)
+        size, digest = None, None
+        if root is None:
+            log.error("recording %s: node %r has no recording root any more; closed unread", name, node)
+        else:
+            try:
+                size, digest = await asyncio.to_thread(file_digest, recording_path(root, name))
+            except (OSError, UnsafePath) as e:
+                log.error("recording %s on node %s: cannot read the closed file: %s", name, node, e)
+        await self.store.closed(node, name, _at(at), size, digest)
 
     async def set_paused(self, call_id: str, paused: bool) -> None:
         """Pause (card numbers) or resume the recording of a live call; the span is stored."""

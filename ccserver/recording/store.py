@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -34,12 +35,16 @@ class Recording:
 
 @dataclass(frozen=True, slots=True)
 class CallSearch:
-    """Filters of a call search; None = any. ``agents`` / ``queues`` limit a supervisor's view."""
+    """Filters of a call search; None = any. ``agents`` / ``queues`` limit a supervisor's view.
+
+    ``caller`` matches on digits (see :func:`caller_suffix`); the others exactly.
+    """
 
     caller: str | None = None
     did: str | None = None
     queue: str | None = None
     agent_id: str | None = None
+    call_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
@@ -50,18 +55,79 @@ class CallSearch:
 
 @dataclass(frozen=True, slots=True)
 class FoundCall:
-    """A finished call from the search, with its recordings."""
+    """A finished call (its CDR row) with its recordings."""
 
     call_id: str
+    node: str
     caller: str
     did: str
     queue: str | None
     agent_id: str | None
     arrived_at: datetime
+    ivr_ended_at: datetime | None
+    enqueued_at: datetime | None
+    answered_at: datetime | None
     ended_at: datetime
     disposition: str
+    hangup_cause: str
+    hangup_by: str
     talk_seconds: float
+    hold_seconds: float
+    wrapup_seconds: float
+    ring_no_answer: int
+    ivr_path: tuple[str, ...]
+    variables: dict[str, str]
     recordings: tuple[Recording, ...]
+
+
+#: significant digits a caller query needs to match as a suffix; with fewer it matches exactly
+MIN_SUFFIX_DIGITS = 6
+#: the expression of index calls_caller_digits_reversed (migration 0006), written the same way
+_CALLER_DIGITS_REVERSED = """(reverse(regexp_replace(c.caller, '[^0-9]', '', 'g')) COLLATE "C")"""
+
+
+def caller_suffix(query: str) -> str | None:
+    """The digits of a caller query to find as the end of callers' digits, or None: match exactly.
+
+    Separators go, and so do leading zeros (a trunk "0" or an international "00"), so
+    "06 12 34 56 78", "0612345678" and "+33612345678" all find "+33612345678". Fewer than
+    :data:`MIN_SUFFIX_DIGITS` digits left (an extension, "anonymous") would match too much.
+    """
+    digits = re.sub(r"[^0-9]", "", query).lstrip("0")
+    return digits if len(digits) >= MIN_SUFFIX_DIGITS else None
+
+
+def search_sql(q: CallSearch) -> tuple[str, list]:
+    """The SQL and arguments of ``q``: only the filters given, so each can use its index."""
+    where: list[str] = []
+    args: list = []
+
+    def arg(value) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if q.caller is not None:
+        suffix = caller_suffix(q.caller)
+        if suffix is None:
+            where.append(f"c.caller = {arg(q.caller.strip())}")
+        else:
+            # digits-only strings starting with `rev`: from `rev` up to `rev` + the byte after '9'
+            rev = suffix[::-1]
+            where.append(f"{_CALLER_DIGITS_REVERSED} >= {arg(rev)}")
+            where.append(f"{_CALLER_DIGITS_REVERSED} < {arg(rev + ':')}")
+    for column, value in (("did", q.did), ("queue", q.queue), ("agent_id", q.agent_id), ("call_id", q.call_id)):
+        if value is not None:
+            where.append(f"c.{column} = {arg(value)}")
+    if q.since is not None:
+        where.append(f"c.arrived_at >= {arg(q.since)}")
+    if q.until is not None:
+        where.append(f"c.arrived_at < {arg(q.until)}")
+    if q.agents is not None:
+        agents, queues = arg(sorted(q.agents)), arg(sorted(q.queues or ()))
+        where.append(f"(c.agent_id = ANY({agents}) OR c.queue = ANY({queues}))")
+    sql = ("SELECT c.* FROM calls c" + (" WHERE " + " AND ".join(where) if where else "")
+           + f" ORDER BY c.arrived_at DESC LIMIT {arg(q.limit)}")
+    return sql, args
 
 
 def file_digest(path: Path) -> tuple[int, str]:
@@ -131,26 +197,26 @@ class RecordingStore:
 
     async def search(self, q: CallSearch) -> list[FoundCall]:
         """Finished calls matching ``q``, newest first, with their recordings."""
-        rows = await self.pool.fetch(
-            "SELECT c.call_id, c.caller, c.did, c.queue, c.agent_id, c.arrived_at, c.ended_at, "
-            "c.disposition, c.talk_seconds FROM calls c "
-            "WHERE ($1::text IS NULL OR c.caller = $1) AND ($2::text IS NULL OR c.did = $2) "
-            "AND ($3::text IS NULL OR c.queue = $3) AND ($4::text IS NULL OR c.agent_id = $4) "
-            "AND ($5::timestamptz IS NULL OR c.arrived_at >= $5) "
-            "AND ($6::timestamptz IS NULL OR c.arrived_at < $6) "
-            "AND ($7::text[] IS NULL OR c.agent_id = ANY($7) OR c.queue = ANY($8)) "
-            "ORDER BY c.arrived_at DESC LIMIT $9",
-            q.caller, q.did, q.queue, q.agent_id, q.since, q.until,
-            None if q.agents is None else sorted(q.agents),
-            None if q.queues is None else sorted(q.queues), q.limit)
+        sql, args = search_sql(q)
+        rows = await self.pool.fetch(sql, *args)
         recs: dict[str, list[Recording]] = {}
         if rows:
             for r in await self.pool.fetch("SELECT * FROM recordings WHERE call_id = ANY($1) ORDER BY id",
                                            [r["call_id"] for r in rows]):
                 recs.setdefault(r["call_id"], []).append(_recording(r))
-        return [FoundCall(r["call_id"], r["caller"], r["did"], r["queue"], r["agent_id"], r["arrived_at"],
-                          r["ended_at"], r["disposition"], float(r["talk_seconds"]),
-                          tuple(recs.get(r["call_id"], ()))) for r in rows]
+        return [_found_call(r, tuple(recs.get(r["call_id"], ()))) for r in rows]
+
+    async def open_of_call(self, call_id: str) -> list[Recording]:
+        """The recordings of ``call_id`` not closed yet."""
+        rows = await self.pool.fetch("SELECT * FROM recordings WHERE call_id = $1 AND ended_at IS NULL "
+                                     "ORDER BY id", call_id)
+        return [_recording(r) for r in rows]
+
+    async def played_within(self, user_id: int, recording_id: int, window: timedelta) -> bool:
+        """Whether the audit log has ``user_id`` playing ``recording_id`` within the last ``window``."""
+        return await self.pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM audit_log WHERE user_id = $1 AND at >= clock_timestamp() - $3::interval "
+            "AND action = 'recording.play' AND target = $2)", user_id, str(recording_id), window)
 
     async def older_than(self, cutoff: datetime) -> list[Recording]:
         """Recordings started before ``cutoff`` (retention candidates), oldest first."""
@@ -162,8 +228,22 @@ class RecordingStore:
         await self.pool.execute("DELETE FROM recordings WHERE id = $1", recording_id)
 
 
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _found_call(row: asyncpg.Record, recordings: tuple[Recording, ...]) -> FoundCall:
+    return FoundCall(
+        row["call_id"], row["node"], row["caller"], row["did"], row["queue"], row["agent_id"], row["arrived_at"],
+        row["ivr_ended_at"], row["enqueued_at"], row["answered_at"], row["ended_at"], row["disposition"],
+        row["hangup_cause"], row["hangup_by"], float(row["talk_seconds"]), float(row["hold_seconds"]),
+        float(row["wrapup_seconds"]), row["ring_no_answer"], tuple(row["ivr_path"]), _json(row["variables"]),
+        recordings,
+    )
+
+
 def _recording(row: asyncpg.Record) -> Recording:
-    spans = json.loads(row["paused_spans"]) if isinstance(row["paused_spans"], str) else row["paused_spans"]
+    spans = _json(row["paused_spans"])
     return Recording(
         row["id"], row["call_id"], row["node"], row["file"], row["agent_id"], row["queue"], row["started_at"],
         row["ended_at"], None if row["duration_seconds"] is None else float(row["duration_seconds"]),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ccserver.api.store import Store
 from ccserver.core.center import ContactCenter
 from ccserver.core.commands import Command, SpyMode
-from ccserver.core.events import DomainEvent, SpyEnded, SpyStarted
+from ccserver.core.events import DomainEvent, SpyEnded, SpyModeChanged, SpyStarted
 from ccserver.pbx.base import CommandFailed
 from ccserver.supervision.sessions import (
     SpyRefused,
@@ -62,6 +62,7 @@ class SupervisionDesk:
         try:
             await self._execute(cmd)
         except (CommandFailed, LookupError) as e:
+            self.sessions.switch_failed(session_id)
             raise SpyRefused(502, "mode", f"the PBX could not switch the mode: {e}") from None
         session = self.sessions.changed(session_id, mode)
         if session is None:
@@ -78,11 +79,23 @@ class SupervisionDesk:
         return session
 
     async def on_event(self, event: DomainEvent) -> None:
-        """SpyStarted / SpyEnded from the adapters; an end is written to the audit log."""
+        """SpyStarted / SpyModeChanged / SpyEnded from the adapters. An end, and a mode switch
+        ccserver did not ask for (the supervisor's keypad), are written to the audit log; the
+        switches ccserver asks for are audited by the API request that asked."""
         if isinstance(event, SpyStarted):
             session = self.sessions.started(event.session)
             if session is not None:
                 self._tell(session, "active")
+        elif isinstance(event, SpyModeChanged):
+            news = self.sessions.reported(event.session, event.mode)
+            if news is None:
+                return
+            before, session = news
+            self._tell(session, "changed")
+            await self.store.audit(None, "spy.mode", session.agent_id,
+                                   {"session": session.id, "agent_id": session.agent_id,
+                                    "from": before, "to": session.mode, "via": "keypad"},
+                                   "", "ok", username=session.username)
         elif isinstance(event, SpyEnded):
             session = self.sessions.ended(event.session)
             if session is None:

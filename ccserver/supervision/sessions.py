@@ -62,6 +62,8 @@ class Supervision:
     def __init__(self, new_id: Callable[[], str] = _new_session_id) -> None:
         self._new_id = new_id
         self._sessions: dict[str, SpySession] = {}
+        #: session -> the mode ccserver is switching it to (its own key is then no news)
+        self._switching: dict[str, SpyMode] = {}
 
     @property
     def sessions(self) -> Mapping[str, SpySession]:
@@ -113,17 +115,42 @@ class Supervision:
         return s
 
     def change(self, session_id: str, who: Supervisor, mode: SpyMode) -> tuple[SpySession, ChangeSpyMode]:
+        """Ask for a mode switch; the command sends the mode's key. End it with :meth:`changed`
+        or :meth:`switch_failed`."""
         s = self.get(session_id, who)
         if s.mode == mode:
             raise SpyRefused(409, "mode", f"the session is already in {mode} mode")
+        if session_id in self._switching:
+            raise SpyRefused(409, "mode", f"the session is already switching to "
+                                          f"{self._switching[session_id]} mode")
+        self._switching[session_id] = mode
         return s, ChangeSpyMode(s.node, s.id, mode)
 
     def changed(self, session_id: str, mode: SpyMode) -> SpySession | None:
-        """The PBX carried out a mode change."""
+        """The PBX carried out the mode switch ccserver asked for."""
+        self._switching.pop(session_id, None)
         s = self._sessions.get(session_id)
         if s is not None:
             s = self._sessions[session_id] = replace(s, mode=mode)
         return s
+
+    def switch_failed(self, session_id: str) -> None:
+        """The PBX refused the mode switch ccserver asked for: the mode stays."""
+        self._switching.pop(session_id, None)
+
+    def reported(self, session_id: str, mode: SpyMode) -> tuple[SpyMode, SpySession] | None:
+        """The PBX reports the session now runs in ``mode`` (a mode key reached the spy leg).
+
+        Returns the mode before and the updated session when that is news: a switch ccserver
+        did not ask for, i.e. the supervisor pressed a key on their phone. None for an unknown
+        session, an unchanged mode, or the key of the switch ccserver is carrying out.
+        """
+        s = self._sessions.get(session_id)
+        if s is None or s.mode == mode or self._switching.get(session_id) == mode:
+            return None
+        before = s.mode
+        s = self._sessions[session_id] = replace(s, mode=mode)
+        return before, s
 
     def stop(self, session_id: str, who: Supervisor) -> tuple[SpySession, StopSpy]:
         s = self.get(session_id, who)
@@ -137,6 +164,7 @@ class Supervision:
 
     def ended(self, session_id: str) -> SpySession | None:
         """Forget a session (the PBX reported its end, or starting it failed)."""
+        self._switching.pop(session_id, None)
         return self._sessions.pop(session_id, None)
 
     def of_call(self, call_id: str) -> list[SpySession]:

@@ -38,6 +38,7 @@ from ccserver.core.events import (
     LegFailure,
     NodeConnectionChanged,
     SpyEnded,
+    SpyModeChanged,
     SpyStarted,
 )
 from ccserver.hardware import NodeConfig
@@ -69,6 +70,7 @@ _ORIGINATE_FAILURES: dict[str, LegFailure] = {"0": "unavailable", "1": "rejected
 SPY_OPTIONS: dict[SpyMode, str] = {"listen": "qdE", "whisper": "qdEw", "barge": "qdEB"}
 #: the digit ChanSpy's ``d`` option reads to switch to each mode
 SPY_DIGITS: dict[SpyMode, str] = {"listen": "4", "whisper": "5", "barge": "6"}
+_SPY_MODE_OF: dict[str, SpyMode] = {digit: mode for mode, digit in SPY_DIGITS.items()}
 #: seconds the supervisor's phone rings before the spy attempt is given up
 SPY_RING_SECONDS = 30
 _SAFE_CHANNEL = re.compile(r"^[A-Za-z0-9/@._:+-]{1,80}$")
@@ -344,6 +346,14 @@ class AsteriskAdapter:
             spy = self._spy_of(msg.get("SpyerChannel", ""))
             if spy is not None:
                 self._sink(SpyStarted(spy.call_id, spy.session, self._clock()))
+        elif name == "DTMFEnd":
+            # A digit ChanSpy reads on the ``;2`` half switches the mode, whoever sent it: our
+            # PlayDTMF or the supervisor's keypad (which passes through ``;1`` as "Sent" first).
+            channel, mode = msg.get("Channel", ""), _SPY_MODE_OF.get(msg.get("Digit", ""))
+            spy = self._spy_of(channel)
+            if (spy is not None and mode is not None and channel.endswith(";2")
+                    and msg.get("Direction") == "Received"):
+                self._sink(SpyModeChanged(spy.call_id, spy.session, mode, self._clock()))
         elif name == "Hangup":
             spy = self._spy_of(msg.get("Channel", ""))
             if spy is not None and not spy.ended:

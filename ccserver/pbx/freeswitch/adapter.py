@@ -8,6 +8,7 @@ domain events, and this class maps commands onto ESL ``api``/``bgapi`` calls:
   ``uuid_bridge <caller> L``. A ``-ERR <CAUSE>`` job result becomes ``AgentLegFailed(reason)``;
   a job that never returns within the ring timeout plus :data:`JOB_GRACE` gives up the leg
   (``AgentLegFailed("error")``) and kills it, so the ACD offers the caller to someone else.
+  A caller who hangs up while the leg rings takes it along: ``uuid_kill L ORIGINATOR_CANCEL``.
 * ``SendToVoicemail`` / ``ConfirmCallback``: ``uuid_transfer`` into our dialplan's context.
 * ``HangupCall``: ``uuid_kill``; ``StartRecording``/``StopRecording``: ``uuid_record``.
 
@@ -26,6 +27,7 @@ import re
 import time
 import uuid as uuidlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from posixpath import normpath
 
 from ccserver.core.commands import (
@@ -51,6 +53,7 @@ from ccserver.core.events import (
     LegFailure,
     NodeConnectionChanged,
     SpyEnded,
+    SpyModeChanged,
     SpyStarted,
 )
 from ccserver.hardware import FreeSwitchNodeConfig
@@ -88,6 +91,11 @@ SPY_RING_SECONDS = 30
 #: eavesdrop's DTMF controls (``eavesdrop_enable_dtmf=true``, capture 04): 0 = listen only,
 #: 2 = talk to the eavesdropped (agent) leg = whisper, 3 = three-way = barge
 SPY_DIGITS: dict[SpyMode, str] = {"listen": "0", "whisper": "2", "barge": "3"}
+_SPY_MODE_OF: dict[str, SpyMode] = {digit: mode for mode, digit in SPY_DIGITS.items()}
+#: eavesdrop's 1 = talk to the other party (the caller) only. Not a mode of ccserver: Asterisk's
+#: ChanSpy has none like it, and a voice the caller hears but the agent does not undercuts the
+#: agent mid-call. The adapter puts the session straight back in its mode (README).
+CALLER_ONLY_DIGIT = "1"
 
 
 class FreeSwitchAdapter:
@@ -116,9 +124,10 @@ class FreeSwitchAdapter:
         self._tasks: set[asyncio.Task] = set()
         #: Job-UUID -> future of the originate result, for spy legs being set up
         self._spy_jobs: dict[str, asyncio.Future[str]] = {}
-        #: spy session -> (call id, supervisor leg uuid); and leg uuid -> session
-        self._spies: dict[str, tuple[str, str]] = {}
-        self._spy_legs: dict[str, str] = {}
+        #: spy sessions running, by session; and by supervisor leg uuid from the originate on
+        #: (its hang-up or keys may come right behind the job's result)
+        self._spies: dict[str, _Spy] = {}
+        self._spy_legs: dict[str, _Spy] = {}
         #: callbacks ringing an agent: Job-UUID -> the command; answered: agent leg uuid -> call id
         self._callback_jobs: dict[str, CallbackAgent] = {}
         self._callback_legs: dict[str, str] = {}
@@ -153,13 +162,19 @@ class FreeSwitchAdapter:
 
     def _on_event(self, ev: EslEvent) -> None:
         now = self._clock()
+        name = ev.get("Event-Name")
+        if name == "CHANNEL_HANGUP_COMPLETE":
+            # before the core hears of the hang-up, so the kill goes out ahead of its next offer
+            self._cancel_ringing(ev.get("Unique-ID"))
         for event in self.normalizer.feed(ev, now):
             self._sink(event)
-        name = ev.get("Event-Name")
         if name == "CHANNEL_HANGUP_COMPLETE" and ev.get("Unique-ID") in self._spy_legs:
-            session = self._spy_legs.pop(ev.get("Unique-ID"))
-            call_id, _ = self._spies.pop(session)
-            self._sink(SpyEnded(call_id, session, now))
+            spy = self._spy_legs.pop(ev.get("Unique-ID"))
+            spy.ended = True
+            if self._spies.pop(spy.session, None) is not None:  # a start still running fails itself
+                self._sink(SpyEnded(spy.call_id, spy.session, now))
+        if name == "DTMF" and ev.get("Unique-ID") in self._spy_legs:
+            self._spy_key(self._spy_legs[ev.get("Unique-ID")], ev.get("DTMF-Digit"), now)
         if name == "CHANNEL_HANGUP_COMPLETE" and ev.get("Unique-ID") in self._callback_legs:
             call_id = self._callback_legs.pop(ev.get("Unique-ID"))
             self._sink(CallHungUp(call_id, fs_hangup_cause(ev.get("Hangup-Cause")), "unknown", now))
@@ -192,7 +207,11 @@ class FreeSwitchAdapter:
         # what ended while the link was down and the listing cannot show: callbacks, spy sessions
         listed = self.normalizer.listed
         callbacks = gone_at_resync(self._callback_legs, listed)
-        spies = [(self._spies.pop(s)[0], s) for s in gone_at_resync(self._spy_legs, listed)]
+        spies = []
+        for spy in gone_at_resync(self._spy_legs, listed):
+            spy.ended = True
+            if self._spies.pop(spy.session, None) is not None:
+                spies.append((spy.call_id, spy.session))
         for event in ended_unseen(self.node, now, callbacks, spies):
             self._sink(event)
 
@@ -234,14 +253,9 @@ class FreeSwitchAdapter:
         elif isinstance(command, StartSpy):
             await self._start_spy(command)
         elif isinstance(command, ChangeSpyMode):
-            _, leg = self._spy(command.session)
-            if leg.startswith("3w:"):
-                raise CommandFailed("a barge session (three_way) cannot change mode; stop it and "
-                                    "start a new one")
-            await self._api(f"uuid_recv_dtmf {leg} {SPY_DIGITS[command.mode]}")
+            await self._api(f"uuid_recv_dtmf {self._spy(command.session).leg} {SPY_DIGITS[command.mode]}")
         elif isinstance(command, StopSpy):
-            _, leg = self._spy(command.session)
-            await self._api(f"uuid_kill {leg.removeprefix('3w:')}")
+            await self._api(f"uuid_kill {self._spy(command.session).leg}")
         else:
             raise CommandFailed(f"unsupported command {type(command).__name__}")
 
@@ -298,6 +312,15 @@ class FreeSwitchAdapter:
                 self._sink(AgentLegFailed(cmd.call_id, cmd.device, "error", self._clock()))
             raise CommandFailed(f"callback originate on {self.node}: {reply.strip()}")
 
+    def _cancel_ringing(self, caller: str) -> None:
+        """The caller's channel is gone: hang up the agent legs still ringing for it. Asterisk's
+        Dial dies with its caller; an originated leg would ring on, and the agent's next offer
+        would fail USER_BUSY."""
+        for job, (cmd, leg) in list(self._ring_jobs.items()):
+            if cmd.channel == caller:
+                del self._ring_jobs[job]
+                self._spawn(self._kill_quietly(leg, "ORIGINATOR_CANCEL"))
+
     def _fail_leg_now(self, cmd: RingAgent, leg: str) -> None:
         self.normalizer.expect_leg(leg, cmd.call_id, cmd.device, None)
         self._emit(self.normalizer.leg_failed(leg, "error", self._clock()))
@@ -313,10 +336,7 @@ class FreeSwitchAdapter:
         log.error("node %s: originate job %s (leg %s) never returned in %.0fs; giving up the leg",
                   self.node, job, leg, seconds)
         self._emit(self.normalizer.leg_failed(leg, "error", self._clock()))
-        try:
-            await self._conn.api(f"uuid_kill {leg} ORIGINATOR_CANCEL")
-        except ConnectionError:
-            pass
+        await self._kill_quietly(leg, "ORIGINATOR_CANCEL")
 
     async def _bridge(self, cmd: RingAgent, leg: str) -> None:
         try:
@@ -326,10 +346,7 @@ class FreeSwitchAdapter:
             log.warning("node %s: bridging %s to agent leg %s failed: %s",
                         self.node, cmd.call_id, leg, e)
             self._emit(self.normalizer.leg_failed(leg, "error", self._clock()))
-            try:
-                await self._conn.api(f"uuid_kill {leg} NORMAL_CLEARING")
-            except ConnectionError:
-                pass
+            await self._kill_quietly(leg, "NORMAL_CLEARING")
 
     def _path(self, file: str) -> str:
         name = normpath(file)
@@ -340,15 +357,16 @@ class FreeSwitchAdapter:
     async def _record(self, cmd: StartRecording) -> None:
         await self._api(f"uuid_record {_uuid(cmd.channel)} start {self._path(cmd.file)}")
 
-    def _spy(self, session: str) -> tuple[str, str]:
+    def _spy(self, session: str) -> _Spy:
         spy = self._spies.get(session)
         if spy is None:
             raise CommandFailed(f"no spy session {session!r} on {self.node}")
         return spy
 
     async def _start_spy(self, cmd: StartSpy) -> None:
-        """Ring the supervisor into ``eavesdrop`` (listen / whisper, group-checked) or
-        ``three_way`` (barge) on the agent leg, with the command shapes of capture 04."""
+        """Ring the supervisor into ``eavesdrop`` on the agent leg (group-checked, keys on) with
+        the command shapes of capture 04, then send the mode's key. Every mode starts this way so
+        that each can switch: capture 04's ``three_way`` barge reads no keys."""
         if not cmd.session.isalnum():
             raise CommandFailed(f"spy session id {cmd.session!r} is not one ccserver made")
         if not cmd.supervisor_device or _DIAL_STRING_FORBIDDEN & set(cmd.supervisor_device):
@@ -356,42 +374,74 @@ class FreeSwitchAdapter:
         target = self.normalizer.agent_leg(cmd.call_id)
         if target is None:
             raise CommandFailed(f"call {cmd.call_id}: no agent connected on {self.node}")
-        leg, job = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+        leg, job, group = str(uuidlib.uuid4()), str(uuidlib.uuid4()), f"cc{cmd.session}"
         variables = [f"origination_uuid={leg}", "origination_caller_id_number=ccserver",
-                     "origination_caller_id_name=Supervisor", f"originate_timeout={SPY_RING_SECONDS}"]
-        if cmd.mode == "barge":
-            app = f"three_way({target})"
-        else:
-            # eavesdrop checks the group: this leg may join only the channel we marked for it
-            group = f"cc{cmd.session}"
-            await self._api(f"uuid_setvar {target} eavesdrop_group {group}")
-            variables += ["eavesdrop_enable_dtmf=true", f"eavesdrop_require_group={group}"]
-            app = f"eavesdrop({target})"
+                     "origination_caller_id_name=Supervisor", f"originate_timeout={SPY_RING_SECONDS}",
+                     "eavesdrop_enable_dtmf=true", f"eavesdrop_require_group={group}"]
+        # eavesdrop checks the group: this leg may join only the channel we marked for it
+        await self._api(f"uuid_setvar {target} eavesdrop_group {group}")
+        spy = self._spy_legs[leg] = _Spy(cmd.session, cmd.call_id, leg)
         result = asyncio.get_running_loop().create_future()
         self._spy_jobs[job] = result
         try:
-            reply = await self._conn.bgapi(
-                f"originate {{{','.join(variables)}}}{cmd.supervisor_device} &{app}", job)
-            if not reply.startswith("+OK"):
-                raise CommandFailed(f"originate on {self.node}: {reply.strip()}")
-            async with asyncio.timeout(SPY_RING_SECONDS + JOB_GRACE):
-                outcome = await result
-        except (ConnectionError, TimeoutError) as e:
-            await self._kill_quietly(leg)
-            raise CommandFailed(f"spy originate on {self.node}: {e or type(e).__name__}") from e
-        finally:
-            self._spy_jobs.pop(job, None)
-        if not outcome.startswith("+OK"):
-            raise CommandFailed(f"spy on {cmd.call_id}: supervisor not reached ({outcome})")
-        self._spies[cmd.session] = (cmd.call_id, f"3w:{leg}" if cmd.mode == "barge" else leg)
-        self._spy_legs[leg] = cmd.session
-        if cmd.mode == "whisper":
-            await self._api(f"uuid_recv_dtmf {leg} {SPY_DIGITS['whisper']}")
+            try:
+                reply = await self._conn.bgapi(
+                    f"originate {{{','.join(variables)}}}{cmd.supervisor_device} &eavesdrop({target})", job)
+                if not reply.startswith("+OK"):
+                    raise CommandFailed(f"originate on {self.node}: {reply.strip()}")
+                async with asyncio.timeout(SPY_RING_SECONDS + JOB_GRACE):
+                    outcome = await result
+            except (ConnectionError, TimeoutError) as e:
+                raise CommandFailed(f"spy originate on {self.node}: {e or type(e).__name__}") from e
+            finally:
+                self._spy_jobs.pop(job, None)
+            if not outcome.startswith("+OK"):
+                raise CommandFailed(f"spy on {cmd.call_id}: supervisor not reached ({outcome})")
+            if spy.ended:  # eavesdrop refused the agent leg (gone, or not in the group)
+                raise CommandFailed(f"spy on {cmd.call_id}: the agent leg could not be reached")
+            self._spies[cmd.session] = spy
+            if cmd.mode != "listen":
+                await self._api(f"uuid_recv_dtmf {leg} {SPY_DIGITS[cmd.mode]}")
+        except CommandFailed:
+            await self._undo_spy(spy, target)
+            raise
         self._sink(SpyStarted(cmd.call_id, cmd.session, self._clock()))
 
-    async def _kill_quietly(self, leg: str) -> None:
+    async def _undo_spy(self, spy: _Spy, target: str) -> None:
+        """A failed start leaves nothing behind: no supervisor leg, and no group mark on the
+        agent leg (as the Asterisk adapter clears its SPYGROUP)."""
+        self._spies.pop(spy.session, None)
+        self._spy_legs.pop(spy.leg, None)
+        if not spy.ended:
+            await self._kill_quietly(spy.leg)
         try:
-            await self._conn.api(f"uuid_kill {leg}")
+            await self._conn.api(f"uuid_setvar {target} eavesdrop_group")  # no value: unset
+        except ConnectionError:
+            pass  # the link is down: nothing can be cleaned, and the next session sets its own
+
+    def _spy_key(self, spy: _Spy, digit: str, now: float) -> None:
+        """A key eavesdrop read on the supervisor's leg (the only trace of a mode switch, capture
+        04): one ccserver sent or one the supervisor pressed on their phone."""
+        if digit == CALLER_ONLY_DIGIT:
+            log.warning("node %s: spy session %s: the supervisor pressed %s (talk to the caller "
+                        "only), not a ccserver mode; back to %s", self.node, spy.session, digit, spy.mode)
+            self._spawn(self._restore_spy_mode(spy))
+            return
+        mode = _SPY_MODE_OF.get(digit)
+        if mode is not None:
+            spy.mode = mode
+            self._sink(SpyModeChanged(spy.call_id, spy.session, mode, now))
+
+    async def _restore_spy_mode(self, spy: _Spy) -> None:
+        try:
+            await self._api(f"uuid_recv_dtmf {spy.leg} {SPY_DIGITS[spy.mode]}")
+        except CommandFailed as e:
+            log.warning("node %s: spy session %s: mode %s not restored: %s", self.node, spy.session,
+                        spy.mode, e)
+
+    async def _kill_quietly(self, leg: str, cause: str = "") -> None:
+        try:
+            await self._conn.api(f"uuid_kill {leg} {cause}".rstrip())
         except ConnectionError:
             pass
 
@@ -403,6 +453,18 @@ class FreeSwitchAdapter:
         if not body.startswith("+OK"):
             raise CommandFailed(f"{command.split()[0]} on {self.node}: {body.strip()}")
         return body
+
+
+@dataclass(slots=True)
+class _Spy:
+    session: str
+    call_id: str
+    #: the supervisor's leg, running eavesdrop on the agent leg
+    leg: str
+    #: what the last key eavesdrop read switched it to (it starts listening)
+    mode: SpyMode = "listen"
+    #: the leg hung up, or went while the link was down
+    ended: bool = False
 
 
 def _uuid(channel: str) -> str:

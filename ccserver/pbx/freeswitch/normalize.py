@@ -29,6 +29,7 @@ from ccserver.core.events import (
     DigitsReceived,
     DomainEvent,
     HangupSide,
+    HoldChanged,
     LiveCall,
     NodeResynced,
     RecordingStarted,
@@ -42,12 +43,12 @@ log = logging.getLogger(__name__)
 #: Every event name :meth:`EslNormalizer.feed` reads; the client subscribes to these only.
 SUBSCRIBED = (
     "CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_EXECUTE",
-    "CHANNEL_HANGUP_COMPLETE", "DTMF", "RECORD_START", "RECORD_STOP", "BACKGROUND_JOB",
+    "CHANNEL_HANGUP_COMPLETE", "CHANNEL_HOLD", "CHANNEL_UNHOLD", "DTMF", "RECORD_START",
+    "RECORD_STOP", "BACKGROUND_JOB",
 )
 
 #: ``sip_hangup_disposition`` values meaning "the far end of this leg hung up"
 _REMOTE_END = frozenset({"recv_bye", "recv_cancel", "recv_refuse"})
-_LOCAL_END = frozenset({"send_bye", "send_cancel", "send_refuse"})
 
 
 @dataclass(slots=True)
@@ -170,16 +171,26 @@ class EslNormalizer:
             return []
         return [DigitsReceived(call.call_id, digit, now)]
 
-    def _record(self, ev: EslEvent, now: float) -> list[DomainEvent]:
-        uuid = ev.get("Unique-ID")
+    def _call_id_of(self, uuid: str) -> str | None:
+        """The call a channel belongs to: as its caller or as one of its agent legs."""
         call = self.calls.get(uuid)
-        if call is None:
-            leg = self.legs.get(uuid)
-            if leg is None:
-                return []
-            call_id = leg.call_id
-        else:
-            call_id = call.call_id
+        if call is not None:
+            return call.call_id
+        leg = self.legs.get(uuid)
+        return None if leg is None else leg.call_id
+
+    def _hold(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        # Fired on the leg whose phone put the call on hold (a re-INVITE with a=sendonly, or
+        # uuid_hold), usually the agent's; FreeSWITCH fires it only when the state changes.
+        call_id = self._call_id_of(ev.get("Unique-ID"))
+        if call_id is None:
+            return []
+        return [HoldChanged(call_id, ev.get("Event-Name") == "CHANNEL_HOLD", now)]
+
+    def _record(self, ev: EslEvent, now: float) -> list[DomainEvent]:
+        call_id = self._call_id_of(ev.get("Unique-ID"))
+        if call_id is None:
+            return []
         path = ev.get("Record-File-Path")
         if ev.get("Event-Name") == "RECORD_START":
             return [RecordingStarted(call_id, path, now)]
@@ -209,15 +220,16 @@ class EslNormalizer:
         legs = [self.legs.pop(u) for u in call.legs if u in self.legs]
         for u in [u for u, lg in self.legs.items() if lg.call_id == call.call_id]:
             del self.legs[u]
+        # No party known to have hung up (we sent the BYE or CANCEL, or the channel is not SIP
+        # and says nothing) is "system", as on Asterisk when no HangupRequest came; "unknown"
+        # is kept for calls whose end ccserver did not see at all (lost at a resync).
         by: HangupSide
         if disposition in _REMOTE_END:
             by = "caller"
         elif any(lg.remote_end for lg in legs):
             by = "agent"
-        elif disposition in _LOCAL_END:
-            by = "system"
         else:
-            by = "unknown"
+            by = "system"
         cause = fs_hangup_cause(ev.get("Hangup-Cause"))
         if cause == "unknown" and by in ("caller", "agent"):
             cause = "normal_clearing"
@@ -274,6 +286,8 @@ _HANDLERS = {
     "CHANNEL_EXECUTE": EslNormalizer._execute,
     "CHANNEL_ANSWER": EslNormalizer._answer,
     "CHANNEL_BRIDGE": EslNormalizer._bridge,
+    "CHANNEL_HOLD": EslNormalizer._hold,
+    "CHANNEL_UNHOLD": EslNormalizer._hold,
     "DTMF": EslNormalizer._dtmf,
     "RECORD_START": EslNormalizer._record,
     "RECORD_STOP": EslNormalizer._record,

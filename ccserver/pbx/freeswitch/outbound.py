@@ -24,7 +24,8 @@ import contextlib
 import logging
 import re
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from ccserver.ivr.media import CallerHungUp, MediaSession
 from ccserver.pbx.contexts import INBOUND_CONTEXT, TRANSFER_CONTEXT
@@ -42,18 +43,38 @@ log = logging.getLogger(__name__)
 
 #: seconds FreeSWITCH keeps the socket after a hang-up so the last events reach us
 LINGER_SECONDS = 10
-_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# matched whole (fullmatch): "$" alone would let a trailing line break through
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 #: what a prompt name may contain (a file path relative to the sounds dir, or a tone_stream://)
-_SOUND = re.compile(r"^[A-Za-z0-9_/.:%(),=;+-]{1,200}$")
+_SOUND = re.compile(r"[A-Za-z0-9_/.:%(),=;+-]{1,200}")
 _DIGITS_VAR = "cc_digits"
-_LANGUAGE = re.compile(r"^[a-z]{2}(_[A-Za-z]{2})?$")
-_EXTEN = re.compile(r"^[A-Za-z0-9_+*#-]{1,64}$")
+_LANGUAGE = re.compile(r"[a-z]{2}(_[A-Za-z]{2})?")
+_EXTEN = re.compile(r"[A-Za-z0-9_+*#-]{1,64}")
 #: what must not reach the speak application's argument ("|" separates engine, voice and text)
 _TTS_UNSAFE = re.compile(r"[|\r\n\x00]")
 #: what the caller hears before a voicemail recording starts
 BEEP = "tone_stream://%(500,0,800)"
 #: the channel variable the after-IVR extension transfers to when set
 TRANSFER_VAR = "cc_transfer_to"
+
+
+@dataclass(frozen=True, slots=True)
+class SoundFiles:
+    """Where a node's FreeSWITCH finds the prompts flows name the Asterisk way (``hello-world``):
+    the node's ``sound_dir`` and ``sound_extension`` (``hardware/``, validated there)."""
+
+    directory: str = ""
+    extension: str = "wav"
+
+    def path(self, name: str) -> str:
+        """``hello-world`` -> ``<directory>/hello-world.<extension>``. Absolute paths, names that
+        have an extension and streams (``tone_stream://...``) are FreeSWITCH's already and pass
+        unchanged."""
+        if name.startswith("/") or ":" in name or "." in name.rpartition("/")[2]:
+            return name
+        if self.extension:
+            name = f"{name}.{self.extension}"
+        return f"{self.directory}/{name}" if self.directory else name
 
 
 class OutboundSession:
@@ -71,6 +92,8 @@ class OutboundSession:
         self._reader_task: asyncio.Task | None = None
         self.node = self.call_id = self.channel = self.caller = self.did = ""
         self.language = ""
+        #: how prompt names become files on this node (set by the server once the node is known)
+        self.sounds = SoundFiles()
         #: the TTS engine and voice ``speak`` uses (mod_flite's by default)
         self.tts_engine, self.tts_voice = "flite", "kal"
 
@@ -187,16 +210,21 @@ class OutboundSession:
         if arg:
             headers["execute-app-arg"] = arg
         headers |= {"event-lock": "true", "Event-UUID": event_uuid}
-        reply = await self._send("sendmsg", headers)
-        if not reply.reply_text.startswith("+OK"):
-            self._completions.pop(event_uuid, None)
-            raise CallerHungUp(self.call_id)
         try:
+            reply = await self._send("sendmsg", headers)
+            if not reply.reply_text.startswith("+OK"):
+                raise CallerHungUp(self.call_id)
             async with asyncio.timeout(self._timeout + wait):
                 return await done
         except TimeoutError:
             self._hang_up(f"{app} never completed")
             raise CallerHungUp(self.call_id) from None
+        finally:
+            # A hang-up while the sendmsg was in flight fails ``done`` too, and nobody awaits it
+            # then: take its outcome so asyncio does not log "exception was never retrieved".
+            self._completions.pop(event_uuid, None)
+            if done.done() and not done.cancelled():
+                done.exception()
 
     # -- MediaSession ------------------------------------------------------------------------
 
@@ -208,7 +236,7 @@ class OutboundSession:
         await self.execute("set", "playback_terminators="
                            + ("0123456789*#" if interruptible else "none"))
         self._digits.clear()
-        ev = await self.execute("playback", _sound(prompt), wait=600)
+        ev = await self.execute("playback", self.sounds.path(_sound(prompt)), wait=600)
         used = ev.get("variable_playback_terminator_used")
         return used or (self._digits[0] if interruptible and self._digits else "")
 
@@ -222,13 +250,13 @@ class OutboundSession:
         ms = round(timeout * 1000)
         digit_ms = round((inter_digit_timeout or timeout) * 1000)
         # play_and_get_digits takes "none" for "no terminator"
-        arg = (f"1 {max_digits} 1 {ms} {terminator or 'none'} {_sound(prompt)} silence_stream://250 "
-               f"{_DIGITS_VAR} [0-9*#]+ {digit_ms}")
+        arg = (f"1 {max_digits} 1 {ms} {terminator or 'none'} {self.sounds.path(_sound(prompt))} "
+               f"silence_stream://250 {_DIGITS_VAR} [0-9*#]+ {digit_ms}")
         ev = await self.execute("play_and_get_digits", arg, wait=timeout * (max_digits + 1) + 600)
         return ev.get(f"variable_{_DIGITS_VAR}")
 
     async def set_variable(self, name: str, value: str) -> None:
-        if not _VARIABLE.match(name):
+        if not _VARIABLE.fullmatch(name):
             raise ValueError(f"bad channel variable name {name!r}")
         if "\n" in value or "\r" in value:
             raise ValueError(f"channel variable {name}: value must be one line")
@@ -238,7 +266,7 @@ class OutboundSession:
     async def set_language(self, language: str) -> None:
         """``default_language`` (say / phrase modules) and ``sound_prefix``: FreeSWITCH then plays
         relative sound names from ``$${sounds_dir}/<language>`` (``pt_BR`` -> ``pt/BR``)."""
-        if not _LANGUAGE.match(language):
+        if not _LANGUAGE.fullmatch(language):
             raise ValueError(f"bad language {language!r}")
         await self.execute("set", f"default_language={language}")
         await self.execute("set", "sound_prefix=${sounds_dir}/" + language.replace("_", "/"))
@@ -275,13 +303,13 @@ class OutboundSession:
             context, exten = INBOUND_CONTEXT, destination[4:]
         else:
             context, exten = TRANSFER_CONTEXT, destination
-        if not _EXTEN.match(exten):
+        if not _EXTEN.fullmatch(exten):
             raise ValueError(f"bad transfer destination {destination!r}")
         await self.execute("set", f"{TRANSFER_VAR}={exten} XML {context}")
 
 
 def _sound(name: str) -> str:
-    if not _SOUND.match(name):
+    if not _SOUND.fullmatch(name):
         raise ValueError(f"bad sound name {name!r}")
     return name
 
@@ -291,10 +319,13 @@ class FsOutboundServer:
 
     def __init__(self, host: str, port: int,
                  on_session: Callable[[MediaSession], Awaitable[object]],
-                 default_node: str | None = None, command_timeout: float = 10.0):
+                 default_node: str | None = None, command_timeout: float = 10.0,
+                 sounds: Mapping[str, SoundFiles] | None = None):
         self.host, self.port = host, port
         self._on_session = on_session
         self.default_node = default_node
+        #: node name -> where its prompts are (nodes not listed: :class:`SoundFiles` defaults)
+        self._sounds = dict(sounds or {})
         self._timeout = command_timeout
         self._server: asyncio.base_events.Server | None = None
         self.live: set[asyncio.Task] = set()
@@ -320,6 +351,7 @@ class FsOutboundServer:
         session = OutboundSession(reader, writer, self._timeout)
         try:
             if await session.open(self.default_node):
+                session.sounds = self._sounds.get(session.node, session.sounds)
                 await self._on_session(session)
         except CallerHungUp:
             pass

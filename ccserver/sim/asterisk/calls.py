@@ -163,11 +163,11 @@ class CallRun:
             self._ev("HangupRequest", sig.chan)
 
     def _hangup(self, ch: Channel, cause: int) -> None:
-        if ch.mixmonitors:
-            for rec in ch.mixmonitors:
-                rec.close()
-            ch.mixmonitors.clear()
-            self._ev("MixMonitorStop", ch)
+        # Asterisk 22 closes a running MixMonitor at hang-up without a MixMonitorStop event
+        # (captures 02, 05: only StopMixMonitor produces one)
+        for rec in ch.mixmonitors:
+            rec.close()
+        ch.mixmonitors.clear()
         ch.hungup = True
         self._ev("Hangup", ch, [("Cause", str(cause)), ("Cause-txt", CAUSE_TXT.get(cause, "Unknown"))])
         self.sim.forget(ch)

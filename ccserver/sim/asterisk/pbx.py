@@ -9,7 +9,7 @@ from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.contexts import CALLBACK_CONTEXT
 
 from .agents import CallerScript, SimAgent, SimCall
-from .agi_client import DIALPLAN_CLASS, lookup_variable
+from .agi_client import DIALPLAN_CLASS, DTMF_CLASS, lookup_variable
 from .ami_server import AmiServer, AmiSession
 from .calls import CALL, CallRun, Signal
 from .channels import DOWN, RING, RINGING, UP, Channel, IdAllocator
@@ -281,10 +281,29 @@ class SimulatedAsterisk:
         if ch is None:
             return
         s.ack(m, "DTMF successfully queued")
-        spy = self.spies.get(ch.name[:-1] + "1")
-        if spy is not None and m.get("Receive", "").lower() in ("true", "yes", "1", "on"):
+        if m.get("Receive", "").lower() in ("true", "yes", "1", "on"):
+            # queued as a DTMF end frame: the reader reports it, with no begin of its own
+            self._read_digit(ch, digit, m.get("Duration", "") or "0")
+
+    def _read_digit(self, ch: Channel, digit: str, duration_ms: str) -> None:
+        """What runs on ``ch`` reads ``digit`` (DTMFEnd, Direction Received, as in capture 02b);
+        on a spy's ``;2`` half that is ChanSpy, whose option d switches mode on 4 / 5 / 6."""
+        self.emit("DTMFEnd", DTMF_CLASS, ch.snapshot() + [("Digit", digit), ("DurationMs", duration_ms),
+                                                          ("Direction", "Received")])
+        spy = self.spies.get(ch.name[:-1] + "1") if ch.name.endswith(";2") else None
+        if spy is not None:
             spy.digits.append(digit)
             spy.mode = {"4": "listen", "5": "whisper", "6": "barge"}.get(digit, spy.mode)
+
+    def press_spy_key(self, local: str, digit: str) -> None:
+        """The supervisor of the spy whose ``;1`` half is ``local`` presses ``digit`` on their
+        phone: bridged to ``;1``, the digit is written there ("Sent") and read on ``;2``."""
+        one, two = self.channels[local], self.channels[local[:-1] + "2"]
+        self.emit("DTMFBegin", DTMF_CLASS, one.snapshot() + [("Digit", digit), ("Direction", "Sent")])
+        self.emit("DTMFBegin", DTMF_CLASS, two.snapshot() + [("Digit", digit), ("Direction", "Received")])
+        self.emit("DTMFEnd", DTMF_CLASS, one.snapshot() + [("Digit", digit), ("DurationMs", "120"),
+                                                           ("Direction", "Sent")])
+        self._read_digit(two, digit, "120")
 
     def _spy_originate(self, s: AmiSession, m: Message) -> None:
         """``Local/<session>@ccserver-spy/n``: ``;2`` runs ChanSpy (captures 04a-c)."""

@@ -55,12 +55,16 @@ class FsChannel:
     created: float = field(default_factory=time.time)
     answered: bool = False
     gone: bool = False
+    #: the phone on this leg put the call on hold (FreeSWITCH's CF_LEG_HOLDING)
+    holding: bool = False
     bridged_to: FsChannel | None = None
     recording: str | None = None
     application: str = ""
     application_data: str = ""
     variables: dict[str, str] = field(default_factory=dict)
     device: str | None = None  #: agent legs: the device dialed
+    #: set when the channel hangs up (wakes an originate still ringing it)
+    ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
 
 class SimulatedFreeSwitch:
@@ -83,6 +87,8 @@ class SimulatedFreeSwitch:
         self.callback_talk_time = 1.0
         #: every api / bgapi command received, in order (tests check their exact shape)
         self.received: list[str] = []
+        #: every application ccserver ran over an outbound socket: (channel uuid, app, argument)
+        self.executed: list[tuple[str, str, str]] = []
         self._tasks: set[asyncio.Task] = set()
         self._seq = 0
 
@@ -125,6 +131,19 @@ class SimulatedFreeSwitch:
     def live_calls(self) -> list[SimCall]:
         return [r.call for r in self.calls.values() if not r.call.done.is_set()]
 
+    def hold(self, call: SimCall, on: bool) -> bool:
+        """The agent's phone puts ``call``'s caller on hold (a re-INVITE with ``a=sendonly``) or
+        takes them off it: CHANNEL_HOLD / CHANNEL_UNHOLD on the agent leg, only when that
+        changes anything (``switch_channel_mark_hold``). False when no agent is connected."""
+        caller = self.channels.get(call.uniqueid)
+        leg = caller.bridged_to if caller is not None else None
+        if leg is None or leg.gone:
+            return False
+        if leg.holding != on:
+            leg.holding = on
+            self.emit("CHANNEL_HOLD" if on else "CHANNEL_UNHOLD", leg)
+        return True
+
     # -- events ------------------------------------------------------------------------------
 
     def headers(self, name: str, ch: FsChannel | None = None, **extra: str) -> dict[str, str]:
@@ -162,6 +181,7 @@ class SimulatedFreeSwitch:
         if ch.gone:
             return
         ch.gone = True
+        ch.ended.set()
         ch.variables |= {"sip_hangup_disposition": disposition, "hangup_cause": cause}
         if ch.recording is not None:
             self._stop_recording(ch)
@@ -203,7 +223,11 @@ class SimulatedFreeSwitch:
         if cmd == "uuid_kill":
             if ch is None:
                 return "-ERR No such channel!\n"
-            self.hangup(ch, argv[1] if len(argv) > 1 else "NORMAL_CLEARING", "send_bye")
+            # a connected channel is sent a BYE; before the answer, a phone we ring a CANCEL and
+            # an inbound caller a final error response
+            disposition = ("send_bye" if ch.answered
+                           else "send_cancel" if ch.direction == "outbound" else "send_refuse")
+            self.hangup(ch, argv[1] if len(argv) > 1 else "NORMAL_CLEARING", disposition)
             return "+OK\n"
         if cmd == "uuid_bridge":
             other = self.channels.get(argv[1]) if len(argv) > 1 else None
@@ -222,16 +246,17 @@ class SimulatedFreeSwitch:
                 return "-ERR No such channel!\n"
             if len(argv) < 2:
                 return "-USAGE: <uuid> <var> [value]\n"
-            ch.variables[argv[1]] = argv[2] if len(argv) > 2 else ""
+            if len(argv) > 2:
+                ch.variables[argv[1]] = argv[2]
+            else:  # no value unsets the variable
+                ch.variables.pop(argv[1], None)
             return "+OK\n"
         if cmd == "uuid_recv_dtmf":
-            spy = self.spies.get(argv[0])
             if ch is None or len(argv) < 2:
                 return "-ERR no such channel\n"
-            if spy is not None:
-                spy.digits.append(argv[1])
-                spy.mode = {"0": "listen", "2": "whisper", "3": "barge"}.get(argv[1], spy.mode)
-            return "+OK\n"
+            for digit in argv[1]:  # read on the leg's next media frame, after this reply (capture 04)
+                asyncio.get_running_loop().call_soon(self._read_digit, ch, digit, "2000", "APP")
+            return f"+OK {ch.uuid} received DTMF {argv[1]}.\n"
         if cmd == "uuid_getvar":
             if ch is None:
                 return "-ERR No such channel!\n"
@@ -305,7 +330,8 @@ class SimulatedFreeSwitch:
                         f"sofia/internal/{agent.extension}@sim", "outbound",
                         variables.get("origination_caller_id_number", ""),
                         variables.get("origination_caller_id_name", ""), agent.extension, "default",
-                        device=device)
+                        device=device, variables={k: v for k, v in variables.items()
+                                                  if k.startswith("eavesdrop_")})
         self.channels[leg.uuid] = leg
         self.busy[device] = leg.uuid
         self.emit("CHANNEL_CREATE", leg)
@@ -323,8 +349,10 @@ class SimulatedFreeSwitch:
         target = self.channels.get(target_uuid)
         group = variables.get("eavesdrop_require_group")
         if target is None or (group is not None and target.variables.get("eavesdrop_group") != group):
-            # eavesdrop refuses ("no such uuid" / not in the group) and the leg hangs up
-            self._spawn(self._later_hangup(leg))
+            # eavesdrop refuses ("no such uuid" / not in the group) and the leg hangs up. The
+            # session thread reports that while the api thread reports the job: either may come
+            # first; this one sends the harder order for a client, the leg's end first.
+            self.hangup(leg, "NORMAL_CLEARING", "send_bye")
             return f"+OK {leg.uuid}\n"
         self.spies[leg.uuid] = SimSpy(leg.uuid, target_uuid,
                                       "barge" if "three_way" in name else "listen", device)
@@ -332,9 +360,21 @@ class SimulatedFreeSwitch:
                   **{"Application-Data": target_uuid})
         return f"+OK {leg.uuid}\n"
 
-    async def _later_hangup(self, leg: FsChannel) -> None:
-        await asyncio.sleep(0)
-        self.hangup(leg, "NORMAL_CLEARING", "send_bye")
+    def _read_digit(self, ch: FsChannel, digit: str, duration: str, source: str) -> None:
+        """A digit queued on ``ch``. Only an application that reads digits dequeues it, and the
+        DTMF event comes from that dequeue (capture 04): here eavesdrop (keys on), whose 0 / 1 /
+        2 / 3 listen / talk to the caller / whisper / talk to both."""
+        spy = self.spies.get(ch.uuid)
+        keys_on = ch.application == "eavesdrop" and ch.variables.get("eavesdrop_enable_dtmf") == "true"
+        if spy is None or not keys_on:
+            return  # three_way, or eavesdrop with keys off, reads none
+        self.emit("DTMF", ch, **{"DTMF-Digit": digit, "DTMF-Duration": duration, "DTMF-Source": source})
+        spy.digits.append(digit)
+        spy.mode = {"0": "listen", "1": "caller", "2": "whisper", "3": "barge"}.get(digit, spy.mode)
+
+    def press_spy_key(self, leg: str, digit: str) -> None:
+        """The supervisor on spy leg ``leg`` presses ``digit`` on their phone (RFC 2833)."""
+        self._read_digit(self.channels[leg], digit, "1280", "RTP")
 
     def _background(self, rest: str, job: str) -> None:
         self.received.append(f"bgapi {rest}")
@@ -384,9 +424,8 @@ class SimulatedFreeSwitch:
             run.call.agents_rung.append(device)
         self.emit("CHANNEL_CREATE", leg)
         if agent.take_answers() and agent.answer_delay < timeout:
-            await asyncio.sleep(agent.answer_delay)
-            if leg.gone:
-                return "-ERR ORIGINATOR_CANCEL\n"
+            if not await self._rings(leg, agent.answer_delay):
+                return f"-ERR {leg.variables['hangup_cause']}\n"
             leg.answered = True
             leg.application, leg.application_data = "park", ""
             self.emit("CHANNEL_ANSWER", leg)
@@ -394,10 +433,19 @@ class SimulatedFreeSwitch:
             if where == f"XML {CALLBACK_CONTEXT}":
                 self._spawn(self._callback(leg, number))
             return f"+OK {leg.uuid}\n"
-        await asyncio.sleep(timeout)
-        if not leg.gone:
-            self.hangup(leg, "NO_ANSWER", "send_cancel")
+        if not await self._rings(leg, timeout):
+            return f"-ERR {leg.variables['hangup_cause']}\n"
+        self.hangup(leg, "NO_ANSWER", "send_cancel")
         return "-ERR NO_ANSWER\n"
+
+    @staticmethod
+    async def _rings(leg: FsChannel, seconds: float) -> bool:
+        """Let ``leg`` ring for ``seconds``; False as soon as it is hung up (``uuid_kill``): the
+        originate then ends at once with the leg's hang-up cause, as FreeSWITCH's does."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await leg.ended.wait()
+        return not leg.gone
 
 
 class _OutboundSocket:
@@ -670,6 +718,7 @@ class _CallRun:
         if ch.gone:
             return
         ids = {"Application": app, "Application-Data": arg, "Application-UUID": event_uuid}
+        sim.executed.append((ch.uuid, app, arg))
         sim.emit("CHANNEL_EXECUTE", ch, **ids)
         response = "_none_"
         if app == "answer":

@@ -22,7 +22,8 @@
     }));
     const wb = document.querySelector("#waiting tbody");
     wb.replaceChildren(...queues.flatMap((q) => q.waiting.map((w) => {
-      const tr = cc.row([q.name, w.caller, cc.secs(w.wait_seconds), w.priority,
+      const tr = cc.row([q.name, w.position, w.caller, cc.secs(w.wait_seconds),
+        cc.secs(w.expected_wait_seconds), w.priority, w.step,
         Object.entries(w.requirements).map(([k, v]) => `${k} ≥ ${v}`).join(", "), w.ringing_agent || ""]);
       tr.dataset.call = w.call_id;
       return tr;

@@ -7,6 +7,7 @@ const ed = {
   version: null,    // the FlowVersionOut shown
   doc: null,        // its document, edited in place until saved
   selected: null,   // selected node id
+  types: {},        // node type -> NodeTypeOut (its fields)
 };
 const $ = (id) => document.getElementById(id);
 const NODE_W = 150, NODE_H = 46, COL = 200, ROW = 70;
@@ -21,7 +22,8 @@ function say(text, isError) {
 // The node ids a node leads to, keyed like the server's node_targets (options.1, next, ...).
 function targets(node) {
   const out = {};
-  for (const key of ["next", "on_exhausted", "default", "open", "closed", "holiday", "on_max_visits"]) {
+  for (const key of ["next", "on_exhausted", "on_invalid", "on_timeout", "default", "open", "closed", "holiday",
+    "on_max_visits"]) {
     if (typeof node[key] === "string") out[key] = node[key];
   }
   for (const key of ["options", "overrides"]) {
@@ -131,17 +133,56 @@ function drawProblems() {
   if (!ed.version.problems.length) list.appendChild(cc.el("li", "no problems", "ok"));
 }
 
-// ---- node form: scalars as inputs, maps of scalars as one input per key, the rest as JSON ----
+// ---- node form: one control per field, its kind from the node type (GET /api/v1/flow-node-types) ----
+// Scalars are inputs, maps of scalars one input per key, the rest JSON text. A field left empty
+// is left out of the node: its default applies, and a required one is flagged by the checks.
 
 const isScalar = (v) => v === null || ["string", "number", "boolean"].includes(typeof v);
 const isScalarMap = (v) => v && typeof v === "object" && !Array.isArray(v) && Object.values(v).every(isScalar);
+const SCALAR_KINDS = new Set(["string", "number", "boolean"]);
+const NODE_ID = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 
-function input(name, value) {
+function fieldInfo(type, name) {
+  return ((ed.types[type] || {}).fields || []).find((f) => f.name === name);
+}
+
+// How a field is shown: from its node type, else (a field the type does not have) from its value.
+function controlKind(info, value) {
+  const kind = info ? info.kind : typeof value === "boolean" ? "boolean" : typeof value === "number" ? "number"
+    : isScalar(value) ? "string" : isScalarMap(value) ? "map" : "list";
+  if (kind === "map") {
+    const scalarItems = info ? SCALAR_KINDS.has(info.item_kind) : true;
+    return scalarItems && (value === undefined || isScalarMap(value)) ? "map" : "json";
+  }
+  if (kind === "any") return value === undefined || typeof value === "string" ? "any" : "json";
+  // a list, or a value of the wrong shape (shown as written, for the checks to name)
+  return kind === "list" || (value !== undefined && !isScalar(value)) ? "json" : kind;
+}
+
+function input(name, value, kind) {
   const i = cc.el("input");
   i.name = name;
-  if (typeof value === "boolean") { i.type = "checkbox"; i.checked = value; } else i.value = value ?? "";
-  i.dataset.kind = value === null ? "string" : typeof value;
+  if (kind === "boolean") { i.type = "checkbox"; i.checked = value === true; } else i.value = value ?? "";
+  i.dataset.kind = kind;
   return i;
+}
+
+function choice(name, value, info) {
+  const sel = cc.el("select");
+  sel.name = name;
+  if (!info.required || value === undefined) {
+    const unset = cc.el("option", info.required ? "(choose)"
+      : info.default === null ? "(not set)" : `(default: ${JSON.stringify(info.default)})`);
+    unset.dataset.unset = "1";
+    sel.appendChild(unset);
+  }
+  for (const c of info.choices) {
+    const o = cc.el("option", c === "" ? '"" (none)' : c);
+    o.value = c;
+    o.selected = c === value;
+    sel.appendChild(o);
+  }
+  return sel;
 }
 
 function row(labelText, control) {
@@ -151,80 +192,138 @@ function row(labelText, control) {
   return r;
 }
 
+// One field's control, in a box that says which field and kind it holds.
+function fieldBox(name, value, info) {
+  const kind = controlKind(info, value);
+  let box;
+  if (kind === "map") {
+    box = cc.el("fieldset");
+    box.appendChild(cc.el("legend", name));
+    const itemKind = info ? info.item_kind : "string";
+    for (const [k, v] of Object.entries(value || {})) box.appendChild(row(k, input(`${name}.${k}`, v, itemKind)));
+    const add = cc.el("div", null, "field-row");
+    const k = input(`${name}.+key`, "", "string"); k.placeholder = "new key";
+    const v = input(`${name}.+value`, "", itemKind); v.placeholder = "value";
+    add.append(k, v);
+    box.appendChild(add);
+  } else if (kind === "json") {
+    const t = cc.el("textarea");
+    t.name = name;
+    t.dataset.kind = "json";
+    t.value = value === undefined ? "" : JSON.stringify(value, null, 1);
+    box = row(name, t);
+  } else if (info && info.choices.length) {
+    box = row(name, choice(name, value, info));
+  } else {
+    box = row(name, input(name, value, kind));
+  }
+  box.dataset.field = name;
+  box.dataset.kind = kind;
+  if (info && info.item_kind) box.dataset.itemKind = info.item_kind;
+  if (info && info.required) box.classList.add("required");
+  return box;
+}
+
+// The value a field gets when an admin adds it: its default, else empty (to be filled in).
+function initialValue(info) {
+  if (info.default !== null) return info.default;
+  return info.kind === "boolean" ? false : info.kind === "map" ? {} : undefined;
+}
+
 function selectNode(id) {
   ed.selected = id;
   const node = (ed.doc.nodes || {})[id];
+  const type = ed.types[node.type];
   const form = $("node-form");
   form.replaceChildren();
   $("node-title").textContent = id;
   form.dataset.node = id;
+  form.appendChild(row("type", cc.el("strong", node.type)));
+  if (type) form.appendChild(cc.el("p", type.description, "hint"));
   for (const [key, value] of Object.entries(node)) {
-    if (key === "type") { form.appendChild(row("type", cc.el("strong", value))); continue; }
-    if (isScalar(value)) {
-      form.appendChild(row(key, input(key, value)));
-    } else if (isScalarMap(value)) {
-      const box = cc.el("fieldset");
-      box.appendChild(cc.el("legend", key));
-      for (const [k, v] of Object.entries(value)) box.appendChild(row(k, input(`${key}.${k}`, v)));
-      const add = cc.el("div", null, "field-row");
-      const k = input(`${key}.+key`, ""); k.placeholder = "new key";
-      const v = input(`${key}.+value`, ""); v.placeholder = "value";
-      add.append(k, v);
-      box.appendChild(add);
-      form.appendChild(box);
-    } else {
-      const t = cc.el("textarea");
-      t.name = key;
-      t.dataset.kind = "json";
-      t.value = JSON.stringify(value, null, 1);
-      form.appendChild(row(key, t));
-    }
+    if (key !== "type") form.appendChild(fieldBox(key, value, fieldInfo(node.type, key)));
   }
-  for (const p of problemsByNode()[id] || []) form.appendChild(cc.el("p", `${p.field}: ${p.reason}`, "error"));
+  const fields = type ? type.fields : [];
+  for (const f of fields) if (f.required && !(f.name in node)) form.appendChild(fieldBox(f.name, undefined, f));
+  const adder = cc.el("div", null, "field-row add-field");
+  const pick = cc.el("select");
+  pick.id = "add-field-name";
+  const addBtn = cc.el("button", "Add field");
+  addBtn.type = "button";
+  addBtn.id = "btn-add-field";
+  addBtn.addEventListener("click", () => {
+    const info = fieldInfo(node.type, pick.value);
+    if (!info) return;
+    form.insertBefore(fieldBox(info.name, initialValue(info), info), adder);
+    fillFieldPicker(pick, fields);
+  });
+  adder.append(pick, addBtn);
+  form.appendChild(adder);
+  fillFieldPicker(pick, fields);
+  for (const p of problemsByNode()[id] || []) {
+    form.appendChild(cc.el("p", `${p.field}: ${p.reason}`, "error"));
+    const box = form.querySelector(`[data-field="${CSS.escape(p.field.split(".")[2] || "")}"]`);
+    if (box) { box.classList.add("has-problem"); box.title = p.reason; }
+  }
   $("btn-save-node").disabled = false;
+  $("btn-delete-node").disabled = false;
   drawGraph();
 }
 
-function readValue(el) {
+// The optional fields the node does not show yet.
+function fillFieldPicker(pick, fields) {
+  const shown = new Set([...$("node-form").querySelectorAll("[data-field]")].map((b) => b.dataset.field));
+  const free = fields.filter((f) => !shown.has(f.name));
+  pick.replaceChildren(...free.map((f) => { const o = cc.el("option", f.name); o.value = f.name; return o; }));
+  pick.disabled = $("btn-add-field").disabled = !free.length;
+}
+
+function scalarValue(text, kind) {
+  if (kind === "number" && text.trim() !== "" && !isNaN(Number(text))) return Number(text);
+  return text;
+}
+
+// A field's value from its box; undefined leaves the field out.
+function readField(box) {
+  const name = box.dataset.field;
+  if (box.dataset.kind === "map") {
+    const map = {};
+    for (const el of box.querySelectorAll("input")) {
+      const key = el.name.slice(name.length + 1);
+      // an emptied value removes its key
+      if (key === "+key" || key === "+value" || (el.value === "" && el.dataset.kind !== "boolean")) continue;
+      map[key] = el.dataset.kind === "boolean" ? el.checked : scalarValue(el.value, el.dataset.kind);
+    }
+    const nk = box.querySelector(`[name="${CSS.escape(name)}.+key"]`).value.trim();
+    const nv = box.querySelector(`[name="${CSS.escape(name)}.+value"]`).value;
+    if (nk) map[nk] = scalarValue(nv, box.dataset.itemKind);
+    return map;
+  }
+  const el = box.querySelector("[name]");
+  if (el.tagName === "SELECT") return el.selectedOptions[0].dataset.unset ? undefined : el.value;
   if (el.dataset.kind === "boolean") return el.checked;
-  if (el.dataset.kind === "json") return JSON.parse(el.value);
-  if (el.dataset.kind === "number" && el.value.trim() !== "" && !isNaN(Number(el.value))) return Number(el.value);
-  return el.value;
+  if (el.value.trim() === "") return undefined;
+  const json = el.dataset.kind === "json" || (el.dataset.kind === "any" && /^\s*[[{]/.test(el.value));
+  if (!json) return scalarValue(el.value, el.dataset.kind);
+  try {
+    return JSON.parse(el.value);
+  } catch (e) {
+    throw new Error(`${name}: not valid JSON (${e.message})`);
+  }
 }
 
 function nodeFromForm(id) {
-  const old = ed.doc.nodes[id];
-  const node = { type: old.type };
-  const els = [...$("node-form").elements].filter((e) => e.name);
-  for (const [key, value] of Object.entries(old)) {
-    if (key === "type") continue;
-    if (isScalarMap(value)) {
-      const map = {};
-      for (const k of Object.keys(value)) {
-        const el = els.find((e) => e.name === `${key}.${k}`);
-        if (el.value !== "" || el.dataset.kind === "boolean") map[k] = readValue(el);  // empty removes
-      }
-      const nk = els.find((e) => e.name === `${key}.+key`).value.trim();
-      const nv = els.find((e) => e.name === `${key}.+value`).value;
-      if (nk) map[nk] = nv !== "" && !isNaN(Number(nv)) && Object.values(value).some((x) => typeof x === "number") ? Number(nv) : nv;
-      node[key] = map;
-    } else {
-      const el = els.find((e) => e.name === key);
-      try {
-        node[key] = readValue(el);
-      } catch (e) {
-        throw new Error(`${key}: not valid JSON (${e.message})`);
-      }
-    }
+  const node = { type: ed.doc.nodes[id].type };
+  for (const box of $("node-form").querySelectorAll("[data-field]")) {
+    const value = readField(box);
+    if (value !== undefined) node[box.dataset.field] = value;
   }
   return node;
 }
 
-async function saveNode() {
-  const id = ed.selected;
-  let node;
-  try { node = nodeFromForm(id); } catch (e) { say(e.message, true); return; }
-  const doc = { ...ed.doc, nodes: { ...ed.doc.nodes, [id]: node } };
+// Save the edited document: the draft itself, or a new draft when a published version was edited.
+async function saveDocument(nodes, what) {
+  const doc = { ...ed.doc, nodes };
   delete doc.version;
   const editable = ["draft", "checked"].includes(ed.version.status);
   try {
@@ -232,12 +331,46 @@ async function saveNode() {
       ? await cc.api("PUT", `/api/v1/flows/${ed.flow}/versions/${ed.version.version}`, { document: doc })
       : await cc.api("POST", `/api/v1/flows/${ed.flow}/versions`, { document: doc });
     await loadVersions(saved.version);
-    selectNode(id);
     const n = saved.problems.length;
-    say(`saved ${saved.flow}@${saved.version} as a draft` + (n ? ` with ${n} problem${n > 1 ? "s" : ""}` : ""), n > 0);
+    const problems = n ? ` with ${n} problem${n > 1 ? "s" : ""}` : "";
+    say(`${what}: saved ${saved.flow}@${saved.version} as a draft${problems}`, n > 0);
   } catch (e) {
     say(e.message, true);
   }
+}
+
+async function saveNode() {
+  const id = ed.selected;
+  let node;
+  try { node = nodeFromForm(id); } catch (e) { say(e.message, true); return; }
+  await saveDocument({ ...ed.doc.nodes, [id]: node }, `node ${id}`);
+}
+
+// Removing a node saves at once; the references left pointing at it show as check problems.
+async function deleteNode() {
+  const id = ed.selected;
+  const nodes = { ...ed.doc.nodes };
+  delete nodes[id];
+  ed.selected = null;
+  $("node-form").replaceChildren(cc.el("p", "Click a node in the graph to edit it.", "hint"));
+  $("node-title").textContent = "";
+  $("btn-save-node").disabled = $("btn-delete-node").disabled = true;
+  await saveDocument(nodes, `node ${id} deleted`);
+}
+
+// A new node of the chosen type, with the type's defaults; it is saved with "Save node".
+function addNode() {
+  if (!ed.doc) return;
+  const id = $("new-node-id").value.trim();
+  const type = ed.types[$("new-node-type").value];
+  if (!NODE_ID.test(id)) { say("node id: a letter, then letters, digits, _ or - (at most 64)", true); return; }
+  if ((ed.doc.nodes || {})[id]) { say(`node id: ${id} already exists`, true); return; }
+  const node = { type: type.type };
+  for (const f of type.fields) if (!f.required && isScalar(f.default) && f.default !== null) node[f.name] = f.default;
+  ed.doc.nodes = { ...ed.doc.nodes, [id]: node };
+  $("new-node-id").value = "";
+  selectNode(id);
+  say(`node ${id} added: fill in its fields, then save it`);
 }
 
 // ---- simulate ----
@@ -258,6 +391,18 @@ async function simulate() {
 
 // ---- publish ----
 
+function showChanges(changes) {
+  const list = $("publish-diff");
+  for (const c of changes) {
+    const li = cc.el("li", `${c.path}: `);
+    if (c.kind !== "added") li.appendChild(cc.el("span", JSON.stringify(c.old), "old"));
+    if (c.kind === "changed") li.appendChild(document.createTextNode(" → "));
+    if (c.kind !== "removed") li.appendChild(cc.el("span", JSON.stringify(c.new), "new"));
+    list.appendChild(li);
+  }
+  if (!changes.length) list.appendChild(cc.el("li", "no changes"));
+}
+
 async function askPublish() {
   const did = $("publish-did").value.trim();
   const v = ed.version;
@@ -269,23 +414,16 @@ async function askPublish() {
     }
     const pubs = await cc.api("GET", "/api/v1/flow-publications");
     const current = pubs.find((p) => p.did === did);
-    const list = $("publish-diff");
-    list.replaceChildren();
-    if (current && current.flow === ed.flow) {
-      $("publish-against").textContent = `replaces ${current.flow}@${current.version} on ${did}; changes:`;
-      const diff = await cc.api("GET", `/api/v1/flows/${ed.flow}/diff?old=${current.version}&new=${v.version}`);
-      for (const c of diff.changes) {
-        const li = cc.el("li", `${c.path}: `);
-        if (c.kind !== "added") li.appendChild(cc.el("span", JSON.stringify(c.old), "old"));
-        if (c.kind === "changed") li.appendChild(document.createTextNode(" → "));
-        if (c.kind !== "removed") li.appendChild(cc.el("span", JSON.stringify(c.new), "new"));
-        list.appendChild(li);
-      }
-      if (!diff.changes.length) list.appendChild(cc.el("li", "no changes"));
+    $("publish-diff").replaceChildren();
+    if (current) {
+      // another flow on the DID: the diff from it shows every node that goes, comes or changes
+      $("publish-against").textContent = current.flow === ed.flow
+        ? `replaces ${current.flow}@${current.version} on ${did}; changes:`
+        : `DID ${did}: flow ${current.flow}@${current.version} → ${ed.flow}@${v.version}; changes:`;
+      const q = new URLSearchParams({ old_flow: current.flow, old: current.version, new: v.version });
+      showChanges((await cc.api("GET", `/api/v1/flows/${ed.flow}/diff?${q}`)).changes);
     } else {
-      $("publish-against").textContent = current
-        ? `replaces ${current.flow}@${current.version} (another flow) on ${did}`
-        : `nothing is published on ${did} yet`;
+      $("publish-against").textContent = `nothing is published on ${did} yet`;
     }
     $("publish-what").textContent = `${ed.flow}@${v.version} on ${did}`;
     $("publish-dialog").showModal();
@@ -340,6 +478,15 @@ async function start() {
     b.addEventListener("click", () => { $("sim-digits").value += d; });
     keypad.appendChild(b);
   }
+  ed.types = Object.fromEntries((await cc.api("GET", "/api/v1/flow-node-types")).map((t) => [t.type, t]));
+  $("new-node-type").replaceChildren(...Object.values(ed.types).map((t) => {
+    const o = cc.el("option", t.type);
+    o.value = t.type;
+    o.title = t.description;
+    return o;
+  }));
+  $("btn-add-node").addEventListener("click", addNode);
+  $("btn-delete-node").addEventListener("click", deleteNode);
   $("btn-save-node").addEventListener("click", saveNode);
   $("btn-simulate").addEventListener("click", simulate);
   $("btn-publish").addEventListener("click", askPublish);

@@ -1,4 +1,5 @@
 "use strict";
+const NEXT_CALLERS = 5;  // waiting callers listed per queue (the tiles count them all)
 (async () => {
   await cc.whoami();
   let queues = [];
@@ -22,6 +23,15 @@
         tile("ASA", cc.secs(k.asa_seconds)), tile("abandoned", cc.pct(k.abandon_rate)),
         tile("ready", k.agents_ready), tile("on call", k.agents_on_call), tile("paused", k.agents_paused),
       ]) sec.appendChild(t);
+      // the next callers in line: how long they waited, how long they should still wait
+      const next = cc.el("ol", null, "next");
+      for (const w of q.waiting.slice(0, NEXT_CALLERS)) {
+        const li = cc.el("li", `#${w.position} ${w.caller} waited ${cc.secs(w.wait_seconds)}, ` +
+          `expected ${cc.secs(w.expected_wait_seconds)}` + (w.step ? `, step ${w.step}` : ""));
+        li.dataset.call = w.call_id;
+        next.appendChild(li);
+      }
+      sec.appendChild(next);
       return sec;
     }));
     document.getElementById("clock").textContent = new Date().toLocaleTimeString();
