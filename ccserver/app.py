@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
+
 from ccserver.acd.skills import SkillsRouter
 from ccserver.acd.state import warm as warm_acd_kernel
 from ccserver.api.metrics import Histogram
@@ -33,11 +35,11 @@ from ccserver.core.events import (
     SpyModeChanged,
     SpyStarted,
 )
-from ccserver.db.migrate import migrate, migrations_dir, status
-from ccserver.db.pool import open_pool, resolve_dsn, wait_for_pool
+from ccserver.db.migrate import MigrationError, migrate, migrations_dir, status
+from ccserver.db.pool import DatabaseRefused, open_pool, resolve_dsn, wait_for_pool
 from ccserver.hardware import SIM_NODE, FreeSwitchNodeConfig, NodeConfig, check_site, load_nodes, simulator_on
 from ccserver.ivr.checks import SiteNames
-from ccserver.ivr.flow import Flow, queues_of
+from ccserver.ivr.flow import Flow, FlowError, queues_of
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.store import FlowStore
 from ccserver.ivr.sync import follow_store
@@ -50,12 +52,19 @@ from ccserver.recording.policy import may_be_recorded
 from ccserver.recording.retention import retention_loop
 from ccserver.recording.service import Recorder
 from ccserver.recording.store import RecordingStore
+from ccserver.stats.history import rebuild_window
+from ccserver.stats.live import KpiWindow
 from ccserver.supervision.service import SupervisionDesk
 
 log = logging.getLogger(__name__)
 
 #: how often timers (wrap-up ends) are evaluated
 TICK_SECONDS = 0.2
+
+
+class StartError(Exception):
+    """The server cannot start; the message names the cause and never a secret."""
+
 
 @dataclass
 class Stats:
@@ -90,6 +99,8 @@ class Server:
         self.flows: FlowLibrary | None = None
         #: time the core takes per event (exposed on /metrics)
         self.decision_latency = Histogram()
+        #: live queue KPIs; rebuilt from Postgres by start() before the first event
+        self.kpis = KpiWindow(config.api.kpi_window_seconds)
         self.recorder: Recorder | None = None
         self.supervision: SupervisionDesk | None = None
         #: recording and spy facts, applied in arrival order by one task (start before stop), and
@@ -104,21 +115,33 @@ class Server:
         """Check the site, then bring everything up; waits for Postgres while it is unreachable.
 
         Raises :class:`~ccserver.config.ConfigError` before anything starts when the
-        configuration and ``hardware/`` disagree.
+        configuration and ``hardware/`` disagree, :class:`StartError` when the IVR flows are
+        invalid (also before anything starts), Postgres refuses the connection or a migration fails.
         """
         cfg = self.config
         check_site(cfg, self.nodes)
+        try:
+            library = self.flows = FlowLibrary(cfg.ivr.flows_dir, cfg.ivr.routes, SiteNames.of(cfg))
+        except FlowError as e:
+            raise StartError("IVR flows are invalid:\n  " + "\n  ".join(e.problems)) from e
         dsn = await resolve_dsn(cfg)
-        self._pool = await wait_for_pool(dsn, cfg.database.pool_min, cfg.database.pool_max)
-        applied = await migrate(self._pool, migrations_dir())
+        try:
+            self._pool = await wait_for_pool(dsn, cfg.database.pool_min, cfg.database.pool_max)
+        except DatabaseRefused as e:
+            raise StartError(str(e)) from e
+        try:
+            applied = await migrate(self._pool, migrations_dir())
+        except (MigrationError, asyncpg.PostgresError) as e:
+            raise StartError(f"database migrations failed: {e}") from e
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         self.writer = CdrWriter(
             self._pool, cfg.spool_dir, flush_interval=cfg.cdr.flush_interval, batch_size=cfg.cdr.batch_size
         )
         await self.writer.start()
+        # before any event: the last window's figures survive a restart
+        self.kpis = await rebuild_window(self._pool, cfg.api.kpi_window_seconds, self.clock())
 
-        library = self.flows = FlowLibrary(cfg.ivr.flows_dir, cfg.ivr.routes, SiteNames.of(cfg))
         # versions admins publish in Postgres replace the files' flows for new calls
         self._tasks.append(asyncio.create_task(follow_store(library, FlowStore(self._pool)), name="ccserver-ivr-sync"))
         self.fastagi = FastAgiServer(
@@ -162,7 +185,8 @@ class Server:
                 nodes=lambda: {n: a.connected for n, a in self.adapters.items()},
                 spool_depth=lambda: self.writer.spool_depth, dispatch=self._dispatch, clock=self.clock,
                 decision_latency=self.decision_latency, supervision=self.supervision, recorder=self.recorder,
-                run_command=self.run_command,
+                run_command=self.run_command, alerts=lambda: self.flows.site_problems,
+                kpis=self.kpis,
             ))
             try:
                 log.info("HTTP API and pages on http://%s:%d/", cfg.api.host, await self.api.start())
@@ -266,6 +290,7 @@ class Server:
     def _dispatch(self, decisions) -> None:
         for d in decisions:
             if isinstance(d, (CallRecord, AgentStateChange)):
+                self._count_kpis(d)
                 if isinstance(d, CallRecord):
                     self._media_events.put_nowait(d)
                     self.stats.records += 1
@@ -290,6 +315,17 @@ class Server:
                 task = asyncio.create_task(self._execute(d))
                 self._command_tasks.add(task)
                 task.add_done_callback(self._command_tasks.discard)
+
+    def _count_kpis(self, row: CallRecord | AgentStateChange) -> None:
+        """Feed the live KPIs: call records, and a queued caller's answer the moment the agent
+        picks up (not when the call ends)."""
+        if isinstance(row, CallRecord):
+            self.kpis.observe(row)
+            return
+        # the call is still live: its queue and wait are read from the core's view of it
+        call = self.center.calls.get(row.call_id or "") if row.state == "on_call" else None
+        if call is not None and call.queue is not None and call.enqueued_at is not None:
+            self.kpis.answered(call.call_id, call.queue, call.enqueued_at, row.at)
 
     async def _execute(self, command) -> None:
         adapter = self.adapters.get(command.node)

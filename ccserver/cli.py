@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ccserver.config import Config, ConfigError, load_config
-from ccserver.db.pool import DatabaseUnreachable
+from ccserver.db.pool import DatabaseUnavailable
 
 log = logging.getLogger("ccserver")
 
@@ -115,9 +115,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(nodes)} PBX node(s)")
             return 0
         if args.command == "run":
-            from ccserver.app import run_server
+            from ccserver.app import StartError, run_server
 
-            return asyncio.run(run_server(config, duration=args.duration))
+            try:
+                return asyncio.run(run_server(config, duration=args.duration))
+            except StartError as e:
+                print(f"ccserver: cannot start: {e}", file=sys.stderr)
+                return 1
         if args.command == "migrate":
             from ccserver.app import run_migrate
 
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ccserver: configuration error: {e}", file=sys.stderr)
         return 2
-    except DatabaseUnreachable as e:  # one-shot commands do not wait for the database
+    except DatabaseUnavailable as e:  # one-shot commands do not wait for the database
         print(f"ccserver: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

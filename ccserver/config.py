@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import tomllib
 import types
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 
 ENV_PREFIX = "CCSERVER_"
 
@@ -60,6 +63,18 @@ class CdrConfig(_Strict):
     spool_dir: Path | None = None
 
 
+#: pause reason ccserver sets after a busy / unreachable / failing agent leg
+UNAVAILABLE_REASON = "unavailable"
+#: pause reason ccserver sets on agents whose wrap-up was cut short by ccserver stopping
+SHUTDOWN_REASON = "shutdown"
+#: a pause reason: letters, digits, space, ``.``, ``-``, ``_``
+PauseReason = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w .-]+$")]
+
+
+def _repeated(v: list[str]) -> list[str]:
+    return sorted({s for s in v if v.count(s) > 1})
+
+
 class AcdConfig(_Strict):
     #: seconds an agent's phone rings before ring-no-answer
     ring_timeout: int = Field(15, ge=1, le=300)
@@ -69,13 +84,27 @@ class AcdConfig(_Strict):
     max_misses: int = Field(1, ge=1, le=100)
     #: the skill names agents and requirements may use (a language is a skill too, e.g. "en")
     skills: list[str] = []
+    #: the reasons an agent (or a supervisor for them) may pause with; the reasons ccserver sets
+    #: itself (``rona_pause_reason``, "unavailable", "shutdown") are not among them, so reports
+    #: tell an agent's choice from the system's
+    pause_reasons: list[PauseReason] = Field(
+        ["break", "lunch", "meeting", "training", "after call work"], min_length=1, max_length=100)
 
     @field_validator("skills")
     @classmethod
     def _unique_skills(cls, v: list[str]) -> list[str]:
-        dup = sorted({s for s in v if v.count(s) > 1})
-        if dup:
+        if dup := _repeated(v):
             raise ValueError(f"skill names must be unique, repeated: {dup}")
+        return v
+
+    @field_validator("pause_reasons")
+    @classmethod
+    def _agent_pause_reasons(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if dup := _repeated(v):
+            raise ValueError(f"must be unique, repeated: {dup}")
+        system = {info.data.get("rona_pause_reason"), UNAVAILABLE_REASON, SHUTDOWN_REASON}
+        if taken := sorted(system & set(v)):
+            raise ValueError(f"{taken} are set by ccserver itself, not an agent's choice")
         return v
 
 
@@ -124,6 +153,9 @@ class QueueConfig(_Strict):
     #: share of callers to answer within service_level_seconds (the "80" of "80/20"); below it
     #: the console and wallboard raise a breach alert
     service_level_target: float = Field(0.8, gt=0, le=1)
+    #: callers who hang up within this many seconds of entering the queue are short abandons,
+    #: left out of the live service level and abandon rate (0 = every abandon counts)
+    abandon_grace_seconds: float = Field(0.0, ge=0, le=3600)
     strategy: Strategy = "longest_idle"
     #: requirements of every call of this queue (skill -> minimum level); the IVR's add to them
     skills: dict[str, SkillLevel] = Field({}, max_length=MAX_REQUIREMENTS)
@@ -203,6 +235,22 @@ class RecordingConfig(_Strict):
     purge_interval_seconds: float = Field(3600.0, ge=1)
 
 
+class ReportsConfig(_Strict):
+    """Daily / weekly / monthly reports (``ccserver.reports``)."""
+
+    #: IANA time zone whose calendar days, weeks (from Monday) and months the reports count in
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (an IANA name, e.g. Europe/Paris)") from None
+        return v
+
+
 class ApiConfig(_Strict):
     """The HTTP API, live WebSocket and pages."""
 
@@ -233,6 +281,7 @@ class Config(_Strict):
     simulator: SimulatorConfig = SimulatorConfig()
     api: ApiConfig = ApiConfig()
     recording: RecordingConfig = RecordingConfig()
+    reports: ReportsConfig = ReportsConfig()
     hardware_dir: Path = Path("hardware")
     queues: list[QueueConfig] = [QueueConfig(name="support")]
     agents: list[AgentConfig] = []

@@ -175,7 +175,7 @@ async def test_agent_actions_follow_the_state_machine(api_rig):
             assert r.status == 200 and (await r.json())["state"] == "logged_out"
         async with s.post("/api/v1/agents/1001/ready", headers=hdr) as r:
             assert r.status == 409
-        async with s.post("/api/v1/agents/1001/login", headers=hdr, json={"paused_reason": "briefing"}) as r:
+        async with s.post("/api/v1/agents/1001/login", headers=hdr, json={"paused_reason": "training"}) as r:
             assert (await r.json())["state"] == "paused"
         async with s.post("/api/v1/agents/1001/ready", headers=hdr) as r:
             got = await r.json()

@@ -211,3 +211,27 @@ async def test_waiting_callers_show_their_place_expected_wait_and_escalation_ste
         fields = (await r.json())["components"]["schemas"]["WaitingOut"]["properties"]
     assert {"position", "expected_wait_seconds", "step"} <= set(fields)
     assert not talking.done.is_set()
+
+
+async def test_service_level_and_asa_move_when_the_agent_answers_not_when_the_call_ends(api_rig):
+    server = api_rig.server
+    admin = {"Authorization": f"Bearer {await api_rig.token('admin')}"}
+
+    async def kpis() -> dict:
+        async with api_rig.client() as s, s.get("/api/v1/queues/support", headers=admin) as r:
+            assert r.status == 200
+            return (await r.json())["kpis"]
+
+    assert (await kpis())["answered"] == 0
+    call = api_rig.sim.place_call(CallerScript(caller="+15550001111", digits=["1"], talk_time=2.0))
+    await api_rig.until(lambda: server.center.agents["1001"].state == "on_call", what="1001 on call")
+    during = await kpis()
+    assert not call.done.is_set()  # still talking: no call record yet
+    assert (during["answered"], during["service_level"], during["aht_seconds"]) == (1, 1.0, None)
+    assert 0 < during["asa_seconds"] < 10
+    assert await call.wait(15) == "answered"
+    # the handle time counts once the 1 s wrap-up is over, the answer is not counted again
+    await api_rig.until(lambda: server.center.agents["1001"].state == "ready", what="wrap-up end")
+    after = await kpis()
+    assert (after["answered"], after["asa_seconds"]) == (1, during["asa_seconds"])
+    assert 2.0 <= after["aht_seconds"] < 10

@@ -15,6 +15,7 @@ def test_defaults_without_file():
     assert cfg.database.dsn == ""
     assert cfg.acd.ring_timeout == 15
     assert [q.name for q in cfg.queues] == ["support"]
+    assert cfg.acd.pause_reasons == ["break", "lunch", "meeting", "training", "after call work"]
 
 
 def test_file_and_env_override(tmp_path: Path):
@@ -37,6 +38,14 @@ def test_file_and_env_override(tmp_path: Path):
         ("[database]\npool_min = 3\npool_max = 2\n", {}, "pool_max must be >= pool_min"),
         ("this is not toml", {}, "not valid TOML"),
         ("[server]\nagi_port = 70000\n", {}, "server.agi_port"),
+        ("[acd]\npause_reasons = ['lunch', 'lunch']\n", {}, "acd.pause_reasons: Value error, must be unique"),
+        ("[acd]\npause_reasons = []\n", {}, "acd.pause_reasons: List should have at least 1 item"),
+        ("[acd]\npause_reasons = ['a/b']\n", {}, "acd.pause_reasons.0: String should match pattern"),
+        # the reasons ccserver sets itself are not an agent's choice
+        ("[acd]\npause_reasons = ['lunch', 'shutdown']\n", {}, "acd.pause_reasons: Value error, ['shutdown']"),
+        ("[acd]\npause_reasons = ['unavailable']\n", {}, "acd.pause_reasons: Value error, ['unavailable']"),
+        ("[acd]\nrona_pause_reason = 'missed'\npause_reasons = ['missed']\n", {},
+         "acd.pause_reasons: Value error, ['missed']"),
     ],
 )
 def test_invalid_values_name_the_key(tmp_path: Path, text, env, expected):

@@ -229,3 +229,36 @@ async def test_stop_landing_with_a_ping_reply_still_stops(rig, monkeypatch):
     async with asyncio.timeout(3):
         await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
+
+
+async def agent_ringing(rig):
+    """A caller waiting and agent 1001 (who never answers) ringing for it: sim, adapter, events,
+    the caller's uuid and the agent leg."""
+    sim, adapter, events = await rig([SimAgent("user/1001", answers=False)])
+    await until(lambda: adapter.connected, what="login")
+    caller = await caller_in_queue(sim, events)
+    await adapter.execute(RingAgent("fs1", f"fs1:{caller}", caller, "user/1001", 60))
+    await until(lambda: [ch for ch in sim.channels.values() if ch.device == "user/1001"], what="agent ringing")
+    (leg,) = [ch for ch in sim.channels.values() if ch.device == "user/1001"]
+    return sim, adapter, events, caller, leg
+
+
+async def test_a_caller_gone_while_the_link_was_down_takes_its_ringing_agent_leg_at_resync(rig):
+    sim, adapter, events, caller, leg = await agent_ringing(rig)
+    sim.set_esl_frozen(True)
+    sim.hangup(sim.channels[caller], "NORMAL_CLEARING", "recv_bye")  # the caller leaves unseen
+    await until(lambda: not adapter.connected, what="frozen link dropped")
+    assert leg.uuid in sim.channels and not leg.gone  # still ringing: nobody told it
+    sim.set_esl_frozen(False)
+    await until(lambda: adapter.connected and adapter.connection.logins >= 2, what="re-login")
+    await until(lambda: leg.gone, what="agent leg cancelled")
+    assert f"api uuid_kill {leg.uuid} ORIGINATOR_CANCEL" in sim.received
+    assert leg.variables["hangup_cause"] == "ORIGINATOR_CANCEL"
+
+
+async def test_the_resync_leaves_the_leg_ringing_for_a_caller_still_there(rig):
+    sim, adapter, events, caller, leg = await agent_ringing(rig)
+    await sim.drop_esl_connections()
+    await until(lambda: adapter.connected and adapter.connection.logins >= 2, what="re-login")
+    await until(lambda: sum(isinstance(e, NodeResynced) for e in events) >= 2, what="resync")
+    assert not leg.gone and not [c for c in sim.received if c.startswith("api uuid_kill")]

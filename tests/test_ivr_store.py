@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -244,3 +245,53 @@ async def test_server_library_follows_publish_and_overrides(store: FlowStore) ->
     assert started_on["main"].version == 1 and "3" not in started_on["main"].nodes["main_menu"].options
     with pytest.raises(FlowNotFound, match="did: '5550001' has no earlier version"):
         await store.rollback("5550001", ADMIN)  # each DID has its own history
+
+
+def _to_queue(doc: dict, queue: str) -> dict:
+    doc = copy.deepcopy(doc)
+    for node in doc["nodes"].values():
+        if node.get("type") == "queue":
+            node["queue"] = queue
+    return doc
+
+
+async def test_sync_reports_published_versions_the_configuration_no_longer_serves(store, caplog) -> None:
+    from ccserver.ivr.checks import SiteNames
+    from ccserver.ivr.library import FlowLibrary
+    from ccserver.ivr.sync import follow_store
+
+    # published when "sales" was still configured (this store checks no site names)
+    await store.create_draft("main", _to_queue(MAIN, "sales"), ADMIN)
+    await store.check("main", 1, ADMIN)
+    await store.publish("main", 1, "5550001", ADMIN)
+    site = SiteNames(queues=frozenset({"support"}), skills=frozenset(), languages=None)
+    library = FlowLibrary(ROOT / "ivr_flows", {"*": "main"}, site)
+    assert library.site_problems == ()  # the files serve the site
+    caplog.set_level(logging.INFO, logger="ccserver.ivr.sync")
+    follower = asyncio.create_task(follow_store(library, store, interval=0.01))
+    try:
+        async with asyncio.timeout(10):
+            while not library.site_problems:
+                await asyncio.sleep(0.01)
+        queue_nodes = [n for n, node in MAIN["nodes"].items() if node.get("type") == "queue"]
+        assert library.site_problems == tuple(
+            f"IVR flow 'main' version 1: nodes.{n}.queue: queue 'sales' is not configured" for n in queue_nodes)
+        assert library.for_did("5550001").version == 1  # reported, still running: never unpublished
+        await asyncio.sleep(0.1)  # many syncs, one report each
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert [r.getMessage().partition(";")[0] for r in errors] == [f"published {p}" for p in library.site_problems]
+
+        await store.create_draft("main", MAIN, ADMIN)
+        await store.check("main", 2, ADMIN)
+        await store.publish("main", 2, "5550001", ADMIN)
+        async with asyncio.timeout(10):
+            while library.site_problems:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == len(queue_nodes)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("fixed: ")] == [
+        f"fixed: IVR flow 'main' version 1: nodes.{n}.queue: queue 'sales' is not configured" for n in queue_nodes]
+

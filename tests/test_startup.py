@@ -91,10 +91,7 @@ async def test_start_waits_for_postgres_then_comes_up(db_dsn, tmp_path, caplog):
 
 async def test_ccserver_run_says_one_line_while_postgres_is_away_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
-    env |= {"CCSERVER_DATABASE__DSN": f"postgresql://cc:pw-not-in-the-log@127.0.0.1:{port}/cc",
-            "CCSERVER_SERVER__STATE_DIR": str(tmp_path / "state"), "CCSERVER_API__ENABLED": "false",
-            "CCSERVER_SERVER__AGI_PORT": "0"}
+    env = run_env(tmp_path, CCSERVER_DATABASE__DSN=f"postgresql://cc:pw-not-in-the-log@127.0.0.1:{port}/cc")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ccserver", "run", cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
@@ -117,3 +114,96 @@ async def test_ccserver_run_says_one_line_while_postgres_is_away_and_stops_on_ct
     assert code == 0, text
     assert f"Postgres at 127.0.0.1:{port} is unreachable" in text
     assert "Traceback" not in text and "pw-not-in-the-log" not in text
+
+
+def run_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a ``ccserver run`` in ``tmp_path``: no inherited CCSERVER_ settings,
+    no HTTP API, a free FastAGI port; ``overrides`` are further CCSERVER_ variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
+    return env | {"CCSERVER_SERVER__STATE_DIR": str(tmp_path / "state"), "CCSERVER_API__ENABLED": "false",
+                  "CCSERVER_SERVER__AGI_PORT": "0", "CCSERVER_IVR__FLOWS_DIR": str(ROOT / "ivr_flows"),
+                  **overrides}
+
+
+async def ccserver_fails(tmp_path: Path, env: dict[str, str], *args: str,
+                         command: tuple[str, ...] = ("run", "--duration", "30"),
+                         stdin: bytes = b"") -> tuple[int, str]:
+    """Run ``ccserver [args] command`` until it exits by itself; its exit code and standard error."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ccserver", *args, *command, cwd=tmp_path, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(60):
+            _, err_bytes = await proc.communicate(stdin)
+            err, code = err_bytes.decode(), proc.returncode
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert "Traceback" not in err, err
+    return code, err
+
+
+async def test_ccserver_run_names_a_configuration_error_found_at_start(tmp_path, db_dsn):
+    (tmp_path / "site.toml").write_text(
+        '[[agents]]\nid = "1"\nname = "A"\nnode = "nowhere"\ndevice = "PJSIP/1"\nqueues = ["support"]\n')
+    code, err = await ccserver_fails(
+        tmp_path, run_env(tmp_path, CCSERVER_DATABASE__DSN=db_dsn), "--config", "site.toml")
+    assert code == 2
+    assert err.startswith("ccserver: configuration error: agents[0].node: 'nowhere' is not a PBX node"), err
+
+
+async def test_ccserver_run_lists_the_problems_of_broken_flows_before_connecting(tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    for path in (ROOT / "ivr_flows").glob("*.yaml"):
+        (flows / path.name).write_bytes(path.read_bytes())
+    (flows / "main.yaml").write_text((flows / "main.yaml").read_text() + "\nbroken: [\n")
+    # no Postgres listens there: the flows must be checked before the database is waited for
+    env = run_env(tmp_path, CCSERVER_IVR__FLOWS_DIR=str(flows),
+                  CCSERVER_DATABASE__DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/cc")
+    code, err = await ccserver_fails(tmp_path, env)
+    assert code == 1
+    assert err.startswith(f"ccserver: cannot start: IVR flows are invalid:\n  {flows / 'main.yaml'}: line "), err
+    assert "invalid YAML" in err and "unreachable" not in err
+
+
+REFUSALS = [
+    ("postgres", "ccs_no_such_database", 'database "ccs_no_such_database" does not exist'),
+    ("ccs_no_such_role", "postgres", 'role "ccs_no_such_role" does not exist'),
+]
+
+
+@pytest.mark.parametrize(("user", "database", "cause"), REFUSALS)
+async def test_ccserver_run_says_why_postgres_refused_it(tmp_path, pg_dsn, user, database, cause):
+    server = urlsplit(pg_dsn).netloc.rpartition("@")[2]
+    dsn = f"postgresql://{user}:pw-not-in-the-output@{server}/{database}"
+    code, err = await ccserver_fails(tmp_path, run_env(tmp_path, CCSERVER_DATABASE__DSN=dsn))
+    assert code == 1
+    assert f"ccserver: cannot start: Postgres at {server} refused the connection: {cause}\n" in err, err
+    assert "pw-not-in-the-output" not in err
+
+
+#: the commands that use Postgres once and exit (they never wait for it, unlike ``run``)
+ONE_SHOT_COMMANDS = [
+    ("migrate",), ("migrate", "--status"), ("cdr", "tail", "--no-follow"),
+    ("users", "create-admin", "root-admin", "--password-stdin"),
+    ("flows", "import", str(ROOT / "ivr_flows"), "--user", "ops"), ("flows", "export", "exported"),
+    ("recordings", "purge", "--older-than-days", "30"),
+]
+
+
+@pytest.mark.parametrize("command", ONE_SHOT_COMMANDS, ids=" ".join)
+async def test_one_shot_commands_say_in_one_line_why_postgres_is_not_there(tmp_path, pg_dsn, command):
+    port = free_port()  # nothing listens there
+    env = run_env(tmp_path, CCSERVER_DATABASE__DSN=f"postgresql://cc:pw-not-in-the-output@127.0.0.1:{port}/cc")
+    code, err = await ccserver_fails(tmp_path, env, command=command, stdin=b"a long enough secret\n")
+    assert code == 1
+    assert err.startswith(f"ccserver: Postgres at 127.0.0.1:{port} is unreachable (ConnectionRefusedError"), err
+    assert err.count("\n") == 1 and "pw-not-in-the-output" not in err, err
+
+    server = urlsplit(pg_dsn).netloc.rpartition("@")[2]
+    for user, database, cause in REFUSALS:
+        env = run_env(tmp_path, CCSERVER_DATABASE__DSN=f"postgresql://{user}:pw-not-in-the-output@{server}/{database}")
+        code, err = await ccserver_fails(tmp_path, env, command=command, stdin=b"a long enough secret\n")
+        assert (code, err) == (1, f"ccserver: Postgres at {server} refused the connection: {cause}\n")

@@ -98,6 +98,7 @@ class _View:
     def __init__(self, api: Api, user) -> None:
         self.api, self.user = api, user
         self._last_nodes: dict | None = None
+        self._last_alerts: list[str] | None = None
 
     def _scope(self) -> Scope:
         return Scope(self.user, self.api.source.config(), self.api.source.center())
@@ -114,15 +115,19 @@ class _View:
     def _nodes(self) -> dict:
         return dict(sorted(self.api.source.nodes().items())) if self.user.role != "agent" else {}
 
+    def _alerts(self) -> list[str]:
+        return list(self.api.source.alerts()) if self.user.role != "agent" else []
+
     def snapshot(self) -> dict:
         scope, now = self._scope(), self.api.source.clock()
         center, cfg = self.api.source.center(), self.api.source.config()
         agents = [agent_out(center.agents[a], cfg, self.api.agent_since.get(a)).model_dump(mode="json")
                   for a in sorted(scope.agents)] if center else []
         queues, calls = self._queues_and_calls(scope, now)
-        self._last_nodes = self._nodes()
+        self._last_nodes, self._last_alerts = self._nodes(), self._alerts()
         return {"type": "snapshot", "now": now, "user": self.user.username, "role": self.user.role,
                 "agents": agents, "queues": queues, "calls": calls, "nodes": self._last_nodes,
+                "alerts": self._last_alerts,
                 "spies": self._spies(scope)}
 
     def _spies(self, scope: Scope) -> list[dict]:
@@ -157,4 +162,7 @@ class _View:
         out: dict = {"type": "queues", "now": change, "queues": queues, "calls": calls}
         if nodes != self._last_nodes:
             out["nodes"] = self._last_nodes = nodes
+        alerts = self._alerts()
+        if alerts != self._last_alerts:
+            out["alerts"] = self._last_alerts = alerts
         return out

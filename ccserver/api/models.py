@@ -45,7 +45,16 @@ class UserCreate(_Body):
 
 
 class UserUpdate(_Body):
-    disabled: bool
+    """The fields to change (at least one); ``agent_id: null`` unlinks the agent."""
+
+    disabled: bool | None = None
+    display_name: str | None = Field(None, max_length=100)
+    role: Literal["admin", "supervisor", "agent"] | None = None
+    agent_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class PasswordReset(_Body):
+    password: str = Field(min_length=12, max_length=1024)
 
 
 class TeamCreate(_Body):
@@ -56,10 +65,6 @@ class TeamMembers(_Body):
     agents: list[str] = Field(default_factory=list, max_length=1000)
     queues: list[str] = Field(default_factory=list, max_length=1000)
     supervisors: list[int] = Field(default_factory=list, max_length=1000)
-
-
-class SkillCreate(_Body):
-    name: str = Field(pattern=r"^[A-Za-z0-9_ .-]{1,64}$")
 
 
 # ---- responses --------------------------------------------------------------------------------
@@ -94,6 +99,20 @@ class TokenOut(BaseModel):
     id: int
     token: str
     expires_at: datetime
+
+
+class TokenInfoOut(BaseModel):
+    """A live bearer token, without its secret (only its hash is stored)."""
+
+    id: int
+    label: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class PauseReasonsOut(BaseModel):
+    #: what an agent may pause with (``acd.pause_reasons``)
+    reasons: list[str]
 
 
 class AgentOut(BaseModel):
@@ -136,8 +155,12 @@ class KpisOut(BaseModel):
     service_level: float | None
     asa_seconds: float | None
     abandon_rate: float | None
+    #: average talk + hold + wrap-up of the calls whose wrap-up ended in the window
+    aht_seconds: float | None
     answered: int
     abandoned: int
+    #: abandons within the queue's abandon_grace_seconds (not in service level or abandon rate)
+    short_abandoned: int
     waiting: int
     longest_wait_seconds: float
     agents_ready: int
@@ -180,8 +203,13 @@ class TeamOut(BaseModel):
 
 
 class SkillOut(BaseModel):
-    id: int
+    """A skill of ``acd.skills``, the configuration routing reads."""
+
     name: str
+    #: queues whose requirements (their own or an escalation step's) name it
+    queues: list[str]
+    #: agent id -> proficiency (0-100), for the agents the configuration gives it
+    agents: dict[str, int]
 
 
 class AuditOut(BaseModel):

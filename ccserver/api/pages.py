@@ -1,4 +1,5 @@
-"""The HTML pages (login, agent, supervisor console, wallboard, flows, recordings), /metrics, /healthz, /readyz."""
+"""The HTML pages (login, agent, supervisor console, wallboard, flows, recordings, reports), /metrics,
+/healthz, /readyz."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ PAGES = {
     "wallboard": frozenset({"supervisor", "admin"}),
     "flows": frozenset({"admin"}),
     "recordings": frozenset({"supervisor", "admin"}),
+    "reports": frozenset({"supervisor", "admin"}),
 }
 
 
@@ -89,8 +91,7 @@ def render_metrics(api: Api) -> str:
     kpis = []
     if center is not None:
         for q in cfg.queues:
-            k = api.kpis.kpis(center.queue_snapshot(q.name, now), q.service_level_seconds, now,
-                               q.service_level_target)
+            k = api.kpis.kpis(center.queue_snapshot(q.name, now), q, now)
             kpis.append(k)
     exp.gauge("ccserver_queue_waiting", "Callers waiting per queue", [({"queue": k.queue}, k.waiting) for k in kpis])
     exp.gauge("ccserver_queue_longest_wait_seconds", "Longest current wait per queue",

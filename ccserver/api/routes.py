@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from ccserver.api import flows as fl
 from ccserver.api import models as m
 from ccserver.api import recordings as rc
+from ccserver.api import reports as rp
 from ccserver.api import supervision as sv
 from ccserver.api import transfer as tr
 from ccserver.api.passwords import DUMMY_HASH, verify_password
@@ -215,6 +216,18 @@ async def create_token(ctx: Ctx) -> m.TokenOut:
     return m.TokenOut(id=token_id, token=token, expires_at=expires)
 
 
+async def list_tokens(ctx: Ctx) -> list[m.TokenInfoOut]:
+    raw = ctx.request.query.get("user_id")
+    user_id = ctx.user.id if raw is None else _int(raw, "user_id")
+    if user_id != ctx.user.id:
+        if ctx.user.role != "admin":
+            raise ApiError(403, "only an admin may list another user's tokens")
+        if await ctx.api.store.user(user_id) is None:
+            raise ApiError(404, f"no user {user_id}")
+    return [m.TokenInfoOut(id=t.id, label=t.label, created_at=t.created_at, expires_at=t.expires_at)
+            for t in await ctx.api.store.tokens(user_id)]
+
+
 async def revoke_token(ctx: Ctx) -> m.Ok:
     token_id = _int(ctx.request.match_info["token_id"], "token_id")
     owner = None if ctx.user.role == "admin" else ctx.user.id
@@ -256,6 +269,21 @@ async def get_agent(ctx: Ctx) -> m.AgentOut:
     return agent_out(agent, ctx.api.source.config(), ctx.api.agent_since.get(agent_id))
 
 
+async def pause_reasons(ctx: Ctx) -> m.PauseReasonsOut:
+    return m.PauseReasonsOut(reasons=list(ctx.api.source.config().acd.pause_reasons))
+
+
+def _pause_reason(ctx: Ctx, field_name: str) -> str | None:
+    """The body's pause reason if it is one of ``acd.pause_reasons`` (the reasons ccserver sets
+    itself, such as "no answer", are not: they must stay the system's), else a 422."""
+    reason = getattr(ctx.body, field_name)
+    allowed = ctx.api.source.config().acd.pause_reasons
+    if reason is not None and reason not in allowed:
+        raise ApiError(422, "invalid body", [{"field": field_name, "reason": f"{reason!r} is not one of the "
+                                              f"pause reasons (acd.pause_reasons): {allowed}"}])
+    return reason
+
+
 def _agent_action(action: str) -> Callable[[Ctx], Awaitable[m.AgentOut]]:
     async def act(ctx: Ctx) -> m.AgentOut:
         agent_id = _agent_in_scope(ctx)
@@ -266,11 +294,13 @@ def _agent_action(action: str) -> Callable[[Ctx], Awaitable[m.AgentOut]]:
         if action == "wrapup_done" and before != "wrap_up":
             raise ApiError(409, f"agent {agent_id!r} is {before}, not in wrap-up")
         if action == "login":
-            decisions = src.decide(lambda: center.login(agent_id, now, ctx.body.paused_reason))
+            paused_reason = _pause_reason(ctx, "paused_reason")
+            decisions = src.decide(lambda: center.login(agent_id, now, paused_reason))
         elif action == "logout":
             decisions = src.decide(lambda: center.logout(agent_id, now))
         elif action == "pause":
-            decisions = src.decide(lambda: center.pause(agent_id, ctx.body.reason, now))
+            reason = _pause_reason(ctx, "reason")
+            decisions = src.decide(lambda: center.pause(agent_id, reason, now))
         else:  # ready, wrapup_done
             decisions = src.decide(lambda: center.ready(agent_id, now))
         ctx.detail = {"from": before, "to": agent.state}
@@ -323,8 +353,27 @@ async def list_users(ctx: Ctx) -> list[m.UserOut]:
     return [_user_out(u) for u in await ctx.api.store.users()]
 
 
+def _known_agents(ctx: Ctx) -> set[str]:
+    """Agent ids of the configuration, and the simulator's when it brings its own (demo)."""
+    return {a.id for a in ctx.api.source.config().agents} | set(_center(ctx).agents)
+
+
+def _check_agent_link(ctx: Ctx, role: str, agent_id: str | None) -> None:
+    """An agent user is linked to exactly one known agent; an admin or supervisor to none."""
+    if role == "agent" and agent_id is None:
+        reason = "a user with role 'agent' must be linked to an agent"
+    elif role != "agent" and agent_id is not None:
+        reason = f"only a user with role 'agent' is linked to an agent, not role {role!r}"
+    elif agent_id is not None and agent_id not in _known_agents(ctx):
+        reason = f"unknown agent {agent_id!r} (not in the configuration)"
+    else:
+        return
+    raise ApiError(422, "invalid user", [{"field": "agent_id", "reason": reason}])
+
+
 async def create_user(ctx: Ctx) -> m.UserOut:
     body: m.UserCreate = ctx.body
+    _check_agent_link(ctx, body.role, body.agent_id)
     try:
         user = await ctx.api.store.create_user(body.username, body.password, body.role, body.display_name,
                                                body.agent_id)
@@ -334,13 +383,44 @@ async def create_user(ctx: Ctx) -> m.UserOut:
     return _user_out(user)
 
 
-async def update_user(ctx: Ctx) -> m.Ok:
+async def update_user(ctx: Ctx) -> m.UserOut:
+    body: m.UserUpdate = ctx.body
+    given = body.model_fields_set
+    errors = [{"field": f, "reason": "may not be null"} for f in ("disabled", "display_name", "role")
+              if f in given and getattr(body, f) is None]
+    if not given:
+        errors.append({"field": "(body)", "reason": "name at least one field to change"})
+    if errors:
+        raise ApiError(422, "invalid body", errors)
     user_id = _int(ctx.request.match_info["user_id"], "user_id")
-    if user_id == ctx.user.id and ctx.body.disabled:
-        raise ApiError(409, "you cannot disable yourself")
-    if not await ctx.api.store.set_disabled(user_id, ctx.body.disabled):
+    user = await ctx.api.store.user(user_id)
+    if user is None:
         raise ApiError(404, f"no user {user_id}")
-    ctx.detail = {"disabled": ctx.body.disabled}
+    role = body.role if "role" in given else user.role
+    agent_id = body.agent_id if "agent_id" in given else user.agent_id
+    if user_id == ctx.user.id and (body.disabled or role != user.role):
+        raise ApiError(409, "you cannot disable yourself or change your own role")
+    if {"role", "agent_id"} & given:
+        _check_agent_link(ctx, role, agent_id)
+    try:
+        updated = await ctx.api.store.update_user(
+            user_id, disabled=user.disabled if body.disabled is None else body.disabled,
+            display_name=user.display_name if body.display_name is None else body.display_name,
+            role=role, agent_id=agent_id)
+    except Conflict as e:
+        raise ApiError(409, str(e)) from None
+    if updated is None:
+        raise ApiError(404, f"no user {user_id}")
+    ctx.detail = body.model_dump(exclude_unset=True)
+    return _user_out(updated)
+
+
+async def reset_password(ctx: Ctx) -> m.Ok:
+    user_id = _int(ctx.request.match_info["user_id"], "user_id")
+    revoked = await ctx.api.store.set_password(user_id, ctx.body.password)
+    if revoked is None:
+        raise ApiError(404, f"no user {user_id}")
+    ctx.detail = {"revoked_sessions_and_tokens": revoked}  # never the password
     return m.Ok()
 
 
@@ -366,7 +446,7 @@ async def set_team_members(ctx: Ctx) -> m.TeamOut:
     body: m.TeamMembers = ctx.body
     team_id = _int(ctx.request.match_info["team_id"], "team_id")
     cfg = ctx.api.source.config()
-    known_agents = {a.id for a in cfg.agents} | set(_center(ctx).agents)
+    known_agents = _known_agents(ctx)
     errors = [{"field": f"agents.{i}", "reason": f"unknown agent {a!r}"}
               for i, a in enumerate(body.agents) if a not in known_agents]
     errors += [{"field": f"queues.{i}", "reason": f"unknown queue {q!r}"}
@@ -385,16 +465,15 @@ async def set_team_members(ctx: Ctx) -> m.TeamOut:
 
 
 async def list_skills(ctx: Ctx) -> list[m.SkillOut]:
-    return [m.SkillOut(id=i, name=n) for i, n in await ctx.api.store.skills()]
-
-
-async def create_skill(ctx: Ctx) -> m.SkillOut:
-    try:
-        skill_id, name = await ctx.api.store.create_skill(ctx.body.name)
-    except Conflict as e:
-        raise ApiError(409, str(e)) from None
-    ctx.target, ctx.detail = str(skill_id), {"name": name}
-    return m.SkillOut(id=skill_id, name=name)
+    """``acd.skills``, what routing reads (skills change with the configuration, not here), with
+    the queues and agents in the caller's scope that use each."""
+    cfg, scope = ctx.api.source.config(), ctx.scope()
+    required = {q.name: set(q.skills).union(*(st.skills or () for st in q.escalation))
+                for q in cfg.queues if q.name in scope.queues}
+    agents = [a for a in cfg.agents if a.id in scope.agents]
+    return [m.SkillOut(name=s, queues=[q for q, names in required.items() if s in names],
+                       agents={a.id: a.skills[s] for a in agents if s in a.skills})
+            for s in cfg.acd.skills]
 
 
 async def audit_log(ctx: Ctx) -> list[m.AuditOut]:
@@ -424,14 +503,26 @@ def _int(raw: str, name: str) -> int:
 
 
 V1 = "/api/v1"
+_REPORT_QUERY = (
+    Query("period", "string", "day (default), week (from Monday) or month, in reports.timezone"),
+    Query("from", "string", "first day (YYYY-MM-DD, required), widened to the start of its period", "date"),
+    Query("to", "string", "last day (YYYY-MM-DD, required, at most 400 days after from), widened to the end "
+                          "of its period", "date"),
+    Query("format", "string", "json (default) or csv (also: Accept: text/csv)"),
+)
 ROUTES: tuple[Route, ...] = (
     Route("POST", f"{V1}/login", "login", "Log in (sets the session cookie)", login, None, m.LoginRequest, m.Me),
     Route("POST", f"{V1}/logout", "logout", "Log out (ends the session)", logout, ALL, None, m.Ok),
     Route("GET", f"{V1}/me", "me", "Who am I", me, ALL, None, m.Me),
     Route("POST", f"{V1}/tokens", "token.create", "Create a bearer token", create_token, ALL, m.TokenRequest,
           m.TokenOut, status=201),
+    Route("GET", f"{V1}/tokens", "tokens.list", "List live bearer tokens (never their secret)", list_tokens,
+          ALL, None, m.TokenInfoOut, many=True,
+          query=(Query("user_id", "integer", "whose tokens (admins only; default: yours)"),)),
     Route("DELETE", f"{V1}/tokens/{{token_id}}", "token.revoke", "Revoke a bearer token", revoke_token, ALL,
           None, m.Ok),
+    Route("GET", f"{V1}/pause-reasons", "pause_reasons.list", "List the reasons an agent may pause with",
+          pause_reasons, ALL, None, m.PauseReasonsOut),
     Route("GET", f"{V1}/agents", "agents.list", "List agents", list_agents, ALL, None, m.AgentOut, many=True),
     Route("GET", f"{V1}/agents/{{agent_id}}", "agent.get", "Get an agent", get_agent, ALL, None, m.AgentOut),
     Route("POST", f"{V1}/agents/{{agent_id}}/login", "agent.login", "Log an agent in", _agent_action("login"),
@@ -455,16 +546,19 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{V1}/users", "users.list", "List users", list_users, ADMIN, None, m.UserOut, many=True),
     Route("POST", f"{V1}/users", "user.create", "Create a user", create_user, ADMIN, m.UserCreate, m.UserOut,
           status=201),
-    Route("PATCH", f"{V1}/users/{{user_id}}", "user.update", "Disable or enable a user", update_user, ADMIN,
-          m.UserUpdate, m.Ok),
+    Route("PATCH", f"{V1}/users/{{user_id}}", "user.update",
+          "Change a user (disabled, display name, role, linked agent)", update_user, ADMIN, m.UserUpdate,
+          m.UserOut),
+    Route("PUT", f"{V1}/users/{{user_id}}/password", "user.password_reset",
+          "Reset a user's password (ends their sessions and tokens)", reset_password, ADMIN, m.PasswordReset,
+          m.Ok),
     Route("GET", f"{V1}/teams", "teams.list", "List teams", list_teams, STAFF, None, m.TeamOut, many=True),
     Route("POST", f"{V1}/teams", "team.create", "Create a team", create_team, ADMIN, m.TeamCreate, m.TeamOut,
           status=201),
     Route("PUT", f"{V1}/teams/{{team_id}}/members", "team.members", "Set a team's members", set_team_members,
           ADMIN, m.TeamMembers, m.TeamOut),
-    Route("GET", f"{V1}/skills", "skills.list", "List skills", list_skills, STAFF, None, m.SkillOut, many=True),
-    Route("POST", f"{V1}/skills", "skill.create", "Create a skill", create_skill, ADMIN, m.SkillCreate,
-          m.SkillOut, status=201),
+    Route("GET", f"{V1}/skills", "skills.list", "List the configured skills (acd.skills) and who uses them",
+          list_skills, STAFF, None, m.SkillOut, many=True),
     Route("GET", f"{V1}/audit", "audit.list", "Read the audit log", audit_log, ADMIN, None, m.AuditOut,
           many=True, query=(
               Query("user", "string", "only this user name"),
@@ -550,5 +644,13 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", f"{V1}/calls/{{call_id}}/recording/start", "recording.start",
           "Start recording a live call (on-demand policy)", rc.recording_action("start"), ALL, None,
           rc.RecordingStateOut),
+    # reports (ccserver.api.reports): per period and queue / agent, JSON or CSV
+    Route("GET", f"{V1}/reports/queues", "reports.queues", "Report queue KPIs per day, week or month",
+          rp.queue_report, STAFF, None, rp.QueueReportRow, many=True, query=_REPORT_QUERY + (
+              Query("queue", "string", "only this queue (default: every queue you may see)"),)),
+    Route("GET", f"{V1}/reports/agents", "reports.agents", "Report agent KPIs per day, week or month",
+          rp.agent_report, ALL, None, rp.AgentReportRow, many=True, query=_REPORT_QUERY + (
+              Query("agent", "string", "only this agent id (default: every agent you may see; an agent: "
+                                       "themselves)"),)),
 )
 ROUTE_BY_NAME = {r.name: r for r in ROUTES}

@@ -68,6 +68,11 @@ class LiveSource:
     recorder: Any = None
     #: carries out one PBX command now, raising if the node refuses it (Server.run_command)
     run_command: Callable[[Any], Awaitable[None]] | None = None
+    #: the live queue KPIs, fed by the server from its first event on (Server.kpis)
+    kpis: KpiWindow = field(default_factory=KpiWindow)
+    #: standing site problems staff see as alerts (published IVR flows naming what the
+    #: configuration no longer serves)
+    alerts: Callable[[], tuple[str, ...]] = tuple
 
     def decide(self, decide: Callable[[], list]) -> list:
         """Run one core method (an agent action), timed like every routing decision, and carry
@@ -120,7 +125,7 @@ class Api:
         self.store = Store(pool)
         self.source = source
         self.hub = LiveHub(settings.ws_queue_size)
-        self.kpis = KpiWindow(settings.kpi_window_seconds)
+        self.kpis = source.kpis
         #: agent id -> when it last changed state (epoch seconds), for "time in state"
         self.agent_since: dict[str, float] = {}
         self.login_limiter = FailureLimiter(settings.login_failures, settings.login_window_seconds)
@@ -139,10 +144,9 @@ class Api:
         return views
 
     def observe(self, row: AgentStateChange | CallRecord) -> None:
-        """A row the core produced: update KPIs / time in state, tell the WebSocket clients."""
-        if isinstance(row, CallRecord):
-            self.kpis.observe(row)
-        else:
+        """A row the core produced: update time in state, tell the WebSocket clients (the
+        server has fed the KPIs already)."""
+        if isinstance(row, AgentStateChange):
             self.agent_since[row.agent_id] = row.at
         self.hub.publish(row)
 

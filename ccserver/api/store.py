@@ -43,6 +43,16 @@ class Team:
     supervisors: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A bearer token as its owner may see it (the secret is never stored)."""
+
+    id: int
+    label: str
+    created_at: datetime
+    expires_at: datetime
+
+
 class Conflict(Exception):
     """A unique name is already taken."""
 
@@ -86,14 +96,36 @@ class Store:
     async def users(self) -> list[User]:
         return [_user(r) for r in await self.pool.fetch("SELECT * FROM users ORDER BY id")]
 
-    async def set_disabled(self, user_id: int, disabled: bool) -> bool:
-        """Disable / enable a user; disabling revokes every session and token. False if unknown."""
+    async def update_user(self, user_id: int, *, disabled: bool, display_name: str, role: Role,
+                          agent_id: str | None) -> User | None:
+        """Set a user's fields; None if unknown, :class:`Conflict` if the agent is linked to another.
+
+        Disabling revokes every session and token; a user who stops being a supervisor leaves
+        the teams they supervised.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
-            done = await conn.execute("UPDATE users SET disabled = $2 WHERE id = $1", user_id, disabled)
+            try:
+                row = await conn.fetchrow(
+                    "UPDATE users SET disabled = $2, display_name = $3, role = $4, agent_id = $5 "
+                    "WHERE id = $1 RETURNING *", user_id, disabled, display_name, role, agent_id)
+            except asyncpg.UniqueViolationError as e:
+                raise Conflict(e.detail or "already exists") from None
+            if row is None:
+                return None
             if disabled:
-                await conn.execute("UPDATE auth_tokens SET revoked_at = now() "
-                                   "WHERE user_id = $1 AND revoked_at IS NULL", user_id)
-        return done != "UPDATE 0"
+                await _revoke_all(conn, user_id)
+            if role != "supervisor":
+                await conn.execute("DELETE FROM team_supervisors WHERE user_id = $1", user_id)
+        return _user(row)
+
+    async def set_password(self, user_id: int, password: str) -> int | None:
+        """Set a user's password and revoke all their sessions and tokens (how many); None if unknown."""
+        hashed = await asyncio.to_thread(hash_password, password)
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, hashed)
+            if done == "UPDATE 0":
+                return None
+            return await _revoke_all(conn, user_id)
 
     async def _with_scope(self, user: User) -> User:
         if user.role != "supervisor":
@@ -141,18 +173,6 @@ class Store:
         )
         return [Team(r["id"], r["name"], tuple(r["agents"]), tuple(r["queues"]), tuple(r["sups"])) for r in rows]
 
-    # ---- skills -----------------------------------------------------------------------------
-
-    async def skills(self) -> list[tuple[int, str]]:
-        return [(r["id"], r["name"]) for r in await self.pool.fetch("SELECT id, name FROM skills ORDER BY id")]
-
-    async def create_skill(self, name: str) -> tuple[int, str]:
-        try:
-            row = await self.pool.fetchrow("INSERT INTO skills (name) VALUES ($1) RETURNING id, name", name)
-        except asyncpg.UniqueViolationError:
-            raise Conflict(f"skill {name!r} already exists") from None
-        return row["id"], row["name"]
-
     # ---- sessions and tokens ----------------------------------------------------------------
 
     async def issue(self, user_id: int, kind: Literal["session", "token"], lifetime: timedelta,
@@ -176,6 +196,13 @@ class Store:
             token_digest(token), kind,
         )
         return (row["token_id"], await self._with_scope(_user(row))) if row else None
+
+    async def tokens(self, user_id: int) -> list[TokenInfo]:
+        """A user's live (unrevoked, unexpired) bearer tokens, oldest first; never a secret."""
+        rows = await self.pool.fetch(
+            "SELECT id, label, created_at, expires_at FROM auth_tokens WHERE user_id = $1 AND kind = 'token' "
+            "AND revoked_at IS NULL AND expires_at > now() ORDER BY id", user_id)
+        return [TokenInfo(r["id"], r["label"], r["created_at"], r["expires_at"]) for r in rows]
 
     async def revoke(self, token_id: int, user_id: int | None = None) -> bool:
         """Revoke a token (only the owner's when ``user_id`` is given); False if none matched."""
@@ -205,6 +232,13 @@ class Store:
             "AND ($4::timestamptz IS NULL OR at < $4) ORDER BY id DESC LIMIT $5",
             username, action, since, until, limit,
         )
+
+
+async def _revoke_all(conn: asyncpg.Connection, user_id: int) -> int:
+    """Revoke every live session and token of a user; how many."""
+    done = await conn.execute("UPDATE auth_tokens SET revoked_at = now() "
+                              "WHERE user_id = $1 AND revoked_at IS NULL", user_id)
+    return int(done.split()[-1])
 
 
 def _user(row: asyncpg.Record) -> User:

@@ -64,7 +64,7 @@ def queue_out(snap: QueueSnapshot, config: Config, kpis: KpiWindow, now: float) 
     """A queue's API shape: its snapshot (``ContactCenter.queue_snapshot(s)``) and KPIs."""
     qc = config.queue(snap.name)
     assert qc is not None, snap.name
-    k = kpis.kpis(snap, qc.service_level_seconds, now, qc.service_level_target)
+    k = kpis.kpis(snap, qc, now)
     return QueueOut(
         name=snap.name, wrapup_seconds=qc.wrapup_seconds, record=qc.record,
         service_level_seconds=qc.service_level_seconds,
@@ -77,8 +77,9 @@ def queue_out(snap: QueueSnapshot, config: Config, kpis: KpiWindow, now: float) 
                  for w in snap.waiting],
         kpis=KpisOut(
             service_level_seconds=k.service_level_seconds, service_level=k.service_level,
-            asa_seconds=k.asa_seconds, abandon_rate=k.abandon_rate, answered=k.answered,
-            abandoned=k.abandoned, waiting=k.waiting, longest_wait_seconds=round(k.longest_wait_seconds, 1),
+            asa_seconds=k.asa_seconds, abandon_rate=k.abandon_rate, aht_seconds=k.aht_seconds,
+            answered=k.answered, abandoned=k.abandoned, short_abandoned=k.short_abandoned,
+            waiting=k.waiting, longest_wait_seconds=round(k.longest_wait_seconds, 1),
             agents_ready=k.agents_ready, agents_on_call=k.agents_on_call, agents_paused=k.agents_paused,
             agents_wrap_up=k.agents_wrap_up, agents_offered=k.agents_offered, breached=k.breached,
         ),

@@ -28,7 +28,7 @@ from ccserver.acd.router import (
     service_order,
 )
 from ccserver.cdr.record import AgentStateChange, CallRecord
-from ccserver.config import OVERFLOW_TARGETS, Config, QueueConfig
+from ccserver.config import OVERFLOW_TARGETS, SHUTDOWN_REASON, UNAVAILABLE_REASON, Config, QueueConfig
 from ccserver.recording.policy import recording_policy
 from ccserver.core.agent import Agent, IdFactory
 from ccserver.core.call import Call, CallState
@@ -69,8 +69,6 @@ log = logging.getLogger(__name__)
 #: What the core decides: commands for a PBX adapter, rows for the CDR writer.
 Decision = Command | CallRecord | AgentStateChange
 
-#: Pause reason after a busy / unreachable / failing agent leg.
-UNAVAILABLE_REASON = "unavailable"
 #: Seconds past the ring timeout after which an offer with no outcome counts as no answer,
 #: so a lost AgentLegFailed never leaves caller and agent stuck.
 OFFER_GRACE_SECONDS = 10.0
@@ -79,8 +77,6 @@ ENDED_MEMORY = 10_000
 #: a caller who hangs up during the IVR: how long to wait for the IVR's own report (the path
 #: taken) before writing the CDR without it; the AMI hang-up and the FastAGI end race
 IVR_RESULT_GRACE_SECONDS = 3.0
-#: the pause reason of agents whose wrap-up was cut short by ccserver stopping
-SHUTDOWN_REASON = "shutdown"
 #: a callback entry's call id: the requesting call's id plus this
 CALLBACK_SUFFIX = "/callback"
 

@@ -21,8 +21,16 @@ _UNREACHABLE = (OSError, TimeoutError, asyncpg.CannotConnectNowError, asyncpg.To
                 asyncpg.ConnectionDoesNotExistError)
 
 
-class DatabaseUnreachable(ConnectionError):
-    """Postgres could not be reached; the message names host:port and why, never the password."""
+class DatabaseUnavailable(Exception):
+    """Postgres cannot be used; the message names host:port and why, never the password."""
+
+
+class DatabaseUnreachable(DatabaseUnavailable, ConnectionError):
+    """Postgres could not be reached (refused, timed out, starting up, full): maybe later."""
+
+
+class DatabaseRefused(DatabaseUnavailable):
+    """Postgres answered and refused the connection (no such role or database, password refused)."""
 
 
 def server_of(dsn: str) -> str:
@@ -47,7 +55,7 @@ def _reason(error: BaseException, dsn: str) -> str:
 
 async def open_pool(dsn: str, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:
     """Open an asyncpg pool; raises :class:`DatabaseUnreachable` (an ``OSError``) if Postgres is
-    away, ``asyncpg.PostgresError`` if it refuses (bad password, no such database)."""
+    away, :class:`DatabaseRefused` if it refuses (bad password, no such database)."""
     try:
         return await asyncpg.create_pool(
             dsn,
@@ -59,6 +67,9 @@ async def open_pool(dsn: str, min_size: int = 1, max_size: int = 5) -> asyncpg.P
         )
     except _UNREACHABLE as e:
         raise DatabaseUnreachable(f"Postgres at {server_of(dsn)} is unreachable ({_reason(e, dsn)})") from e
+    except asyncpg.PostgresError as e:
+        # the server's own words (no such role / database, password refused) never hold the secret
+        raise DatabaseRefused(f"Postgres at {server_of(dsn)} refused the connection: {e}") from e
 
 
 async def wait_for_pool(dsn: str, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:

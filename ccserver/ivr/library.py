@@ -23,7 +23,9 @@ class FlowLibrary:
 
     The flow table is replaced, never changed in place (:meth:`publish`,
     :meth:`apply_published`), so a call that took :meth:`snapshot` at its start keeps running
-    the versions it started with.
+    the versions it started with. Versions published in Postgres were checked against the
+    configuration of their day; :attr:`site_problems` says what they name that this one no
+    longer serves (they keep running: a flow is unpublished by an admin, not by a restart).
     """
 
     def __init__(self, flows_dir: Path, routes: dict[str, str], site: SiteNames | None = None) -> None:
@@ -57,6 +59,10 @@ class FlowLibrary:
         #: (flows by name, flows published per DID), replaced as one value so a lookup never
         #: mixes two states
         self._state: tuple[Mapping[str, Flow], Mapping[str, Flow]] = (self._files, MappingProxyType({}))
+        self._site = site
+        #: ``"IVR flow '<name>' version <n>: <field path>: <reason>"`` for each queue, skill or language
+        #: that a flow calls can run now names and the site does not serve (empty without ``site``)
+        self.site_problems: tuple[str, ...] = ()
         self.overrides: frozenset[str] = frozenset()
 
     def for_did(self, did: str) -> Flow:
@@ -77,13 +83,27 @@ class FlowLibrary:
     def publish(self, flow: Flow) -> None:
         """Make ``flow`` (already checked) the one that new calls get under its name."""
         by_name, published = self._state
-        self._state = (MappingProxyType({**by_name, flow.name: flow}), published)
+        self._set_state(MappingProxyType({**by_name, flow.name: flow}), published)
 
     def apply_published(self, by_did: Mapping[str, Flow], by_name: Mapping[str, Flow]) -> None:
         """Put the versions published in Postgres over the files: ``by_did`` answers those
         DIDs, ``by_name`` replaces the files' flows of the same name (for ``goto`` and the
         configured routes)."""
-        self._state = (MappingProxyType({**self._files, **by_name}), MappingProxyType(dict(by_did)))
+        self._set_state(MappingProxyType({**self._files, **by_name}), MappingProxyType(dict(by_did)))
+
+    def _set_state(self, by_name: Mapping[str, Flow], published: Mapping[str, Flow]) -> None:
+        self._state = (by_name, published)
+        if self._site is None:
+            return
+        # what calls can run: the versions published per DID (a goto names a published flow,
+        # which is one of them), and the flows the configured routes reach
+        reached = _routed(by_name, self._routes.values())
+        runnable = sorted({id(f): f for f in [*published.values(), *(by_name[n] for n in reached)]}.values(),
+                          key=lambda f: (f.name, f.version))
+        self.site_problems = tuple(dict.fromkeys(
+            f"IVR flow {flow.name!r} version {flow.version}: {problem}"
+            for flow in runnable for problem in check_site(flow, self._site)
+        ))
 
     def set_overrides(self, names: Collection[str]) -> None:
         """The schedule overrides switched on now (e.g. ``{"emergency"}``), for new calls."""

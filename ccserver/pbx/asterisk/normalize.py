@@ -6,6 +6,16 @@ never reads a clock (``now`` is handed in), so captures replay into it byte for 
 
 A call starts with a ``Newchannel`` in one of the node's inbound contexts; its key is the
 channel's ``Linkedid``, and every later channel with that ``Linkedid`` is one of its agent legs.
+
+``BridgeEnter`` / ``BridgeLeave`` have no handler, on purpose. The agent leg is dialed by our
+connect context, so its ``DialEnd`` with ``DialStatus: ANSWER`` already names the agent channel
+(``DestChannel``) and comes before both channels enter the bridge (captures 02, 02b); the bridge
+ends by a ``Hangup`` of one leg, which carries the cause ``BridgeLeave`` lacks. A transfer
+ccserver orders is an AMI ``Redirect`` of the caller (the core knows it, having decided it), and
+the live bridge membership a resync needs comes from ``CoreShowChannels`` (its ``BridgeId``,
+capture 10b). What a bridge event alone would show, a transfer made from the agent's phone, also
+raises ``BlindTransfer`` / ``AttendedTransfer``, of which no capture exists yet; handling it needs
+one first.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ domain events, and this class maps commands onto ESL ``api``/``bgapi`` calls:
   ``uuid_bridge <caller> L``. A ``-ERR <CAUSE>`` job result becomes ``AgentLegFailed(reason)``;
   a job that never returns within the ring timeout plus :data:`JOB_GRACE` gives up the leg
   (``AgentLegFailed("error")``) and kills it, so the ACD offers the caller to someone else.
-  A caller who hangs up while the leg rings takes it along: ``uuid_kill L ORIGINATOR_CANCEL``.
+  A caller who hangs up while the leg rings takes it along: ``uuid_kill L ORIGINATOR_CANCEL``,
+  also when the hang-up went unseen while the link was down (the resync no longer lists it).
 * ``SendToVoicemail`` / ``ConfirmCallback``: ``uuid_transfer`` into our dialplan's context.
 * ``HangupCall``: ``uuid_kill``; ``StartRecording``/``StopRecording``: ``uuid_record``.
 
@@ -165,7 +166,8 @@ class FreeSwitchAdapter:
         name = ev.get("Event-Name")
         if name == "CHANNEL_HANGUP_COMPLETE":
             # before the core hears of the hang-up, so the kill goes out ahead of its next offer
-            self._cancel_ringing(ev.get("Unique-ID"))
+            gone = ev.get("Unique-ID")
+            self._cancel_ringing(lambda caller: caller == gone)
         for event in self.normalizer.feed(ev, now):
             self._sink(event)
         if name == "CHANNEL_HANGUP_COMPLETE" and ev.get("Unique-ID") in self._spy_legs:
@@ -203,9 +205,11 @@ class FreeSwitchAdapter:
             snapshot = self.normalizer.resync_from(body, now)
         except ValueError as e:
             raise CommandFailed(f"show channels on {self.node}: {e}") from None
+        listed = self.normalizer.listed
+        # callers who left while the link was down: their agent legs would ring on
+        self._cancel_ringing(lambda caller: caller not in listed)
         self._sink(snapshot)
         # what ended while the link was down and the listing cannot show: callbacks, spy sessions
-        listed = self.normalizer.listed
         callbacks = gone_at_resync(self._callback_legs, listed)
         spies = []
         for spy in gone_at_resync(self._spy_legs, listed):
@@ -312,12 +316,12 @@ class FreeSwitchAdapter:
                 self._sink(AgentLegFailed(cmd.call_id, cmd.device, "error", self._clock()))
             raise CommandFailed(f"callback originate on {self.node}: {reply.strip()}")
 
-    def _cancel_ringing(self, caller: str) -> None:
-        """The caller's channel is gone: hang up the agent legs still ringing for it. Asterisk's
+    def _cancel_ringing(self, gone: Callable[[str], bool]) -> None:
+        """Hang up the agent legs still ringing for callers whose channel is ``gone``. Asterisk's
         Dial dies with its caller; an originated leg would ring on, and the agent's next offer
         would fail USER_BUSY."""
         for job, (cmd, leg) in list(self._ring_jobs.items()):
-            if cmd.channel == caller:
+            if gone(cmd.channel):
                 del self._ring_jobs[job]
                 self._spawn(self._kill_quietly(leg, "ORIGINATOR_CANCEL"))
 

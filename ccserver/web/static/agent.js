@@ -3,6 +3,11 @@
   const user = await cc.whoami();
   const id = user.agent_id;
   const error = document.getElementById("action-error");
+  // The choices are the server's acd.pause_reasons: the API refuses any other reason.
+  const reasons = document.getElementById("pause-reason");
+  for (const reason of (await cc.api("GET", "/api/v1/pause-reasons")).reasons) {
+    reasons.append(new Option(reason, reason));
+  }
   let me = null;
   let calls = [];
   // The recording of the call being talked on, as the server knows it (whether the PBX started

@@ -72,16 +72,23 @@ const cc = {
 
   secs(s) {
     if (s === null || s === undefined) return "–";
+    return Math.round(s) >= 60 ? cc.mmss(s) : `${Math.max(0, Math.round(s))}s`;
+  },
+
+  // always minutes and seconds (handle times read as 0:45, 12:03)
+  mmss(s) {
+    if (s === null || s === undefined) return "–";
     s = Math.max(0, Math.round(s));
-    const m = Math.floor(s / 60);
-    return m ? `${m}:${String(s % 60).padStart(2, "0")}` : `${s}s`;
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
   },
 
   pct(x) { return x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`; },
 
-  // Alerts shared by the console and the wallboard: service level breaches and nodes down.
-  alerts(list, queues, nodes) {
+  // Alerts shared by the console and the wallboard: service level breaches, nodes down and
+  // the server's standing site problems (published flows naming what is no longer configured).
+  alerts(list, queues, nodes, site) {
     list.replaceChildren();
+    for (const text of site || []) list.appendChild(cc.el("li", text, "alert"));
     for (const q of queues) {
       if (q.kpis.breached) {
         list.appendChild(cc.el("li", `Queue ${q.name}: service level ${cc.pct(q.kpis.service_level)} ` +

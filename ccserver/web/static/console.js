@@ -5,17 +5,19 @@
   const spies = new Map();  // session id -> who monitors whom
   let queues = [];
   let nodes = {};
+  let siteAlerts = [];
   let serverOffset = 0;  // server clock minus ours, for "time in state"
 
   const render = () => {
     const now = Date.now() / 1000 + serverOffset;
-    cc.alerts(document.getElementById("alerts"), queues, nodes);
+    cc.alerts(document.getElementById("alerts"), queues, nodes, siteAlerts);
     const qb = document.querySelector("#queues tbody");
     qb.replaceChildren(...queues.map((q) => {
       const k = q.kpis;
       const tr = cc.row([q.name, k.waiting, cc.secs(k.longest_wait_seconds),
         `${cc.pct(k.service_level)} / ${q.service_level_seconds}s`, cc.secs(k.asa_seconds),
-        cc.pct(k.abandon_rate), k.answered, k.agents_ready, k.agents_on_call, k.agents_paused],
+        cc.pct(k.abandon_rate), k.answered, cc.mmss(k.aht_seconds), k.short_abandoned,
+        k.agents_ready, k.agents_on_call, k.agents_paused],
         k.breached ? "breached" : "");
       tr.dataset.queue = q.name;
       return tr;
@@ -53,6 +55,7 @@
       for (const a of msg.agents) agents.set(a.id, a);
       queues = msg.queues;
       nodes = msg.nodes;
+      siteAlerts = msg.alerts;
       spies.clear();
       for (const s of msg.spies || []) spies.set(s.id, s);
     } else if (msg.type === "spy") {
@@ -63,6 +66,7 @@
     } else if (msg.type === "queues") {
       queues = msg.queues;
       if (msg.nodes) nodes = msg.nodes;
+      if (msg.alerts) siteAlerts = msg.alerts;
     }
     render();
   });

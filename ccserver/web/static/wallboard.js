@@ -4,6 +4,7 @@ const NEXT_CALLERS = 5;  // waiting callers listed per queue (the tiles count th
   await cc.whoami();
   let queues = [];
   let nodes = {};
+  let siteAlerts = [];
   const tile = (label, value, cls) => {
     const d = cc.el("div", null, "tile " + (cls || ""));
     d.appendChild(cc.el("span", value, "value"));
@@ -11,7 +12,7 @@ const NEXT_CALLERS = 5;  // waiting callers listed per queue (the tiles count th
     return d;
   };
   const render = () => {
-    cc.alerts(document.getElementById("alerts"), queues, nodes);
+    cc.alerts(document.getElementById("alerts"), queues, nodes, siteAlerts);
     document.getElementById("tiles").replaceChildren(...queues.map((q) => {
       const k = q.kpis;
       const sec = cc.el("section", null, "queue" + (k.breached ? " breached" : ""));
@@ -20,7 +21,8 @@ const NEXT_CALLERS = 5;  // waiting callers listed per queue (the tiles count th
       for (const t of [
         tile("waiting", k.waiting, "waiting"), tile("longest wait", cc.secs(k.longest_wait_seconds)),
         tile(`service level (${q.service_level_seconds}s)`, cc.pct(k.service_level), "sl"),
-        tile("ASA", cc.secs(k.asa_seconds)), tile("abandoned", cc.pct(k.abandon_rate)),
+        tile("ASA", cc.secs(k.asa_seconds)), tile("AHT", cc.mmss(k.aht_seconds), "aht"),
+        tile("abandoned", cc.pct(k.abandon_rate)),
         tile("ready", k.agents_ready), tile("on call", k.agents_on_call), tile("paused", k.agents_paused),
       ]) sec.appendChild(t);
       // the next callers in line: how long they waited, how long they should still wait
@@ -39,6 +41,7 @@ const NEXT_CALLERS = 5;  // waiting callers listed per queue (the tiles count th
   cc.live((msg) => {
     if (msg.type === "snapshot" || msg.type === "queues") queues = msg.queues;
     if (msg.nodes) nodes = msg.nodes;
+    if (msg.alerts) siteAlerts = msg.alerts;
     render();
   });
 })();
