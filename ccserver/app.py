@@ -29,6 +29,7 @@ from ccserver.core.commands import Command, RingAgent, StartRecording
 from ccserver.core.events import (
     AgentLegFailed,
     DomainEvent,
+    NodeConnectionChanged,
     RecordingStarted,
     RecordingStopped,
     SpyEnded,
@@ -58,6 +59,9 @@ from ccserver.supervision.service import SupervisionDesk
 
 log = logging.getLogger(__name__)
 
+#: events kept while the core is being built at start-up (a few seconds of a busy site)
+EARLY_EVENTS_MAX = 50_000
+
 #: how often timers (wrap-up ends) are evaluated
 TICK_SECONDS = 0.2
 
@@ -85,6 +89,9 @@ class Server:
         self.stats = Stats()
         self.adapters: dict[str, PbxAdapter] = {}
         self.center: ContactCenter | None = None
+        #: events that came before the core existed: the IVR listeners start first (the simulator
+        #: needs their port, a real PBX may already be sending calls) and the kernel warms meanwhile
+        self._early_events: list[DomainEvent] = []
         self.writer: CdrWriter | None = None
         self.fastagi: FastAgiServer | None = None
         self.esl_outbound: FsOutboundServer | None = None
@@ -172,6 +179,13 @@ class Server:
         # compile (or load the cached) kernel now, off the loop, so no live call pays for it
         await asyncio.to_thread(warm_acd_kernel)
         self.center = ContactCenter(cfg, now=self.clock(), router=SkillsRouter.from_config(cfg))
+        # every node is down until its adapter has logged in and resynced: nothing is rung before
+        now = self.clock()
+        for node in self.nodes:
+            self._to_core(NodeConnectionChanged(node.name, False, now))
+        early, self._early_events = self._early_events, []
+        for event in early:  # e.g. an IVR that ended meanwhile: its caller must still be queued
+            self._to_core(event)
         for node in self.nodes:
             make = FreeSwitchAdapter if node.kind == "freeswitch" else AsteriskAdapter
             adapter = make(node, self.on_event, secrets_by_node[node.name], clock=self.clock)
@@ -284,8 +298,18 @@ class Server:
                               SpyModeChanged)):
             self._media_events.put_nowait(event)
         if self.center is None:
+            if len(self._early_events) < EARLY_EVENTS_MAX:
+                self._early_events.append(event)
+            else:
+                log.error("start-up: %s dropped, %d events already wait for the core", type(event).__name__,
+                          EARLY_EVENTS_MAX)
             return
-        self._dispatch(self.decision_latency.time(lambda: self.center.handle(event)))
+        self._to_core(event)
+
+    def _to_core(self, event: DomainEvent) -> None:
+        assert self.center is not None
+        center = self.center
+        self._dispatch(self.decision_latency.time(lambda: center.handle(event)))
 
     def _dispatch(self, decisions) -> None:
         for d in decisions:

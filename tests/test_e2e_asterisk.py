@@ -79,7 +79,9 @@ async def make_rig(request, db_dsn, tmp_path, monkeypatch):
     started: list[Rig] = []
     monkeypatch.setenv(SECRET_ENV, "e2e-secret-value")
 
-    async def make(agents: list[SimAgent] | None = None, dsn: str | None = None, **node_overrides) -> Rig:
+    async def make(agents: list[SimAgent] | None = None, dsn: str | None = None, on_sim=None,
+                   **node_overrides) -> Rig:
+        """A started rig; ``on_sim(sim)`` is called with the running simulator before the server starts."""
         agi_port = free_port()
         esl_outbound_port = free_port()
         agents = agents if agents is not None else [SimAgent(d, answer_delay=0.2) for d in DEVICES]
@@ -97,6 +99,8 @@ async def make_rig(request, db_dsn, tmp_path, monkeypatch):
                 ami_secret="e2e-secret-value",
             )
         pbx_port = await sim.start()
+        if on_sim is not None:
+            on_sim(sim)
         base = load_config(environ={})
         config = Config.model_validate(
             {
@@ -200,6 +204,31 @@ async def test_caller_hangs_up_during_ivr(make_rig):
     assert row["disposition"] == "ivr_hangup" and row["hangup_by"] == "caller"
     assert row["queue"] is None and row["enqueued_at"] is None
     assert list(row["ivr_path"])[:1] == ["greeting"]  # the path reached the CDR despite the race
+
+
+async def test_a_call_whose_ivr_ends_while_the_server_is_still_starting_is_queued(make_rig, monkeypatch):
+    """The IVR listeners start before the core (and a real PBX may send calls at once): an IVR that
+    ends while the ACD kernel warms must still hand its caller to the queue."""
+    import threading
+
+    import ccserver.app as app_mod
+
+    warming, gate, sims = threading.Event(), threading.Event(), []
+    monkeypatch.setattr(app_mod, "warm_acd_kernel", lambda: (warming.set(), gate.wait(30)))
+    starting = asyncio.create_task(make_rig(on_sim=sims.append))
+    try:
+        deadline = time.monotonic() + 20
+        while not warming.is_set():
+            assert time.monotonic() < deadline, "the server never reached the kernel warm-up"
+            await asyncio.sleep(0.05)
+        call = sims[0].place_call(CallerScript(digits=["1"], talk_time=0.3, patience=20))
+        await asyncio.sleep(3.0)  # the IVR (about 2 s) ends while the core does not exist yet
+    finally:
+        gate.set()
+    rig = await starting
+    assert await call.wait(15) == "answered"
+    row = await rig.cdr(call_id(call))
+    assert row["queue"] == "support" and row["disposition"] == "answered"
 
 
 async def test_ami_dropped_mid_call_then_resynced(make_rig):
