@@ -32,8 +32,8 @@ async def browser():
         await b.close()
 
 
-async def log_in(browser, base: str, username: str):
-    page = await (await browser.new_context(base_url=base)).new_page()
+async def log_in(browser, base: str, username: str, **context_options):
+    page = await (await browser.new_context(base_url=base, **context_options)).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     await page.goto("/login")

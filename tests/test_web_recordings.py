@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from test_supervision_api import PASSWORD, people
+from test_supervision_api import people
 from test_web_console import browser  # noqa: F401  (fixture)
+from test_web_console import log_in as console_log_in
 from test_web_console import pytestmark as chromium_needed
 
 pytest_plugins = ["media_rig"]
@@ -21,14 +22,8 @@ pytestmark = [chromium_needed, pytest.mark.parametrize("media_rig", ["asterisk"]
 
 
 async def log_in(browser, rig, username: str):
-    context = await browser.new_context(base_url=f"http://127.0.0.1:{rig.server.api.port}", accept_downloads=True)
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.goto("/login")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-button")
+    page, errors = await console_log_in(browser, f"http://127.0.0.1:{rig.server.api.port}", username,
+                                        accept_downloads=True)
     await page.wait_for_url("**/agent" if username.startswith("agent") else "**/console")
     return page, errors
 
