@@ -316,7 +316,8 @@ class Server:
             if isinstance(d, (CallRecord, AgentStateChange)):
                 self._count_kpis(d)
                 if isinstance(d, CallRecord):
-                    self._media_events.put_nowait(d)
+                    if d.recording is not None:  # closes what the PBX left open; most calls have none
+                        self._media_events.put_nowait(d)
                     self.stats.records += 1
                     self.stats.by_disposition[d.disposition] = self.stats.by_disposition.get(d.disposition, 0) + 1
                     log.info(
