@@ -44,12 +44,18 @@ async def state(session, call_id: str) -> dict:
         return await r.json()
 
 
-async def test_an_agent_pauses_and_resumes_only_their_own_calls_recording(media_rig):
-    rig = await media_rig(policy="all")
+async def mine_and_theirs(rig) -> tuple[str, str]:
+    """The people, an agent user for 1002 too, and a call connected to each agent:
+    (agent1's call id, agent2's call id)."""
     await people(rig)
     await add_agent_user(rig, "agent2", "1002")
     calls = await two_connected_calls(rig)
-    mine, theirs = calls["1001"], calls["1002"]
+    return calls["1001"], calls["1002"]
+
+
+async def test_an_agent_pauses_and_resumes_only_their_own_calls_recording(media_rig):
+    rig = await media_rig(policy="all")
+    mine, theirs = await mine_and_theirs(rig)
     for cid in (mine, theirs):
         await rig.until_rows("SELECT 1 FROM recordings WHERE call_id = $1", cid)
     agent, h = await login(rig, "agent1")
@@ -92,10 +98,7 @@ async def test_an_agent_pauses_and_resumes_only_their_own_calls_recording(media_
 
 async def test_an_agent_starts_an_on_demand_recording_of_their_own_call_only(media_rig):
     rig = await media_rig(policy="on_demand")
-    await people(rig)
-    await add_agent_user(rig, "agent2", "1002")
-    calls = await two_connected_calls(rig)
-    mine, theirs = calls["1001"], calls["1002"]
+    mine, theirs = await mine_and_theirs(rig)
     agent, h = await login(rig, "agent1")
     other, h2 = await login(rig, "agent2")
     async with agent, other:

@@ -147,12 +147,16 @@ async def test_freeswitch_talk_to_the_caller_only_key_is_undone(media_rig, caplo
     assert [(r[3]["from"], r[3]["to"]) for r in await mode_rows(rig, "barge")] == [("whisper", "barge")]
 
 
+async def agent_on_a_freeswitch_call(media_rig):
+    """A rig with a long call connected: (rig, the supervision desk, the agent, the agent's leg)."""
+    rig = await media_rig(policy="none")
+    _call, cid, agent = await rig.connected_call(talk_time=30.0)
+    return rig, rig.server.supervision, agent, rig.server.adapters[rig.node].normalizer.agent_leg(cid)
+
+
 @pytest.mark.parametrize("media_rig", ["freeswitch"], indirect=True)
 async def test_freeswitch_failed_start_clears_the_agent_legs_group(media_rig):
-    rig = await media_rig(policy="none")
-    desk = rig.server.supervision
-    _call, cid, agent = await rig.connected_call(talk_time=30.0)
-    leg = rig.server.adapters[rig.node].normalizer.agent_leg(cid)
+    rig, desk, agent, leg = await agent_on_a_freeswitch_call(media_rig)
     unreachable = Supervisor(7, "sup7", "supervisor", frozenset({agent}), {rig.node: "user/7777"})
     with pytest.raises(SpyRefused) as e:
         await desk.start(unreachable, agent, "listen")
@@ -165,10 +169,7 @@ async def test_freeswitch_failed_start_clears_the_agent_legs_group(media_rig):
 @pytest.mark.parametrize("media_rig", ["freeswitch"], indirect=True)
 async def test_freeswitch_agent_leg_gone_while_the_supervisor_answers(media_rig):
     """eavesdrop finds no agent leg and the supervisor's leg ends before the job's +OK arrives."""
-    rig = await media_rig(policy="none")
-    desk = rig.server.supervision
-    _call, cid, agent = await rig.connected_call(talk_time=30.0)
-    leg = rig.server.adapters[rig.node].normalizer.agent_leg(cid)
+    rig, desk, agent, leg = await agent_on_a_freeswitch_call(media_rig)
     start = asyncio.create_task(desk.start(boss(rig), agent, "listen"))
     await rig.until(lambda: any(c.device == rig.supervisor_device for c in rig.sim.channels.values()),
                     what="supervisor ringing")
