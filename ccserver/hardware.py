@@ -46,6 +46,9 @@ class NodeConfig(BaseModel):
     #: seconds without a reply to a Ping before the connection is declared dead
     ping_interval: float = Field(5.0, gt=0)
     ping_timeout: float = Field(3.0, gt=0)
+    #: longest wait between two connection attempts; a link up this long restarts the waits
+    reconnect_max: float = Field(2.0, gt=0)
+    reconnect_reset_after: float = Field(10.0, ge=0)
     spans: list[Span] = []
 
     def secret(self, environ: dict[str, str] | None = None) -> str:
@@ -78,6 +81,9 @@ class FreeSwitchNodeConfig(BaseModel):
     ping_timeout: float = Field(3.0, gt=0)
     #: seconds to wait for any ESL reply before the connection is declared dead
     command_timeout: float = Field(10.0, gt=0)
+    #: longest wait between two connection attempts; a link up this long restarts the waits
+    reconnect_max: float = Field(2.0, gt=0)
+    reconnect_reset_after: float = Field(10.0, ge=0)
     #: where ``playback`` finds the prompts flows name without an extension (``hello-world``):
     #: relative to the channel's ``sound_prefix`` (which follows the caller's language), or
     #: absolute; "" = the ``sound_prefix`` itself

@@ -16,6 +16,7 @@ from ccserver.hardware import NodeConfig
 from ccserver.pbx.asterisk.adapter import AsteriskAdapter
 from ccserver.pbx.asterisk.ami_client import AmiConnection
 from ccserver.pbx.asterisk.ami_codec import AmiParser, Message, encode
+from ccserver.pbx.backoff import Backoff
 from ccserver.pbx.base import CommandFailed
 
 from captures import ASTERISK_CAPTURES
@@ -140,12 +141,13 @@ class Recorder:
         self.downs += 1
 
 
-def connection(port: int, rec: Recorder, secret: str = SECRET, **kw: float) -> AmiConnection:
-    opts: dict[str, float] = dict(ping_interval=5.0, ping_timeout=3.0, backoff_initial=0.05,
-                                  backoff_max=0.4)
+def connection(port: int, rec: Recorder, secret: str = SECRET, backoff: float = 0.05,
+               **kw: float) -> AmiConnection:
+    opts: dict[str, float] = dict(ping_interval=5.0, ping_timeout=3.0)
     opts.update(kw)
     return AmiConnection("127.0.0.1", port, "ccserver", secret, "call,dtmf",
-                         on_event=rec.on_event, on_up=rec.on_up, on_down=rec.on_down, **opts)
+                         on_event=rec.on_event, on_up=rec.on_up, on_down=rec.on_down,
+                         backoff=Backoff(initial=backoff, cap=0.4, stable_after=10.0), **opts)
 
 
 def newchannel_zoe() -> tuple[bytes, bytes]:
@@ -221,7 +223,7 @@ async def test_unanswered_ping_drops_the_half_open_link_and_reconnects() -> None
         rec = Recorder()
         interval, timeout, backoff = 0.2, 0.2, 0.05
         conn = connection(ami.port, rec, ping_interval=interval, ping_timeout=timeout,
-                          backoff_initial=backoff)
+                          backoff=backoff)
         await conn.start()
         try:
             await until(lambda: conn.connected and rec.ups == 1)

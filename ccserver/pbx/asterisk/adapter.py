@@ -45,6 +45,7 @@ from ccserver.hardware import NodeConfig
 from ccserver.pbx.asterisk.ami_client import AmiConnection
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
+from ccserver.pbx.backoff import Backoff
 from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync
 from ccserver.pbx.causes import hangup_cause
 from ccserver.pbx.contexts import (
@@ -96,6 +97,7 @@ class AsteriskAdapter:
             node.host, node.ami_port, node.ami_user, secret, EVENTS_MASK,
             on_event=self._on_event, on_up=self._on_up, on_down=self._on_down,
             ping_interval=node.ping_interval, ping_timeout=node.ping_timeout,
+            backoff=Backoff(cap=node.reconnect_max, stable_after=node.reconnect_reset_after),
         )
         self._ids = itertools.count(1)
         #: while a CoreShowChannels runs: its ActionID and the items received so far

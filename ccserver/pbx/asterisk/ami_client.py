@@ -11,8 +11,8 @@ event lists) to actions by ``ActionID``. What we replace, and why:
   through :func:`ami_codec.encode`, which refuses them.
 * ``panoramisk.Manager``'s lifecycle: a fixed reconnect timer, a Ping nobody checks (a half-open
   TCP connection is never noticed), and re-sending unanswered actions after a reconnect (a stale
-  ``Redirect`` replayed minutes later). :class:`AmiConnection` reconnects with exponential backoff
-  and jitter, declares the link dead when a Ping goes unanswered, and fails pending actions with
+  ``Redirect`` replayed minutes later). :class:`AmiConnection` reconnects with a capped exponential
+  backoff and jitter (:class:`~ccserver.pbx.backoff.Backoff`), declares the link dead when a Ping goes unanswered, and fails pending actions with
   :class:`ConnectionError` instead of replaying them.
 
 Secrets: the Login action is built and written here and never logged.
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from panoramisk import actions
@@ -30,6 +29,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message as PanoMessage
 
 from ccserver.pbx.asterisk.ami_codec import AmiParser, BadFrame, Banner, Message, encode
+from ccserver.pbx.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ class AmiProtocol(AMIProtocol):
         if self.lost.done():
             return
         self.closed = True
+        if not self.banner.done():  # closed before saying hello: try again now, not at the timeout
+            self.banner.set_exception(ConnectionError("AMI connection closed before the banner"))
         for act in self.responses.values():
             if not act.future.done():
                 act.future.set_exception(ConnectionError("AMI connection lost"))
@@ -140,9 +142,8 @@ class AmiConnection:
         on_down: Callable[[], None],
         ping_interval: float,
         ping_timeout: float,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
         *,
+        backoff: Backoff,
         filters: Sequence[str] = DEFAULT_FILTERS,
         connect_timeout: float = 5.0,
         action_timeout: float = 10.0,
@@ -152,7 +153,7 @@ class AmiConnection:
         self._events_mask = events_mask
         self._on_event, self._on_up, self._on_down = on_event, on_up, on_down
         self._ping_interval, self._ping_timeout = ping_interval, ping_timeout
-        self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
+        self._backoff = backoff
         self._filters = tuple(filters)
         self._connect_timeout, self._action_timeout = connect_timeout, action_timeout
         self._protocol: AmiProtocol | None = None
@@ -220,11 +221,9 @@ class AmiConnection:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        delay = self._backoff_initial
         while True:
             try:
                 await self._session()
-                delay = self._backoff_initial  # it was up: start the backoff over
             except LoginFailed as e:
                 log.error("AMI login to %s:%s as user %r failed: %s", self.host, self.port,
                           self.username, e)
@@ -232,10 +231,9 @@ class AmiConnection:
                 log.warning("AMI %s:%s: %s", self.host, self.port, e or type(e).__name__)
             except Exception:
                 log.exception("AMI %s:%s: session failed", self.host, self.port)
-            wait = delay * random.uniform(0.5, 1.0)  # jitter: nodes must not reconnect in step
+            wait = self._backoff.next_wait()
             log.info("AMI %s:%s: reconnecting in %.2fs", self.host, self.port, wait)
             await asyncio.sleep(wait)
-            delay = min(delay * 2, self._backoff_max)
 
     async def _session(self) -> None:
         """Connect, log in, set filters, call on_up, then ping until the link dies.
@@ -259,6 +257,7 @@ class AmiConnection:
                 raise LoginFailed(reply.get("Message", "login refused"))
             await self._set_filters()
             self._up = True
+            self._backoff.link_up()
             log.info("AMI %s:%s: logged in as %r", self.host, self.port, self.username)
             await self._on_up()
             await self._keepalive(proto)

@@ -58,6 +58,7 @@ from ccserver.core.events import (
     SpyStarted,
 )
 from ccserver.hardware import FreeSwitchNodeConfig
+from ccserver.pbx.backoff import Backoff
 from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync
 from ccserver.pbx.causes import FS_CAUSE_CODES, fs_hangup_cause
 from ccserver.pbx.contexts import (
@@ -119,6 +120,7 @@ class FreeSwitchAdapter:
             on_event=self._on_event, on_up=self._on_up, on_down=self._on_down,
             command_timeout=node.command_timeout,
             ping_interval=node.ping_interval, ping_timeout=node.ping_timeout,
+            backoff=Backoff(cap=node.reconnect_max, stable_after=node.reconnect_reset_after),
         )
         #: Job-UUID -> (the ring command, agent leg uuid) for originates still running
         self._ring_jobs: dict[str, tuple[RingAgent, str]] = {}

@@ -15,7 +15,8 @@ replace, and why (greenswitch 0.0.19, ``esl.py``):
   greenswitch leaves the waiting commands blocked forever; we fail them.
 * the ``process_events`` greenlet polling a queue once a second: events go straight from the
   reader to asyncio.
-* lifecycle: reconnection with exponential backoff and jitter, a reply deadline on every command
+* lifecycle: reconnection with a capped exponential backoff and jitter
+  (:class:`~ccserver.pbx.backoff.Backoff`), a reply deadline on every command
   (a job that never returns drops the link instead of hanging), and a periodic ``api status``
   liveness probe so a half-open TCP connection is noticed.
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
 import gevent
@@ -41,6 +41,7 @@ from ccserver.pbx.freeswitch.esl_codec import (
     encode_command,
     parse_event,
 )
+from ccserver.pbx.backoff import Backoff
 from ccserver.pbx.freeswitch.gevent_thread import GeventThread
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class EslConnection:
         command_timeout: float = 10.0,
         ping_interval: float = 5.0,
         ping_timeout: float = 3.0,
-        backoff: tuple[float, float] = (0.2, 30.0),
+        backoff: Backoff,
     ):
         self.host, self.port = host, port
         self._password = password
@@ -205,7 +206,6 @@ class EslConnection:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        delay = self._backoff[0]
         while True:
             lost = self._lost = asyncio.Event()
 
@@ -224,25 +224,23 @@ class EslConnection:
                 reply = await self._send(session, f"event json {' '.join(self._events)}", None, None)
                 if not reply.reply_text.startswith("+OK"):
                     raise ConnectionError(f"event subscription refused: {reply.reply_text}")
-            except AuthFailed as e:
-                log.error("%s; retrying in %.0fs", e, self._backoff[1])
-                await self._drop()
-                await asyncio.sleep(self._backoff[1])
-                continue
-            except (OSError, ConnectionError, TimeoutError, EslProtocolError,
+            except (AuthFailed, OSError, ConnectionError, TimeoutError, EslProtocolError,
                     NotConnectedError) as e:
-                log.warning("ESL %s:%s: connect failed: %s; retrying in %.1fs",
-                            self.host, self.port, e or type(e).__name__, delay)
                 await self._drop()
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, self._backoff[1])
+                wait = self._backoff.next_wait()
+                if isinstance(e, AuthFailed):
+                    log.error("%s; retrying in %.1fs", e, wait)
+                else:
+                    log.warning("ESL %s:%s: connect failed: %s; retrying in %.1fs",
+                                self.host, self.port, e or type(e).__name__, wait)
+                await asyncio.sleep(wait)
                 continue
             self.connected = True
             self.logins += 1
+            self._backoff.link_up()
             log.info("ESL %s:%s: connected", self.host, self.port)
             try:
                 await self._on_up()
-                delay = self._backoff[0]
                 await self._watch(lost)
             except Exception as e:  # a failed resync or probe: start over on a fresh link
                 log.warning("ESL %s:%s: %s; reconnecting", self.host, self.port, e)
@@ -250,7 +248,7 @@ class EslConnection:
                 self.connected = False
                 await self._drop()
                 self._on_down()
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            await asyncio.sleep(self._backoff.next_wait())
 
     def _closed(self, lost: asyncio.Event, why: str) -> None:
         log.warning("ESL %s:%s: connection lost: %s", self.host, self.port, why)
