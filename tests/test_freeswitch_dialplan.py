@@ -47,12 +47,12 @@ FREESWITCH_XML = """<?xml version="1.0"?>
 """
 
 
-def readme_include_line() -> str:
-    """The line README "Connecting FreeSWITCH" step 1 tells the admin to put in vars.xml."""
+def readme_line(pattern: str) -> str:
+    """The one line README "Connecting FreeSWITCH" step 1 tells the admin to write that matches."""
     text = (REPO / "README.md").read_text()
     section = text[text.index("## Connecting FreeSWITCH"):]
     section = section[:section.index("\n## ", 1)]
-    (line,) = re.findall(r"`(<X-PRE-PROCESS [^`]*ccserver_vars\.xml[^`]*/>)`", section)
+    (line,) = re.findall(rf"`({pattern})`", section)
     return line
 
 
@@ -65,8 +65,11 @@ def conf_tree(root: Path, dialplans: Path = DIALPLANS) -> Path:
     (conf / "vars.xml").write_text(
         "<include>\n"
         '  <X-PRE-PROCESS cmd="set" data="domain=example.org"/>\n'
-        f"  {readme_include_line()}\n"
+        f"  {readme_line(r'<X-PRE-PROCESS [^`]*ccserver_vars[.]xml[^`]*/>')}\n"
         "</include>\n")
+    (conf / "autoload_configs" / "acl.conf.xml").write_text(
+        '<configuration name="acl.conf" description="Network Lists">\n  <network-lists>\n'
+        f"    {readme_line(r'<list [^`]*</list>')}\n  </network-lists>\n</configuration>\n")
     shutil.copy(dialplans / "ccserver_vars.xml", conf)
     shutil.copy(dialplans / "event_socket.conf.xml", conf / "autoload_configs")
     shutil.copy(dialplans / "ccserver.xml", conf / "dialplan")
@@ -106,6 +109,10 @@ def test_event_socket_takes_its_password_from_the_freeswitch_environment(
     settings = event_socket(conf)
     assert settings == EventSocketSettings("127.0.0.1", 8021, SECRET, ("ccserver",))
     assert would_listen(settings)
+    # an ACL name no list defines refuses every client (switch_core.c,
+    # switch_check_network_list_ip_port_token): the README's list is the one it applies
+    lists = {x.get("name") for x in conf.configuration("acl.conf").iterfind("network-lists/list")}
+    assert set(settings.acls) <= lists
 
 
 @pytest.mark.parametrize("env", [{}, {"CCSERVER_ESL_PASSWORD": ""}], ids=["unset", "empty"])

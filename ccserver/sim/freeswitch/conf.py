@@ -95,8 +95,8 @@ def load(conf_dir: Path, env: Mapping[str, str], *, file: str = "freeswitch.xml"
     try:
         root = ET.fromstring(text)
     except ET.ParseError as e:
-        line = e.position[0]
-        near = text.splitlines()[line - 1].strip() if 0 < line <= text.count("\n") + 1 else ""
+        lines, line = text.splitlines(), e.position[0]
+        near = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         raise FreeSwitchConfError(f"Cannot Initialize [{e}] near {near!r}") from None
     return FreeSwitchConf(root, pre.variables, pre.notes)
 
