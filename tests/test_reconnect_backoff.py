@@ -33,6 +33,8 @@ def test_waits_double_up_to_the_cap_and_never_beyond_it() -> None:
     assert [longest.next_wait() for _ in range(7)] == pytest.approx([0.2, 0.4, 0.8, 1.6, 2, 2, 2])
     shortest = Backoff(initial=0.2, cap=2.0, stable_after=10.0, jitter=lambda lo, _hi: lo)
     assert [shortest.next_wait() for _ in range(5)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0])
+    below_the_first_step = Backoff(cap=0.1, stable_after=10.0, jitter=lambda _lo, hi: hi)
+    assert [below_the_first_step.next_wait() for _ in range(2)] == pytest.approx([0.1, 0.1])
 
 
 def test_only_a_link_that_stayed_up_starts_the_waits_over() -> None:
@@ -168,7 +170,7 @@ async def test_a_link_cut_right_after_each_login_backs_off_instead_of_logging_in
     between = gaps(pbx.logins)
     # 0.05 doubling: from the fourth wait on the step is the cap, jittered into [cap/2, cap]
     assert min(between[3:]) >= cap / 2, between
-    assert max(between) <= cap + 0.3, between
+    assert max(between) <= cap + 0.4, between
 
 
 @PROTOCOLS
@@ -191,8 +193,9 @@ async def test_a_node_back_after_an_outage_is_seen_within_the_default_cap(protoc
 
         seen: list[float] = []
         await running(conn, outage_then_back)
-    assert max(gaps(pbx.attempts)) <= cap + 0.3, gaps(pbx.attempts)
-    assert seen[0] <= cap + 0.3
+    # a little for connecting and logging in on a busy machine
+    assert max(gaps(pbx.attempts)) <= cap + 0.5, gaps(pbx.attempts)
+    assert seen[0] <= cap + 0.5
 
 
 @PROTOCOLS

@@ -23,11 +23,9 @@ class Backoff:
     def __init__(self, *, cap: float, stable_after: float, initial: float = 0.2,
                  clock: Callable[[], float] = time.monotonic,
                  jitter: Callable[[float, float], float] = random.uniform):
-        if not 0 < initial <= cap:
-            raise ValueError(f"backoff: need 0 < initial ({initial}) <= cap ({cap})")
-        self.initial, self.cap, self.stable_after = initial, cap, stable_after
+        self.initial, self.cap, self.stable_after = min(initial, cap), cap, stable_after
         self._clock, self._jitter = clock, jitter
-        self._step = initial
+        self._step = self.initial
         self._up_since: float | None = None
 
     def link_up(self) -> None:
