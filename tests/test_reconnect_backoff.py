@@ -184,8 +184,8 @@ async def test_a_node_back_after_an_outage_is_seen_within_the_default_cap(protoc
         conn = link(pbx, Backoff(cap=cap, stable_after=node.reconnect_reset_after))
 
         async def outage_then_back() -> None:
-            await until(lambda: len(pbx.attempts) > 1 and pbx.attempts[-1] - pbx.attempts[0] > 2 * cap,
-                        20.0, "a long outage")
+            await until(lambda: len(pbx.attempts) > 1
+                        and pbx.attempts[-1] - pbx.attempts[0] > 2 * cap, 20.0, "a long outage")
             pbx.mode = "up"
             back = time.monotonic()
             await until(lambda: bool(pbx.logins), 3 * cap, "the login after the outage")

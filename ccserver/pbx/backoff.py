@@ -6,14 +6,17 @@ import random
 import time
 from collections.abc import Callable
 
+
 class Backoff:
     """The waits between the connection attempts of one link.
 
     ``cap`` and ``stable_after`` come from the node's ``reconnect_max`` and
-    ``reconnect_reset_after`` (``hardware/<node>.toml``). Every attempt that fails, and every link that dies young, doubles the step, from ``initial``
-    up to ``cap``; the wait is the step jittered into [0.5, 1] of itself (nodes must not
-    reconnect in step), so it never exceeds ``cap`` and a node that comes back is seen within
-    ``cap`` seconds. Only a link that stayed up ``stable_after`` seconds starts the steps over.
+    ``reconnect_reset_after`` (``hardware/<node>.toml``). Every attempt that fails, and every
+    link that dies young, doubles the step, from ``initial`` up to ``cap``; the wait is the step
+    jittered into [0.5, 1] of itself (nodes must not reconnect in step), so it never exceeds
+    ``cap`` and a node that comes back is seen within ``cap`` seconds. Only a link that stayed up
+    ``stable_after`` seconds starts the steps over.
+
     Against a real Asterisk 22 and FreeSWITCH 1.11 (issue 10, item 14), starting over at every
     login made a link cut right after each login reconnect, and resynchronize, every 0.2-0.5 s
     (19 AMI logins in 8 s, 40 ESL logins in 9 s), and the uncapped doubling reached 12.8 s, so

@@ -11,8 +11,9 @@ event lists) to actions by ``ActionID``. What we replace, and why:
   through :func:`ami_codec.encode`, which refuses them.
 * ``panoramisk.Manager``'s lifecycle: a fixed reconnect timer, a Ping nobody checks (a half-open
   TCP connection is never noticed), and re-sending unanswered actions after a reconnect (a stale
-  ``Redirect`` replayed minutes later). :class:`AmiConnection` reconnects with a capped exponential
-  backoff and jitter (:class:`~ccserver.pbx.backoff.Backoff`), declares the link dead when a Ping goes unanswered, and fails pending actions with
+  ``Redirect`` replayed minutes later). :class:`AmiConnection` reconnects with a capped
+  exponential backoff and jitter (:class:`~ccserver.pbx.backoff.Backoff`), declares the link
+  dead when a Ping goes unanswered, and fails pending actions with
   :class:`ConnectionError` instead of replaying them.
 
 Secrets: the Login action is built and written here and never logged.
