@@ -292,3 +292,35 @@ async def test_a_leg_that_ended_while_the_link_was_down_frees_the_agent_without_
     await sim.cut_esl(False)
     await until(lambda: any(isinstance(e, AgentLegFailed) for e in events), timeout=10, what="leg settled")
     assert [e.reason for e in events if isinstance(e, AgentLegFailed)] == ["cancelled"]
+
+
+async def test_a_flow_ending_in_a_queue_does_not_log_the_caller_as_gone(rig, caplog):
+    caplog.set_level(logging.INFO, logger="ccserver.pbx.freeswitch.outbound")
+    sim, adapter, events = await rig()
+    await until(lambda: adapter.connected, what="login")
+    await caller_in_queue(sim, events)  # our flow ended, we closed the socket: the caller waits
+    assert "caller gone" not in caplog.text
+    call = sim.place_call(CallerScript(hangup_during_ivr_after=0))
+    await call.wait(5)
+    await until(lambda: "caller gone (" in caplog.text, what="a real hang-up still logged")
+
+
+async def test_an_acl_refusal_is_logged_as_the_switchs_rejection(caplog):
+    async def refuse(reader, writer):
+        # mod_event_socket.c: an address outside apply-inbound-acl gets this instead of an
+        # auth/request, and the socket closes
+        writer.write(b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    adapter = FreeSwitchAdapter(node(server.sockets[0].getsockname()[1]), [].append, PASSWORD)
+    await adapter.start()
+    try:
+        await until(lambda: "Access Denied, go away." in caplog.text, what="the rejection logged")
+        assert "refused by FreeSWITCH's ACL" in caplog.text
+        assert "no auth/request" not in caplog.text
+    finally:
+        await adapter.stop()
+        server.close()
+        await server.wait_closed()

@@ -89,6 +89,8 @@ class OutboundSession:
         self._completions: dict[str, asyncio.Future[EslEvent]] = {}
         self._digits: list[str] = []
         self._gone = False
+        #: ccserver closes the socket (the flow ended): its end is not the caller's
+        self._closing = False
         self._reader_task: asyncio.Task | None = None
         self.node = self.call_id = self.channel = self.caller = self.did = ""
         self.language = ""
@@ -119,6 +121,7 @@ class OutboundSession:
         return True
 
     async def close(self) -> None:
+        self._closing = True
         if self._reader_task is not None:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
@@ -176,7 +179,7 @@ class OutboundSession:
             self._hang_up(f"{name} {ev.get('Hangup-Cause')}")
 
     def _hang_up(self, why: str) -> None:
-        if not self._gone:
+        if not self._gone and not self._closing:
             log.info("ESL outbound %s: caller gone (%s)", self.call_id, why)
         self._gone = True
         for fut in self._completions.values():
