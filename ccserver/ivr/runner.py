@@ -81,6 +81,8 @@ async def serve_ivr(
             caller_hung_up=outcome.hung_up,
             callback=callback_request(outcome),
             recording=flow.recording if flow is not None else None,
+            # only FreeSWITCH's connect reply says when the channel was created
+            arrived_at=getattr(session, "created_at", None),
         )
     )
     return outcome

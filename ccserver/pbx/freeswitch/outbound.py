@@ -94,6 +94,8 @@ class OutboundSession:
         self._reader_task: asyncio.Task | None = None
         self.node = self.call_id = self.channel = self.caller = self.did = ""
         self.language = ""
+        #: when FreeSWITCH created the channel (epoch seconds), from the ``connect`` reply
+        self.created_at: float | None = None
         #: how prompt names become files on this node (set by the server once the node is known)
         self.sounds = SoundFiles()
         #: the TTS engine and voice ``speak`` uses (mod_flite's by default)
@@ -116,6 +118,10 @@ class OutboundSession:
         self.caller = h.get("Caller-Caller-ID-Number", "")
         self.did = h.get("variable_cc_did") or h.get("Caller-Destination-Number", "")
         self.language = h.get("variable_cc_language", "")
+        # microseconds (capture c01's connect reply); the arrival of a call whose CHANNEL_CREATE
+        # ccserver missed
+        created = h.get("Caller-Channel-Created-Time", "")
+        self.created_at = int(created) / 1e6 if created.isdigit() and int(created) else None
         await self._send("myevents json")
         await self._send(f"linger {LINGER_SECONDS}")
         return True
