@@ -94,6 +94,8 @@ class OutboundSession:
         self._reader_task: asyncio.Task | None = None
         self.node = self.call_id = self.channel = self.caller = self.did = ""
         self.language = ""
+        #: prompts FreeSWITCH could not open since the IVR engine last looked (it empties this)
+        self.missing_prompts: list[str] = []
         #: when FreeSWITCH created the channel (epoch seconds), from the ``connect`` reply
         self.created_at: float | None = None
         #: how prompt names become files on this node (set by the server once the node is known)
@@ -246,6 +248,8 @@ class OutboundSession:
                            + ("0123456789*#" if interruptible else "none"))
         self._digits.clear()
         ev = await self.execute("playback", self.sounds.path(_sound(prompt)), wait=600)
+        if ev.get("Application-Response") == "FILE NOT FOUND":  # mod_dptools.c playback_function
+            self.missing_prompts.append(prompt)
         used = ev.get("variable_playback_terminator_used")
         return used or (self._digits[0] if interruptible and self._digits else "")
 
@@ -262,6 +266,11 @@ class OutboundSession:
         arg = (f"1 {max_digits} 1 {ms} {terminator or 'none'} {self.sounds.path(_sound(prompt))} "
                f"silence_stream://250 {_DIGITS_VAR} [0-9*#]+ {digit_ms}")
         ev = await self.execute("play_and_get_digits", arg, wait=timeout * (max_digits + 1) + 600)
+        if not ev.get("variable_read_result"):
+            # switch_ivr_read sets read_result (success / timeout / failure) on every read that
+            # got past its prompt; a prompt that does not open skips it, and the application
+            # answers "_none_" either way
+            self.missing_prompts.append(prompt)
         return ev.get(f"variable_{_DIGITS_VAR}")
 
     async def set_variable(self, name: str, value: str) -> None:
