@@ -107,6 +107,25 @@ def test_resync_from_show_channels_lists_the_bridged_call():
         channel_rows("[1]")
 
 
+def test_a_restarted_normalizer_finds_the_agent_leg_of_ccservers_own_call_in_the_real_listing():
+    """Capture c08 (ccserver's own dialplan): the listing after a link cut, read by a normalizer
+    that knows nothing (as after a restart)."""
+    data = (FREESWITCH_CAPTURES.parent / "freeswitch-ccserver" / "c08-link-cut-resync.esl-2.in.raw").read_bytes()
+    body = next(f.text() for f in EslParser().feed(data)
+                if f.content_type == "api/response" and f.body.startswith(b"{"))
+    rows = channel_rows(body)
+    caller, leg = "3e5d3c61-a916-447c-8a6a-37724f7cb358", "f03e55b2-af80-447a-8367-1af779546c30"
+    norm = EslNormalizer("fs1", {"ccserver-inbound"})
+    assert norm.unknown_agent_legs(rows) == [leg]
+    (call,) = norm.resync_from(rows, 1796356580.0, {leg: {"cc_device": "user/1001"}}).calls
+    assert (call.call_id, call.did, call.agent_device) == (f"fs1:{caller}", "support", "user/1001")
+    assert call.duration == 11.0  # created_epoch 1796356569
+    assert norm.agent_leg(call.call_id) == leg  # tracked from now on: spy, hold, the agent's BYE
+    # a leg originated without cc_device: its user/ dial string from dest, never the channel name
+    (call,) = EslNormalizer("fs1", {"ccserver-inbound"}).resync_from(rows, 1796356580.0).calls
+    assert call.agent_device == "user/1001"
+
+
 def test_one_cause_vocabulary_for_both_pbx_kinds():
     for name, code in [("NORMAL_CLEARING", 16), ("USER_BUSY", 17), ("NO_ANSWER", 19),
                        ("CALL_REJECTED", 21), ("NO_ROUTE_DESTINATION", 3)]:
