@@ -204,7 +204,8 @@ class Server:
                 nodes=lambda: {n: a.connected for n, a in self.adapters.items()},
                 spool_depth=lambda: self.writer.spool_depth, dispatch=self._dispatch, clock=self.clock,
                 decision_latency=self.decision_latency, supervision=self.supervision, recorder=self.recorder,
-                run_command=self.run_command, alerts=lambda: self.flows.site_problems + self.missing_prompts.alerts(),
+                run_command=self.run_command,
+                alerts=lambda: self.flows.site_problems + self.missing_prompts.alerts(),
                 kpis=self.kpis,
             ))
             try:

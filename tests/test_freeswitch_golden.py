@@ -110,7 +110,8 @@ def test_resync_from_show_channels_lists_the_bridged_call():
 def test_a_restarted_normalizer_finds_the_agent_leg_of_ccservers_own_call_in_the_real_listing():
     """Capture c08 (ccserver's own dialplan): the listing after a link cut, read by a normalizer
     that knows nothing (as after a restart)."""
-    data = (FREESWITCH_CAPTURES.parent / "freeswitch-ccserver" / "c08-link-cut-resync.esl-2.in.raw").read_bytes()
+    own = FREESWITCH_CAPTURES.parent / "freeswitch-ccserver"
+    data = (own / "c08-link-cut-resync.esl-2.in.raw").read_bytes()
     body = next(f.text() for f in EslParser().feed(data)
                 if f.content_type == "api/response" and f.body.startswith(b"{"))
     rows = channel_rows(body)
