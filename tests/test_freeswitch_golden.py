@@ -118,13 +118,16 @@ def test_a_restarted_normalizer_finds_the_agent_leg_of_ccservers_own_call_in_the
     caller, leg = "3e5d3c61-a916-447c-8a6a-37724f7cb358", "f03e55b2-af80-447a-8367-1af779546c30"
     norm = EslNormalizer("fs1", {"ccserver-inbound"})
     assert norm.unknown_agent_legs(rows) == [leg]
-    (call,) = norm.resync_from(rows, 1796356580.0, {leg: {"cc_device": "user/1001"}}).calls
+    ours = {leg: {"cc_call_id": f"fs1:{caller}", "cc_device": "user/1001"}}
+    (call,) = norm.resync_from(rows, 1796356580.0, ours).calls
     assert (call.call_id, call.did, call.agent_device) == (f"fs1:{caller}", "support", "user/1001")
     assert call.duration == 11.0  # created_epoch 1796356569
     assert norm.agent_leg(call.call_id) == leg  # tracked from now on: spy, hold, the agent's BYE
-    # a leg originated without cc_device: its user/ dial string from dest, never the channel name
-    (call,) = EslNormalizer("fs1", {"ccserver-inbound"}).resync_from(rows, 1796356580.0).calls
-    assert call.agent_device == "user/1001"
+    # a leg without our variables: its user/ dial string from dest, never the channel name, and
+    # not tracked as an agent leg of ours
+    other = EslNormalizer("fs1", {"ccserver-inbound"})
+    (call,) = other.resync_from(rows, 1796356580.0).calls
+    assert call.agent_device == "user/1001" and other.agent_leg(call.call_id) is None
 
 
 def test_one_cause_vocabulary_for_both_pbx_kinds():

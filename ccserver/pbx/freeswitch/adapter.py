@@ -208,8 +208,9 @@ class FreeSwitchAdapter:
             rows = channel_rows(body)
         except ValueError as e:
             raise CommandFailed(f"show channels on {self.node}: {e}") from None
-        # agent legs bridged before a restart: the dial string we set on them at the originate
-        variables = {leg: {"cc_device": await self._getvar(leg, "cc_device")}
+        # legs bridged to our callers that this process did not originate (a restart): what we
+        # set on ours at the originate says whose they are
+        variables = {leg: {name: await self._getvar(leg, name) for name in ("cc_call_id", "cc_device")}
                      for leg in self.normalizer.unknown_agent_legs(rows)}
         snapshot = self.normalizer.resync_from(rows, now, variables)
         listed = self.normalizer.listed

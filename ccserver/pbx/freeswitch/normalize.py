@@ -248,7 +248,8 @@ class EslNormalizer:
 
     def unknown_agent_legs(self, rows: list[dict[str, str]]) -> list[str]:
         """The legs bridged to our callers that this normalizer did not originate (ccserver
-        restarted since): the adapter reads their ``cc_device`` for :meth:`resync_from`."""
+        restarted since, or a transfer's gateway leg): the adapter reads their ``cc_call_id`` and
+        ``cc_device`` for :meth:`resync_from`."""
         partners = _Partners(rows)
         return [leg["uuid"] for r in rows if self._ours(r)
                 if (leg := partners.of(r)) is not None and leg.get("uuid") not in self.legs]
@@ -259,10 +260,11 @@ class EslNormalizer:
         hang-ups). ``variables`` are channel variables the adapter read, by channel uuid.
 
         An agent leg ccserver originated before a restart is found by what the switch keeps:
-        the dial string in its ``cc_device`` variable (set at the originate), else ``user/<dest>``
-        (the ``user/`` dial string of a leg originated without it: capture c08's leg
-        ``sofia/internal/1001@127.0.0.1:5191`` has ``dest`` 1001). It is then tracked as
-        bridged, as if this process had originated it.
+        its ``cc_call_id`` names the call, and ``cc_device`` holds the dial string (both set at the
+        originate); it is then tracked as bridged, as if this process had originated it. Without
+        ``cc_device`` (a leg of an older ccserver, or not ours) the agent is ``user/<dest>``, the
+        ``user/`` dial string agents are configured with: capture c08's leg
+        ``sofia/internal/1001@127.0.0.1:5191`` has ``dest`` 1001.
         """
         variables = variables or {}
         by_uuid = {r.get("uuid", ""): r for r in rows}
@@ -285,13 +287,16 @@ class EslNormalizer:
             if other is not None:
                 ou = other.get("uuid", "")
                 leg = self.legs.get(ou)
-                if leg is None:
+                if leg is not None:
+                    agent_device = leg.device
+                else:
+                    found = variables.get(ou, {})
                     dest = other.get("dest", "")
-                    device = (variables.get(ou, {}).get("cc_device")
-                              or (f"user/{dest}" if dest else other.get("name", ou)))
-                    leg = self.legs[ou] = _Leg(call.call_id, device, None, bridged=True, done=True)
-                    call.legs.append(ou)
-                agent_device = leg.device
+                    agent_device = (found.get("cc_device")
+                                    or (f"user/{dest}" if dest else other.get("name", ou)))
+                    if found.get("cc_call_id") == call.call_id:  # a leg ccserver originated
+                        self.legs[ou] = _Leg(call.call_id, agent_device, None, bridged=True, done=True)
+                        call.legs.append(ou)
             try:
                 duration = max(0.0, now - float(r.get("created_epoch", now)))
             except ValueError:
