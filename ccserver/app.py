@@ -42,6 +42,7 @@ from ccserver.hardware import SIM_NODE, FreeSwitchNodeConfig, NodeConfig, check_
 from ccserver.ivr.checks import SiteNames
 from ccserver.ivr.flow import Flow, FlowError, queues_of
 from ccserver.ivr.library import FlowLibrary
+from ccserver.ivr.prompts import MissingPrompts
 from ccserver.ivr.store import FlowStore
 from ccserver.ivr.sync import follow_store
 from ccserver.pbx.asterisk.adapter import AsteriskAdapter
@@ -104,6 +105,8 @@ class Server:
         self.api: ApiServer | None = None
         #: the IVR flows new calls get (files, then versions published in Postgres); set by start()
         self.flows: FlowLibrary | None = None
+        #: prompts a PBX could not open (logged once per prompt and flow node, shown as alerts)
+        self.missing_prompts = MissingPrompts()
         #: time the core takes per event (exposed on /metrics)
         self.decision_latency = Histogram()
         #: live queue KPIs; rebuilt from Postgres by start() before the first event
@@ -151,17 +154,19 @@ class Server:
 
         # versions admins publish in Postgres replace the files' flows for new calls
         self._tasks.append(asyncio.create_task(follow_store(library, FlowStore(self._pool)), name="ccserver-ivr-sync"))
-        self.fastagi = FastAgiServer(
-            cfg.server.agi_host, cfg.server.agi_port,
-            lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait, self.may_record),
-        )
+
+        def run_ivr(session):
+            return serve_ivr(session, library, self.on_event, self.clock, self.estimate_wait, self.may_record,
+                             self.missing_prompts)
+
+        self.fastagi = FastAgiServer(cfg.server.agi_host, cfg.server.agi_port, run_ivr)
         agi_port = await self.fastagi.start()
         log.info("FastAGI listening on %s:%d", cfg.server.agi_host, agi_port)
         fs_nodes = [n for n in self.nodes if isinstance(n, FreeSwitchNodeConfig)]
         if fs_nodes:
             self.esl_outbound = FsOutboundServer(
                 cfg.server.esl_outbound_host, cfg.server.esl_outbound_port,
-                lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait, self.may_record),
+                run_ivr,
                 default_node=fs_nodes[0].name if len(fs_nodes) == 1 else None,
                 sounds={n.name: SoundFiles(n.sound_dir, n.sound_extension) for n in fs_nodes},
             )
@@ -199,7 +204,8 @@ class Server:
                 nodes=lambda: {n: a.connected for n, a in self.adapters.items()},
                 spool_depth=lambda: self.writer.spool_depth, dispatch=self._dispatch, clock=self.clock,
                 decision_latency=self.decision_latency, supervision=self.supervision, recorder=self.recorder,
-                run_command=self.run_command, alerts=lambda: self.flows.site_problems,
+                run_command=self.run_command,
+                alerts=lambda: self.flows.site_problems + self.missing_prompts.alerts(),
                 kpis=self.kpis,
             ))
             try:

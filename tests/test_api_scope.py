@@ -7,7 +7,7 @@ from ccserver.api.store import User
 from ccserver.api.views import Scope
 from ccserver.config import AgentConfig, Config, QueueConfig
 from ccserver.core.center import ContactCenter
-from ccserver.core.events import CallAnswered, CallStarted, IvrFinished
+from ccserver.core.events import CallAnswered, CallStarted, IvrFinished, LiveCall, NodeResynced
 
 
 def test_a_shared_agent_opens_only_the_calls_it_is_rung_for():
@@ -33,3 +33,13 @@ def test_a_shared_agent_opens_only_the_calls_it_is_rung_for():
     sup_b = Scope(User(2, "sup_b", "", "supervisor", None, False, frozenset({"1002"}),
                        frozenset({"sales"})), config, cc)
     assert sup_b.sees_call(cc.calls["c1"]) and sup_b.sees_call(cc.calls["c2"])
+
+
+def test_an_admin_sees_a_call_adopted_at_a_resync_with_no_queue_or_agent():
+    from ccserver.core.events import LiveCall, NodeResynced
+
+    config = Config(queues=[QueueConfig(name="support")])
+    cc = ContactCenter(config, now=0.0)
+    cc.handle(NodeResynced("fs1", (LiveCall("fs1:u1", "u1", "+1555", "5000", None, 3.0),), 10.0))
+    admin = Scope(User(1, "root", "", "admin", None, False), config, cc)
+    assert admin.sees_call(cc.calls["fs1:u1"])

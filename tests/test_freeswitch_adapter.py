@@ -262,3 +262,65 @@ async def test_the_resync_leaves_the_leg_ringing_for_a_caller_still_there(rig):
     await until(lambda: adapter.connected and adapter.connection.logins >= 2, what="re-login")
     await until(lambda: sum(isinstance(e, NodeResynced) for e in events) >= 2, what="resync")
     assert not leg.gone and not [c for c in sim.received if c.startswith("api uuid_kill")]
+
+
+async def test_an_agent_who_answers_while_the_link_is_down_is_bridged_at_resync(rig, monkeypatch):
+    # the job's "+OK" goes only to listeners connected when it fires: here nobody. Waiting for it
+    # gave the answered leg up after the ring timeout plus this grace, and paused the agent.
+    monkeypatch.setattr(adapter_mod, "JOB_GRACE", 0.5)
+    sim, adapter, events = await rig([SimAgent("user/1001", answer_delay=0.4)])
+    await until(lambda: adapter.connected, what="login")
+    caller = await caller_in_queue(sim, events)
+    await adapter.execute(RingAgent("fs1", f"fs1:{caller}", caller, "user/1001", 2))
+    await sim.cut_esl(True)
+    await until(lambda: not adapter.connected, what="link down")
+    await until(lambda: any(ch.device == "user/1001" and ch.answered for ch in sim.channels.values()),
+                what="the agent answered (and the job's result reached no listener)")
+    await sim.cut_esl(False)
+    await until(lambda: any(isinstance(e, AgentLegAnswered) for e in events), timeout=10,
+                what="the answered leg bridged")
+    assert sim.channels[caller].bridged_to.device == "user/1001"
+    assert not adapter._ring_jobs  # settled: no deadline can give the leg up later
+    assert not [e for e in events if isinstance(e, AgentLegFailed)]
+
+
+async def test_a_leg_that_ended_while_the_link_was_down_frees_the_agent_without_blame(rig):
+    sim, adapter, events, caller, leg = await agent_ringing(rig)
+    await sim.cut_esl(True)
+    await until(lambda: not adapter.connected, what="link down")
+    sim.hangup(leg, "CALL_REJECTED", "recv_refuse")  # its job's -ERR reaches no listener
+    await sim.cut_esl(False)
+    await until(lambda: any(isinstance(e, AgentLegFailed) for e in events), timeout=10, what="leg settled")
+    assert [e.reason for e in events if isinstance(e, AgentLegFailed)] == ["cancelled"]
+
+
+async def test_a_flow_ending_in_a_queue_does_not_log_the_caller_as_gone(rig, caplog):
+    caplog.set_level(logging.INFO, logger="ccserver.pbx.freeswitch.outbound")
+    sim, adapter, events = await rig()
+    await until(lambda: adapter.connected, what="login")
+    await caller_in_queue(sim, events)  # our flow ended, we closed the socket: the caller waits
+    assert "caller gone" not in caplog.text
+    call = sim.place_call(CallerScript(hangup_during_ivr_after=0))
+    await call.wait(5)
+    await until(lambda: "caller gone (" in caplog.text, what="a real hang-up still logged")
+
+
+async def test_an_acl_refusal_is_logged_as_the_switchs_rejection(caplog):
+    async def refuse(reader, writer):
+        # mod_event_socket.c: an address outside apply-inbound-acl gets this instead of an
+        # auth/request, and the socket closes
+        writer.write(b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    adapter = FreeSwitchAdapter(node(server.sockets[0].getsockname()[1]), [].append, PASSWORD)
+    await adapter.start()
+    try:
+        await until(lambda: "Access Denied, go away." in caplog.text, what="the rejection logged")
+        assert "refused by FreeSWITCH's ACL" in caplog.text
+        assert "no auth/request" not in caplog.text
+    finally:
+        await adapter.stop()
+        server.close()
+        await server.wait_closed()

@@ -16,7 +16,7 @@ from ccserver.core.events import (
 )
 from ccserver.pbx.causes import fs_hangup_cause, fs_leg_failure, hangup_cause
 from ccserver.pbx.freeswitch.esl_codec import EslEvent, EslParser, parse_event
-from ccserver.pbx.freeswitch.normalize import EslNormalizer
+from ccserver.pbx.freeswitch.normalize import EslNormalizer, channel_rows
 from tests.captures import FREESWITCH_CAPTURES
 
 
@@ -71,9 +71,9 @@ def test_recording_of_the_caller_leg():
     norm = EslNormalizer("fs1", {"default"})
     # this capture subscribed after the call had started: adopt it as a resync would
     uuid = "d1ada0c0-40d5-43a3-9ff2-964cdb40628f"
-    norm.resync_from('{"row_count":1,"rows":[{"uuid":"%s","direction":"inbound",'
-                     '"context":"default","cid_num":"1555","dest":"support",'
-                     '"created_epoch":"0"}]}' % uuid, 0.0)
+    norm.resync_from(channel_rows('{"row_count":1,"rows":[{"uuid":"%s","direction":"inbound",'
+                                  '"context":"default","cid_num":"1555","dest":"support",'
+                                  '"created_epoch":"0"}]}' % uuid), 0.0)
     out = replay(norm, events)
     path = f"/var/lib/fs-rec/uuid_record-{uuid}.wav"
     rec = [e for e in out if isinstance(e, (RecordingStarted, RecordingStopped))]
@@ -96,13 +96,38 @@ def test_resync_from_show_channels_lists_the_bridged_call():
     body = next(f.text() for f in frames if f.content_type == "api/response"
                 and f.body.startswith(b"{"))
     norm = EslNormalizer("fs1", {"default"})
-    snap = norm.resync_from(body, 1795481890.0)
+    snap = norm.resync_from(channel_rows(body), 1795481890.0)
     (call,) = snap.calls
     assert call.call_id == "fs1:bc614808-5c33-4d04-8378-4be1aba6de6f"
     assert (call.caller, call.did, call.duration) == ("15551230000", "support", 10.0)
-    assert call.agent_device == "sofia/internal/1002@127.0.0.1:5092"
+    # a leg this process did not originate (mod_callcenter's here) is named by its user/ dial
+    # string, as agents are configured, not by its channel name
+    assert call.agent_device == "user/1002"
     with pytest.raises(ValueError):
-        norm.resync_from("[1]", 0.0)
+        channel_rows("[1]")
+
+
+def test_a_restarted_normalizer_finds_the_agent_leg_of_ccservers_own_call_in_the_real_listing():
+    """Capture c08 (ccserver's own dialplan): the listing after a link cut, read by a normalizer
+    that knows nothing (as after a restart)."""
+    own = FREESWITCH_CAPTURES.parent / "freeswitch-ccserver"
+    data = (own / "c08-link-cut-resync.esl-2.in.raw").read_bytes()
+    body = next(f.text() for f in EslParser().feed(data)
+                if f.content_type == "api/response" and f.body.startswith(b"{"))
+    rows = channel_rows(body)
+    caller, leg = "3e5d3c61-a916-447c-8a6a-37724f7cb358", "f03e55b2-af80-447a-8367-1af779546c30"
+    norm = EslNormalizer("fs1", {"ccserver-inbound"})
+    assert norm.unknown_agent_legs(rows) == [leg]
+    ours = {leg: {"cc_call_id": f"fs1:{caller}", "cc_device": "user/1001"}}
+    (call,) = norm.resync_from(rows, 1796356580.0, ours).calls
+    assert (call.call_id, call.did, call.agent_device) == (f"fs1:{caller}", "support", "user/1001")
+    assert call.duration == 11.0  # created_epoch 1796356569
+    assert norm.agent_leg(call.call_id) == leg  # tracked from now on: spy, hold, the agent's BYE
+    # a leg without our variables: its user/ dial string from dest, never the channel name, and
+    # not tracked as an agent leg of ours
+    other = EslNormalizer("fs1", {"ccserver-inbound"})
+    (call,) = other.resync_from(rows, 1796356580.0).calls
+    assert call.agent_device == "user/1001" and other.agent_leg(call.call_id) is None
 
 
 def test_one_cause_vocabulary_for_both_pbx_kinds():

@@ -7,8 +7,10 @@ captured bytes (exactly where the bytes carry nothing call-specific, by structur
 from __future__ import annotations
 
 import asyncio
+import json
 
 from ccserver.pbx.freeswitch.esl_codec import EslParser, Frame, encode_command, parse_event
+from ccserver.pbx.freeswitch.outbound import FsOutboundServer
 from ccserver.sim.freeswitch import CallerScript, SimAgent, SimulatedFreeSwitch
 from tests.captures import FREESWITCH_CAPTURES
 
@@ -184,3 +186,132 @@ async def test_uuid_kill_stops_a_ringing_phone_and_ends_its_originate_at_once():
         assert sim.busy == {} and "leg-1" not in sim.channels
     finally:
         await sim.stop()
+
+
+# -- against the captures of ccserver's own dialplan (freeswitch-ccserver/) -------------------
+
+OWN_DIALPLAN = FREESWITCH_CAPTURES.parent / "freeswitch-ccserver"
+
+
+def own_bodies(name: str) -> list[tuple[str, str]]:
+    """(Content-Type, body) of every frame FreeSWITCH sent in capture ``name``, cut with plain
+    string splitting (an oracle of its own: not the codec under test)."""
+    data, out = (OWN_DIALPLAN / name).read_bytes().decode("latin-1"), []
+    while data:
+        head, _, data = data.partition("\n\n")
+        fields = dict(line.split(": ", 1) for line in head.split("\n") if ": " in line)
+        length = int(fields.get("Content-Length", "0"))
+        out.append((fields.get("Content-Type", ""), data[:length]))
+        data = data[length:]
+    return out
+
+
+def own_events(name: str) -> list[dict[str, str]]:
+    return [json.loads(body) for ctype, body in own_bodies(name) if ctype == "text/event-json"]
+
+
+class EventClient(Client):
+    """A raw client subscribed to events: replies are told apart from events, which are kept."""
+
+    def __init__(self, reader, writer):
+        super().__init__(reader, writer)
+        self.events: list[dict[str, str]] = []
+
+    async def command(self, command: str, **headers: str) -> Frame:
+        self.writer.write(encode_command(command, headers or None))
+        while (frame := await self.frame()).content_type == "text/event-json":
+            self.events.append(parse_event(frame).headers)
+        return frame
+
+    async def event(self, name: str) -> dict[str, str]:
+        """The next event called ``name`` (the ones before it are kept)."""
+        while True:
+            frame = await self.frame()
+            if frame.content_type == "text/event-json":
+                self.events.append(parse_event(frame).headers)
+                if self.events[-1]["Event-Name"] == name:
+                    return self.events[-1]
+
+
+async def bridged_call():
+    """A caller through the simulated dialplan to the hold music, agent 1001 originated and
+    bridged with ``uuid_bridge`` as ccserver does (capture c01), and a raw client subscribed to
+    every event: (sim, client, the caller's SimCall, cleanup)."""
+    outbound = FsOutboundServer("127.0.0.1", 0, lambda s: s.set_variable("CC_QUEUE", "support"))
+    sim = SimulatedFreeSwitch(node="fs1", esl_password="ClueCon", outbound_host="127.0.0.1",
+                              outbound_port=await outbound.start(),
+                              agents=[SimAgent("user/1001", answer_delay=0.05)])
+    c = EventClient(*await asyncio.open_connection("127.0.0.1", await sim.start()))
+    await c.frame()
+    await c.command("auth ClueCon")
+    await c.command("event json ALL")
+    call = sim.place_call(CallerScript(patience=30, talk_time=30))
+    while (await c.event("CHANNEL_EXECUTE")).get("Application") != "endless_playback":
+        pass
+    await c.command(f"bgapi originate {{origination_uuid=leg-1,cc_caller_uuid={call.uniqueid}}}"
+                    "user/1001 &park()", **{"Job-UUID": "j-1"})
+    await c.event("BACKGROUND_JOB")
+    assert (await c.command(f"api uuid_bridge {call.uniqueid} leg-1")).text().startswith("+OK")
+
+    async def cleanup():
+        await sim.stop()
+        await outbound.stop()
+    return sim, c, call, cleanup
+
+
+async def test_show_channels_of_a_bridged_call_has_the_captured_shape():
+    (real,) = [json.loads(b) for t, b in own_bodies("c08-link-cut-resync.esl-2.in.raw")
+               if t == "api/response" and b.startswith("{")]
+    sim, c, call, cleanup = await bridged_call()
+    try:
+        body = (await c.command("api show channels as json")).text()
+        got = json.loads(body)
+        # compact, as FreeSWITCH writes it: no space or line break anywhere
+        assert body == json.dumps(got, separators=(",", ":"))
+        by_direction = {r["direction"]: r for r in got["rows"]}
+        for row in real["rows"]:
+            mine = by_direction[row["direction"]]
+            assert list(mine) == list(row)  # the same 38 columns in the same order
+            for key in ("state", "application", "dialplan", "callstate", "callee_direction",
+                        "initial_context", "secure"):
+                assert mine[key] == row[key], (row["direction"], key)
+            assert all(isinstance(v, str) for v in mine.values())
+        assert by_direction["inbound"]["dest"] == "ccserver-after-ivr"
+        assert by_direction["inbound"]["initial_dest"] == call.script.did
+        assert by_direction["outbound"]["call_uuid"] == call.uniqueid
+    finally:
+        await cleanup()
+
+
+async def test_hold_brings_the_hold_music_execute_on_the_caller_as_captured():
+    real = own_events("c07-hold-then-transfer.esl.in.raw")
+    at = next(i for i, e in enumerate(real) if e["Event-Name"] == "CHANNEL_HOLD")
+    legs = {real[at]["Unique-ID"]: "agent", real[at]["Other-Leg-Unique-ID"]: "caller"}
+
+    def story(events):
+        return [(e["Event-Name"], legs.get(e.get("Unique-ID")), e.get("Application"),
+                 e.get("Application-Data")) for e in events]
+
+    sim, c, call, cleanup = await bridged_call()
+    try:
+        assert sim.hold(call, True)
+        start = len(c.events)
+        await c.event("CHANNEL_EXECUTE")
+        legs |= {"leg-1": "agent", call.uniqueid: "caller"}
+        assert story(c.events[start:]) == story(real[at:at + 2])
+    finally:
+        await cleanup()
+
+
+async def test_a_recording_ended_by_the_hang_up_stops_with_the_captured_cause():
+    (real,) = [e for e in own_events("c05-recording-uuid-record.esl.in.raw")
+               if e["Event-Name"] == "RECORD_STOP"]
+    sim, c, call, cleanup = await bridged_call()
+    try:
+        reply = await c.command(f"api uuid_record {call.uniqueid} start /rec/x.wav")
+        assert reply.text() == "+OK Success\n"
+        sim.hangup(sim.channels[call.uniqueid], "NORMAL_CLEARING", "recv_bye")
+        stop = await c.event("RECORD_STOP")
+        assert stop["Record-Completion-Cause"] == real["Record-Completion-Cause"] == "success-silence"
+    finally:
+        await cleanup()

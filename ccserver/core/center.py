@@ -439,7 +439,8 @@ class ContactCenter:
                 return
             # CallStarted was missed: IvrFinished carries enough to adopt the call.
             log.info("call %s: adopted at IvrFinished (CallStarted missed)", e.call_id)
-            call = Call(e.call_id, e.node, e.channel, e.caller, e.did, e.at)
+            call = Call(e.call_id, e.node, e.channel, e.caller, e.did,
+                        e.at if e.arrived_at is None else e.arrived_at)
             self._calls[e.call_id] = call
         path, variables = e.path, e.variables
         if e.recording is not None:

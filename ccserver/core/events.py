@@ -100,6 +100,9 @@ class IvrFinished:
     callback: CallbackRequest | None = None
     #: the flow's recording policy ("all", "none", "on_demand"), overriding the queue's
     recording: str | None = None
+    #: when the PBX created the caller's channel, if the session says: the arrival of a call
+    #: whose CallStarted was missed (adopted here)
+    arrived_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

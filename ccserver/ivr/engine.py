@@ -26,6 +26,7 @@ from ccserver.ivr.flow import (
     VoicemailNode,
 )
 from ccserver.ivr.media import CallerHungUp, MediaSession
+from ccserver.ivr.prompts import MissingPrompts
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class _Walk:
     #: variables collected by ``sensitive`` collects: branched on here, masked in the outcome
     masked: set[str] = field(default_factory=set)
     estimate: Estimator | None = None
+    missing: MissingPrompts | None = None
 
     def mark(self, entry: str) -> None:
         self.path.append(entry)
@@ -119,6 +121,19 @@ class _Walk:
             hung_up, tuple(sorted(self.skills.items())), self.language, tuple(self.timings), ending,
             language_chosen=self.language_chosen, priority_chosen=self.priority is not None,
         )
+
+    def report_missing(self, entry: str) -> None:
+        """Report the prompts the PBX could not open while ``entry`` ran. Only sessions that can
+        tell (FreeSWITCH's) keep a ``missing_prompts`` list; the report empties it."""
+        missing = getattr(self.session, "missing_prompts", None)
+        if not missing:
+            return
+        for prompt in dict.fromkeys(missing):
+            if self.missing is not None:
+                self.missing.report(self.session.node, entry, prompt, self.session.call_id)
+            else:
+                log.error("IVR %s: prompt %r of %s not found", self.session.call_id, prompt, entry)
+        missing.clear()
 
     async def say(self, prompt: PromptRef, interruptible: bool) -> str:
         kind, value = prompt.resolve(self.language, self.default_language)
@@ -250,6 +265,7 @@ async def run_flow(
     overrides: Collection[str] = frozenset(),
     estimate: Estimator | None = None,
     recording_notice: bool = True,
+    missing: MissingPrompts | None = None,
 ) -> IvrOutcome:
     """Run ``flow`` on ``session`` from its start node; never raises (a failure ends it with
     ``ending="error"``, the path so far kept).
@@ -261,16 +277,23 @@ async def run_flow(
     its timings; ``overrides`` are the schedule overrides an admin has switched on.
     ``estimate`` gives a queue node's announcement its position and expected wait.
     ``recording_notice`` False skips the flow's recording notice (the call will not be recorded).
+    The flow's language is set on the channel at the start when it is not the channel's already
+    (the PBX then plays prompts from ``sounds/<language>/``). Prompts the PBX could not open go
+    to ``missing``.
     """
     started = clock()
     language = flow.language if session.language not in flow.offered_languages() else session.language
-    walk = _Walk(session, flow, clock, started, flow.language, language=language, estimate=estimate)
+    walk = _Walk(session, flow, clock, started, flow.language, language=language, estimate=estimate,
+                 missing=missing)
     outcome: IvrOutcome | None = None
     current = flow
     try:
         await session.answer()
+        if language and language != session.language:
+            await session.set_language(language)
         if flow.recording_notice is not None and recording_notice:
             await walk.say(flow.recording_notice, interruptible=False)
+            walk.report_missing("recording_notice")
         node_id = current.start
         for _ in range(MAX_STEPS):
             node = current.nodes[node_id]
@@ -308,7 +331,9 @@ async def run_flow(
                 current, node_id = target, target.start
             else:
                 outcome = await _finish(walk, node)
+                walk.report_missing(entry)
                 break
+            walk.report_missing(entry)
         else:
             log.error("IVR %s: flow %s ran %d steps; giving up", session.call_id, flow.name, MAX_STEPS)
             outcome = walk.outcome("steps")

@@ -12,7 +12,10 @@ class CallerHungUp(Exception):
 class MediaSession(Protocol):
     """One live channel under IVR control (FastAGI on Asterisk, ESL outbound on FreeSWITCH).
 
-    Every method raises :class:`CallerHungUp` once the caller is gone.
+    Every method raises :class:`CallerHungUp` once the caller is gone. A session may also have
+    ``missing_prompts`` (a list of the prompts the PBX could not open, which the engine reports
+    and empties) and ``created_at`` (when the PBX created the channel, epoch seconds): FreeSWITCH's
+    can tell both, FastAGI neither.
     """
 
     call_id: str

@@ -10,6 +10,7 @@ from ccserver.ivr.engine import Estimator, IvrOutcome, run_flow
 from ccserver.ivr.flow import Flow
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.media import MediaSession
+from ccserver.ivr.prompts import MissingPrompts
 from ccserver.pbx.base import EventSink
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ async def serve_ivr(
     session: MediaSession, library: FlowLibrary, sink: EventSink, clock: Callable[[], float],
     estimate: Estimator | None = None,
     may_record: Callable[[str, Flow], bool] | None = None,
+    missing: MissingPrompts | None = None,
 ) -> IvrOutcome:
     """Run the flow routed for the session's DID and report the end with one ``IvrFinished``.
 
@@ -51,7 +53,7 @@ async def serve_ivr(
     dialplan hangs up. The flows are taken from the library once, at the start: a publish
     during the call does not change what the call runs. ``estimate`` feeds queue announcements.
     ``may_record(did, flow)`` says whether the call can be recorded: the flow's recording notice
-    plays only then (always, when not given).
+    plays only then (always, when not given). Prompts the PBX could not open go to ``missing``.
     """
     flow: Flow | None
     try:
@@ -63,7 +65,7 @@ async def serve_ivr(
     else:
         notice = may_record(session.did, flow) if may_record is not None else True
         outcome = await run_flow(flow, session, clock, flows=library.snapshot(), overrides=library.overrides,
-                                 estimate=estimate, recording_notice=notice)
+                                 estimate=estimate, recording_notice=notice, missing=missing)
     sink(
         IvrFinished(
             call_id=session.call_id,
@@ -81,6 +83,8 @@ async def serve_ivr(
             caller_hung_up=outcome.hung_up,
             callback=callback_request(outcome),
             recording=flow.recording if flow is not None else None,
+            # only FreeSWITCH's connect reply says when the channel was created
+            arrived_at=getattr(session, "created_at", None),
         )
     )
     return outcome

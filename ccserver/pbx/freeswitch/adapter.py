@@ -69,7 +69,7 @@ from ccserver.pbx.contexts import (
 )
 from ccserver.pbx.freeswitch.esl_client import EslConnection
 from ccserver.pbx.freeswitch.esl_codec import EslEvent
-from ccserver.pbx.freeswitch.normalize import SUBSCRIBED, EslNormalizer
+from ccserver.pbx.freeswitch.normalize import SUBSCRIBED, EslNormalizer, channel_rows
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,9 @@ class FreeSwitchAdapter:
         )
         #: Job-UUID -> (the ring command, agent leg uuid) for originates still running
         self._ring_jobs: dict[str, tuple[RingAgent, str]] = {}
+        #: ring jobs sent on a link that went down: their BACKGROUND_JOB went to that link's
+        #: listener only, so the resync settles them from the channel listing
+        self._orphans: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         #: Job-UUID -> future of the originate result, for spy legs being set up
         self._spy_jobs: dict[str, asyncio.Future[str]] = {}
@@ -204,13 +207,19 @@ class FreeSwitchAdapter:
         body = await self._conn.api("show channels as json")
         now = self._clock()
         try:
-            snapshot = self.normalizer.resync_from(body, now)
+            rows = channel_rows(body)
         except ValueError as e:
             raise CommandFailed(f"show channels on {self.node}: {e}") from None
+        # legs bridged to our callers that this process did not originate (a restart): what we
+        # set on ours at the originate says whose they are
+        variables = {leg: {name: await self._getvar(leg, name) for name in ("cc_call_id", "cc_device")}
+                     for leg in self.normalizer.unknown_agent_legs(rows)}
+        snapshot = self.normalizer.resync_from(rows, now, variables)
         listed = self.normalizer.listed
         # callers who left while the link was down: their agent legs would ring on
         self._cancel_ringing(lambda caller: caller not in listed)
         self._sink(snapshot)
+        self._settle_orphans({r.get("uuid", ""): r for r in rows})
         # what ended while the link was down and the listing cannot show: callbacks, spy sessions
         callbacks = gone_at_resync(self._callback_legs, listed)
         spies = []
@@ -221,8 +230,34 @@ class FreeSwitchAdapter:
         for event in ended_unseen(self.node, now, callbacks, spies):
             self._sink(event)
 
+    def _settle_orphans(self, listed: dict[str, dict[str, str]]) -> None:
+        """Ring jobs whose result went to the lost link. An agent leg that answered is parked
+        (``&park()``; the listing says callstate ACTIVE, application park): bridge it, as the
+        job's ``+OK`` would have. One still ringing will report on this link. One gone ended
+        while we were away, for a reason nobody can tell now: the agent is not blamed."""
+        for job in [j for j in self._orphans if j in self._ring_jobs]:
+            cmd, leg = self._ring_jobs[job]
+            row = listed.get(leg)
+            if row is not None and row.get("callstate") == "ACTIVE" and row.get("application") == "park":
+                del self._ring_jobs[job]
+                log.info("node %s: agent leg %s answered while the link was down; bridging",
+                         self.node, leg)
+                self._spawn(self._bridge(cmd, leg))
+            elif row is None:
+                del self._ring_jobs[job]
+                self._emit(self.normalizer.leg_failed(leg, "cancelled", self._clock()))
+            else:
+                self._spawn(self._job_deadline(job, leg, cmd.timeout + JOB_GRACE))
+        self._orphans.clear()
+
     def _on_down(self) -> None:
+        self._orphans |= self._ring_jobs.keys()
         self._sink(NodeConnectionChanged(self.node, False, self._clock()))
+
+    async def _getvar(self, channel: str, name: str) -> str:
+        """A channel variable's value, ``""`` when unset (``uuid_getvar`` answers ``_undef_``)."""
+        value = (await self._conn.api(f"uuid_getvar {channel} {name}")).strip()
+        return "" if value == "_undef_" or value.startswith("-ERR") else value
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -279,7 +314,7 @@ class FreeSwitchAdapter:
         self._ring_jobs[job] = (cmd, leg)
         variables = ",".join([
             f"origination_uuid={leg}", f"originate_timeout={cmd.timeout}",
-            f"cc_call_id={cmd.call_id}", f"cc_caller_uuid={caller}",
+            f"cc_call_id={cmd.call_id}", f"cc_caller_uuid={caller}", f"cc_device={cmd.device}",
             "ignore_early_media=true", "hangup_after_bridge=true",
         ])
         try:
@@ -337,6 +372,8 @@ class FreeSwitchAdapter:
 
     async def _job_deadline(self, job: str, leg: str, seconds: float) -> None:
         await asyncio.sleep(seconds)
+        if job in self._orphans:
+            return  # its result went to a link that is gone: the next resync settles it
         if self._ring_jobs.pop(job, None) is None:
             return
         log.error("node %s: originate job %s (leg %s) never returned in %.0fs; giving up the leg",

@@ -51,6 +51,12 @@ class AuthFailed(Exception):
     """FreeSWITCH refused the ESL password."""
 
 
+class AclRefused(AuthFailed):
+    """FreeSWITCH's ``apply-inbound-acl`` refused ccserver's address: instead of an
+    ``auth/request`` it sent ``text/rude-rejection`` ("Access Denied, go away.", mod_event_socket.c)
+    and closed. Like a wrong password, only the PBX admin can mend it."""
+
+
 class _Inbound(InboundESL):
     """greenswitch's inbound session with our parser and safe writes (runs in the hub thread)."""
 
@@ -60,7 +66,8 @@ class _Inbound(InboundESL):
         self._on_event = on_event
         self._on_closed = on_closed
         self._parser = EslParser()
-        self.refused = False
+        #: the text of a ``text/rude-rejection`` the server sent, if it did
+        self.rejection = ""
 
     def start_event_handlers(self) -> None:
         self._receive_events_greenlet = gevent.spawn(self.receive_events)
@@ -112,7 +119,7 @@ class _Inbound(InboundESL):
         elif ctype == "text/disconnect-notice":
             log.info("ESL %s:%s: disconnect notice: %s", self.host, self.port, frame.text().strip())
         elif ctype == "text/rude-rejection":
-            self.refused = True
+            self.rejection = frame.text().strip()
             raise EslProtocolError(f"rude rejection: {frame.text().strip()}")
         elif ctype not in KNOWN_CONTENT_TYPES:
             # The frame was complete (its length known), so the stream is still in step.
@@ -131,7 +138,6 @@ class _Inbound(InboundESL):
         self.connect_and_wait()
         reply = self.send_command(f"auth {self.password}")
         if reply.reply_text != "+OK accepted":
-            self.refused = True
             self.close_link("authentication refused")
             raise AuthFailed(f"ESL {self.host}:{self.port}: password refused ({reply.reply_text})")
 
@@ -145,6 +151,10 @@ class _Inbound(InboundESL):
         self.start_event_handlers()
         if not self._auth_request_event.wait(timeout=self.timeout) or not self.connected:
             self.close_link("no auth/request")
+            if self.rejection:
+                raise AclRefused(f"ESL {self.host}:{self.port}: refused by FreeSWITCH's ACL "
+                                 f"(rude rejection: {self.rejection!r}); allow ccserver's address "
+                                 "in event_socket.conf.xml's apply-inbound-acl")
             raise ConnectionError(f"ESL {self.host}:{self.port}: no auth/request from the server")
 
     def shutdown(self) -> None:

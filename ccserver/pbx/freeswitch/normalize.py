@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ccserver.core.events import (
@@ -237,38 +238,65 @@ class EslNormalizer:
 
     # -- resync ------------------------------------------------------------------------------
 
-    def resync_from(self, show_channels_json: str, now: float) -> NodeResynced:
-        """The node's live calls from ``show channels as json`` (forgetting missed hang-ups).
+    def _ours(self, r: dict[str, str]) -> bool:
+        """A listed channel that is (or may become) one of our calls: an inbound channel we did
+        not originate, known already or in one of our contexts."""
+        uuid = r.get("uuid", "")
+        return (r.get("direction") == "inbound" and uuid not in self.legs
+                and (uuid in self.calls
+                     or bool({r.get("context"), r.get("initial_context")} & self.inbound_contexts)))
 
-        Raises ``ValueError`` when the body is not the expected JSON.
+    def unknown_agent_legs(self, rows: list[dict[str, str]]) -> list[str]:
+        """The legs bridged to our callers that this normalizer did not originate (ccserver
+        restarted since, or a transfer's gateway leg): the adapter reads their ``cc_call_id`` and
+        ``cc_device`` for :meth:`resync_from`."""
+        partners = _Partners(rows)
+        return [leg["uuid"] for r in rows if self._ours(r)
+                if (leg := partners.of(r)) is not None and leg.get("uuid") not in self.legs]
+
+    def resync_from(self, rows: list[dict[str, str]], now: float,
+                    variables: Mapping[str, Mapping[str, str]] | None = None) -> NodeResynced:
+        """The node's live calls from the rows of ``show channels as json`` (forgetting missed
+        hang-ups). ``variables`` are channel variables the adapter read, by channel uuid.
+
+        An agent leg ccserver originated before a restart is found by what the switch keeps:
+        its ``cc_call_id`` names the call, and ``cc_device`` holds the dial string (both set at the
+        originate); it is then tracked as bridged, as if this process had originated it. Without
+        ``cc_device`` (a leg of an older ccserver, or not ours) the agent is ``user/<dest>``, the
+        ``user/`` dial string agents are configured with: capture c08's leg
+        ``sofia/internal/1001@127.0.0.1:5191`` has ``dest`` 1001.
         """
-        data = json.loads(show_channels_json)
-        if not isinstance(data, dict) or not isinstance(data.get("rows", []), list):
-            raise ValueError("show channels as json: not an object with a 'rows' list")
-        rows = [r for r in data.get("rows", []) if isinstance(r, dict)]
+        variables = variables or {}
         by_uuid = {r.get("uuid", ""): r for r in rows}
+        partners = _Partners(rows)
         self.listed = frozenset(by_uuid)
         live: list[LiveCall] = []
         kept: dict[str, _Call] = {}
         for r in rows:
+            if not self._ours(r):
+                continue
             uuid = r.get("uuid", "")
-            if r.get("direction") != "inbound" or uuid in self.legs:
-                continue
-            known = self.calls.get(uuid)
-            if known is None and not ({r.get("context"), r.get("initial_context")}
-                                      & self.inbound_contexts):
-                continue
-            call = known or _Call(self.call_id(uuid), uuid, r.get("cid_num", ""),
-                                  r.get("dest", ""), answered=r.get("callstate") == "ACTIVE")
+            # after the IVR ``dest`` is our after-IVR extension (capture c08): the DID is the
+            # destination the call came in with
+            call = self.calls.get(uuid) or _Call(
+                self.call_id(uuid), uuid, r.get("cid_num", ""),
+                r.get("initial_dest") or r.get("dest", ""), answered=r.get("callstate") == "ACTIVE")
             kept[uuid] = call
             agent_device = None
-            for other in rows:
+            other = partners.of(r)
+            if other is not None:
                 ou = other.get("uuid", "")
-                if ou != uuid and other.get("call_uuid") == uuid or (
-                        ou == r.get("application_data") and r.get("application") == "uuid_bridge"):
-                    leg = self.legs.get(ou)
-                    agent_device = leg.device if leg else other.get("name", ou)
-                    break
+                leg = self.legs.get(ou)
+                if leg is not None:
+                    agent_device = leg.device
+                else:
+                    found = variables.get(ou, {})
+                    dest = other.get("dest", "")
+                    agent_device = (found.get("cc_device")
+                                    or (f"user/{dest}" if dest else other.get("name", ou)))
+                    if found.get("cc_call_id") == call.call_id:  # a leg ccserver originated
+                        self.legs[ou] = _Leg(call.call_id, agent_device, None, bridged=True, done=True)
+                        call.legs.append(ou)
             try:
                 duration = max(0.0, now - float(r.get("created_epoch", now)))
             except ValueError:
@@ -279,6 +307,34 @@ class EslNormalizer:
         self.legs = {u: lg for u, lg in self.legs.items() if u in by_uuid or u in pending}
         self._jobs = {j: u for j, u in self._jobs.items() if u in self.legs}
         return NodeResynced(self.node, tuple(live), now)
+
+
+def channel_rows(show_channels_json: str) -> list[dict[str, str]]:
+    """The rows of a ``show channels as json`` reply (``{"row_count": 0}`` has none).
+
+    Raises ``ValueError`` when the body is not the expected JSON.
+    """
+    data = json.loads(show_channels_json)
+    if not isinstance(data, dict) or not isinstance(data.get("rows", []), list):
+        raise ValueError("show channels as json: not an object with a 'rows' list")
+    return [r for r in data.get("rows", []) if isinstance(r, dict)]
+
+
+class _Partners:
+    """The other leg of each listed channel: the one ``uuid_bridge`` names, or an originated
+    leg whose ``call_uuid`` is the channel (both in capture c08)."""
+
+    def __init__(self, rows: list[dict[str, str]]):
+        self._by_uuid = {r.get("uuid", ""): r for r in rows}
+        self._by_call = {r.get("call_uuid", ""): r for r in rows
+                         if r.get("call_uuid") not in ("", r.get("uuid"))}
+
+    def of(self, r: dict[str, str]) -> dict[str, str] | None:
+        if r.get("application") == "uuid_bridge":
+            other = self._by_uuid.get(r.get("application_data", ""))
+            if other is not None and other is not r:
+                return other
+        return self._by_call.get(r.get("uuid", ""))
 
 
 _HANDLERS = {

@@ -89,9 +89,15 @@ class OutboundSession:
         self._completions: dict[str, asyncio.Future[EslEvent]] = {}
         self._digits: list[str] = []
         self._gone = False
+        #: ccserver closes the socket (the flow ended): its end is not the caller's
+        self._closing = False
         self._reader_task: asyncio.Task | None = None
         self.node = self.call_id = self.channel = self.caller = self.did = ""
         self.language = ""
+        #: prompts FreeSWITCH could not open since the IVR engine last looked (it empties this)
+        self.missing_prompts: list[str] = []
+        #: when FreeSWITCH created the channel (epoch seconds), from the ``connect`` reply
+        self.created_at: float | None = None
         #: how prompt names become files on this node (set by the server once the node is known)
         self.sounds = SoundFiles()
         #: the TTS engine and voice ``speak`` uses (mod_flite's by default)
@@ -114,11 +120,16 @@ class OutboundSession:
         self.caller = h.get("Caller-Caller-ID-Number", "")
         self.did = h.get("variable_cc_did") or h.get("Caller-Destination-Number", "")
         self.language = h.get("variable_cc_language", "")
+        # microseconds (capture c01's connect reply); the arrival of a call whose CHANNEL_CREATE
+        # ccserver missed
+        created = h.get("Caller-Channel-Created-Time", "")
+        self.created_at = int(created) / 1e6 if created.isdigit() and int(created) else None
         await self._send("myevents json")
         await self._send(f"linger {LINGER_SECONDS}")
         return True
 
     async def close(self) -> None:
+        self._closing = True
         if self._reader_task is not None:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
@@ -176,7 +187,7 @@ class OutboundSession:
             self._hang_up(f"{name} {ev.get('Hangup-Cause')}")
 
     def _hang_up(self, why: str) -> None:
-        if not self._gone:
+        if not self._gone and not self._closing:
             log.info("ESL outbound %s: caller gone (%s)", self.call_id, why)
         self._gone = True
         for fut in self._completions.values():
@@ -237,6 +248,8 @@ class OutboundSession:
                            + ("0123456789*#" if interruptible else "none"))
         self._digits.clear()
         ev = await self.execute("playback", self.sounds.path(_sound(prompt)), wait=600)
+        if ev.get("Application-Response") == "FILE NOT FOUND":  # mod_dptools.c playback_function
+            self.missing_prompts.append(prompt)
         used = ev.get("variable_playback_terminator_used")
         return used or (self._digits[0] if interruptible and self._digits else "")
 
@@ -253,6 +266,11 @@ class OutboundSession:
         arg = (f"1 {max_digits} 1 {ms} {terminator or 'none'} {self.sounds.path(_sound(prompt))} "
                f"silence_stream://250 {_DIGITS_VAR} [0-9*#]+ {digit_ms}")
         ev = await self.execute("play_and_get_digits", arg, wait=timeout * (max_digits + 1) + 600)
+        if not ev.get("variable_read_result"):
+            # switch_ivr_read sets read_result (success / timeout / failure) on every read that
+            # got past its prompt; a prompt that does not open skips it, and the application
+            # answers "_none_" either way
+            self.missing_prompts.append(prompt)
         return ev.get(f"variable_{_DIGITS_VAR}")
 
     async def set_variable(self, name: str, value: str) -> None:

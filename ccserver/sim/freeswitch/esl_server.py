@@ -147,6 +147,8 @@ class EslServer:
         self.background = on_background
         self.sessions: set[EslSession] = set()
         self.frozen = False
+        #: a network cut: new connections are closed at once (see :meth:`cut`)
+        self.unreachable = False
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -164,6 +166,14 @@ class EslServer:
         for s in list(self.sessions):
             s.writer.close()
 
+    async def cut(self, cut: bool) -> None:
+        """Cut the network to every client (``True``: dropped now, new ones closed at once) or
+        mend it. An event fired meanwhile reaches nobody: FreeSWITCH sends an event, the
+        BACKGROUND_JOB of a ``bgapi`` too, only to the listeners connected when it fires."""
+        self.unreachable = cut
+        if cut:
+            await self.drop()
+
     def _publish(self, headers: dict[str, str], body: str = "") -> None:
         for s in list(self.sessions):
             if s.authed:
@@ -172,6 +182,9 @@ class EslServer:
     publish = _publish
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.unreachable:
+            writer.close()
+            return
         session = EslSession(self, reader, writer)
         self.sessions.add(session)
         try:

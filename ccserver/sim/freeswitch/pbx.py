@@ -41,6 +41,13 @@ CORE_UUID = "5e3c2a10-0000-4000-8000-5151c0de0001"
 TRANSFER_VAR = "cc_transfer_to"
 #: seconds the simulator lingers after a hang-up before closing an outbound socket
 LINGER_SECONDS = 0.05
+#: the extension our dialplan's socket step continues to (``transfer ccserver-after-ivr XML
+#: ccserver-inbound``, captures c01-c08); the caller's ``dest`` from then on
+AFTER_IVR = "ccserver-after-ivr"
+#: the hold music ``ccserver_vars.xml`` names (``local_stream://moh`` in the captures)
+HOLD_MUSIC = "local_stream://moh"
+#: where this FreeSWITCH's ``$${sounds_dir}`` points
+SOUNDS_DIR = "/usr/share/freeswitch/sounds"
 
 
 @dataclass(eq=False)
@@ -53,6 +60,8 @@ class FsChannel:
     dest: str
     context: str
     created: float = field(default_factory=time.time)
+    #: the destination the channel was created with (``dest`` changes as the dialplan moves on)
+    initial_dest: str = ""
     answered: bool = False
     gone: bool = False
     #: the phone on this leg put the call on hold (FreeSWITCH's CF_LEG_HOLDING)
@@ -65,6 +74,20 @@ class FsChannel:
     device: str | None = None  #: agent legs: the device dialed
     #: set when the channel hangs up (wakes an originate still ringing it)
     ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def __post_init__(self) -> None:
+        self.initial_dest = self.initial_dest or self.dest
+
+    @property
+    def state(self) -> str:
+        """FreeSWITCH's channel state: ``uuid_bridge`` leaves the caller (whose dialplan it
+        interrupted) in CS_SOFT_EXECUTE and the originated leg in CS_EXCHANGE_MEDIA (capture
+        c08's ``show channels``, c05's CHANNEL_BRIDGE)."""
+        if self.gone:
+            return "CS_HANGUP"
+        if self.bridged_to is not None and self.application == "uuid_bridge":
+            return "CS_SOFT_EXECUTE" if self.direction == "inbound" else "CS_EXCHANGE_MEDIA"
+        return "CS_EXECUTE"
 
 
 class SimulatedFreeSwitch:
@@ -89,6 +112,9 @@ class SimulatedFreeSwitch:
         self.received: list[str] = []
         #: every application ccserver ran over an outbound socket: (channel uuid, app, argument)
         self.executed: list[tuple[str, str, str]] = []
+        #: the prompt files under ``$${sounds_dir}`` (paths relative to it, ``en/hello-world.wav``);
+        #: None: every prompt exists. A missing one ends ``playback`` with FILE NOT FOUND.
+        self.sound_files: set[str] | None = None
         self._tasks: set[asyncio.Task] = set()
         self._seq = 0
 
@@ -104,6 +130,11 @@ class SimulatedFreeSwitch:
 
     async def drop_esl_connections(self) -> None:
         await self.server.drop()
+
+    async def cut_esl(self, cut: bool) -> None:
+        """A network cut between ccserver and the switch, until called with False (see
+        :meth:`EslServer.cut`); calls, originates and outbound sockets go on meanwhile."""
+        await self.server.cut(cut)
 
     def set_esl_frozen(self, frozen: bool) -> None:
         """Keep TCP open but send and answer nothing (a hung switch / half-open link)."""
@@ -142,7 +173,21 @@ class SimulatedFreeSwitch:
         if leg.holding != on:
             leg.holding = on
             self.emit("CHANNEL_HOLD" if on else "CHANNEL_UNHOLD", leg)
+            if on:  # the held party hears the hold music (capture c07: an execute on the caller)
+                self.emit("CHANNEL_EXECUTE", caller, Application="playback",
+                          **{"Application-Data": HOLD_MUSIC, "Application-UUID": str(uuidlib.uuid4())})
         return True
+
+    def sound_exists(self, ch: FsChannel, name: str) -> bool:
+        """Whether ``playback`` of ``name`` on ``ch`` would open a file: streams always; a
+        relative name under the channel's ``sound_prefix``, else ``$${sounds_dir}``
+        (switch_ivr_play_file)."""
+        if self.sound_files is None or "://" in name:
+            return True
+        if not name.startswith("/"):
+            prefix = ch.variables.get("sound_prefix") or SOUNDS_DIR
+            name = f"{prefix.replace('${sounds_dir}', SOUNDS_DIR)}/{name}"
+        return name.removeprefix(SOUNDS_DIR + "/") in self.sound_files
 
     # -- events ------------------------------------------------------------------------------
 
@@ -153,7 +198,7 @@ class SimulatedFreeSwitch:
              "Event-Date-Timestamp": str(int(time.time() * 1_000_000)),
              "Event-Calling-File": "switch_channel.c", "Event-Sequence": str(self._seq)}
         if ch is not None:
-            h |= {"Channel-State": "CS_HANGUP" if ch.gone else "CS_EXECUTE",
+            h |= {"Channel-State": ch.state,
                   "Channel-Call-State": "HANGUP" if ch.gone else (
                       "ACTIVE" if ch.answered else "RINGING"),
                   "Unique-ID": ch.uuid, "Call-Direction": ch.direction,
@@ -162,7 +207,8 @@ class SimulatedFreeSwitch:
                   "Channel-Name": ch.name, "Caller-Direction": ch.direction,
                   "Caller-Caller-ID-Name": ch.cid_name, "Caller-Caller-ID-Number": ch.cid_num,
                   "Caller-Destination-Number": ch.dest, "Caller-Unique-ID": ch.uuid,
-                  "Caller-Context": ch.context, "Channel-Call-UUID": ch.uuid}
+                  "Caller-Context": ch.context, "Channel-Call-UUID": ch.uuid,
+                  "Caller-Channel-Created-Time": str(int(ch.created * 1_000_000))}
             if ch.bridged_to is not None:
                 h["Other-Leg-Unique-ID"] = ch.bridged_to.uuid
             h |= {f"variable_{k}": v for k, v in ch.variables.items()}
@@ -264,24 +310,39 @@ class SimulatedFreeSwitch:
         return f"-ERR {cmd} Command not found!\n"
 
     def _show_channels(self) -> str:
-        rows = []
-        for ch in self.channels.values():
-            partner = ch.bridged_to
-            rows.append({
-                "uuid": ch.uuid, "direction": ch.direction,
-                "created_epoch": str(int(ch.created)), "name": ch.name,
-                "state": "CS_EXCHANGE_MEDIA" if partner else "CS_EXECUTE",
-                "cid_name": ch.cid_name, "cid_num": ch.cid_num, "dest": ch.dest,
-                "application": ch.application, "application_data": ch.application_data,
-                "dialplan": "XML", "context": ch.context,
-                "callstate": "ACTIVE" if ch.answered else "RINGING",
-                "call_uuid": (partner.uuid if partner and ch.direction == "outbound"
-                              else ch.uuid),
-                "initial_context": ch.context,
-            })
+        """``show channels as json`` as FreeSWITCH 1.11 writes it (capture c08): compact JSON, the
+        38 columns of the ``channels`` table in its order, every value a string."""
+        rows = [self._channel_row(ch) for ch in self.channels.values()]
         if not rows:
             return '{"row_count": 0}'
-        return json.dumps({"row_count": len(rows), "rows": rows}, indent=2)
+        return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
+
+    def _channel_row(self, ch: FsChannel) -> dict[str, str]:
+        partner = ch.bridged_to
+        inbound = ch.direction == "inbound"
+        # an originated leg's own caller profile has no caller id; the bridge sends it the caller's
+        sent = (partner.cid_name, partner.cid_num) if partner and not inbound else ("0000000000",) * 2
+        codec = {f"{way}_{what}": value for way in ("read", "write")
+                 for what, value in (("codec", "PCMA"), ("rate", "8000"), ("bit_rate", "64000"))}
+        return {
+            "uuid": ch.uuid, "direction": ch.direction,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ch.created)),
+            "created_epoch": str(int(ch.created)), "name": ch.name, "state": ch.state,
+            "cid_name": ch.cid_name, "cid_num": ch.cid_num, "ip_addr": "127.0.0.1" if inbound else "",
+            "dest": ch.dest, "application": ch.application, "application_data": ch.application_data,
+            "dialplan": "XML" if inbound else "", "context": ch.context, **codec,
+            "secure": "", "hostname": self.hostname,
+            "presence_id": "" if inbound or ch.device is None else f"{ch.dest}@sim",
+            "presence_data": "", "accountcode": "",
+            "callstate": "ACTIVE" if ch.answered else "RINGING",
+            "callee_name": "", "callee_num": "0000000000", "callee_direction": "SEND" if partner else "",
+            "call_uuid": partner.uuid if partner and not inbound else ch.uuid,
+            "sent_callee_name": sent[0], "sent_callee_num": sent[1],
+            "initial_cid_name": ch.cid_name if inbound else "",
+            "initial_cid_num": ch.cid_num if inbound else "0000000000",
+            "initial_ip_addr": "127.0.0.1" if inbound else "", "initial_dest": ch.initial_dest,
+            "initial_dialplan": "XML" if inbound else "", "initial_context": ch.context,
+        }
 
     def _bridge(self, a: FsChannel, b: FsChannel) -> str:
         a.bridged_to, b.bridged_to = b, a
@@ -315,8 +376,11 @@ class SimulatedFreeSwitch:
         rec = self.recordings.pop(ch.uuid, None)
         if rec is not None:
             rec.close()
+        # switch_ivr_async.c: a channel that hung up closes its recording "success-silence"
+        # (capture c05), a ``uuid_record stop`` on a live one "success-maxtime"
+        cause = "success-silence" if ch.gone else "success-maxtime"
         self.emit("RECORD_STOP", ch, **{"Record-File-Path": path or "",
-                                        "Record-Completion-Cause": "success-maxtime"})
+                                        "Record-Completion-Cause": cause})
 
     async def _spy_originate(self, variables: dict[str, str], device: str, app: str) -> str:
         """``&eavesdrop(<uuid>)`` / ``&three_way(<uuid>)`` from the supervisor's phone (capture 04)."""
@@ -627,12 +691,15 @@ class _CallRun:
                 self.end("no_queue")
                 return
             self.phase = "wait"
+            ch.dest = AFTER_IVR
+            sim.emit("CHANNEL_EXECUTE", ch, Application="transfer",
+                     **{"Application-Data": f"{AFTER_IVR} XML {INBOUND_CONTEXT}"})
             if not ch.answered:
                 ch.answered = True
                 sim.emit("CHANNEL_ANSWER", ch)
-            ch.application, ch.application_data = "endless_playback", "local_stream://moh"
+            ch.application, ch.application_data = "endless_playback", HOLD_MUSIC
             sim.emit("CHANNEL_EXECUTE", ch, Application="endless_playback",
-                     **{"Application-Data": "local_stream://moh"})
+                     **{"Application-Data": HOLD_MUSIC})
             bridged = asyncio.create_task(self._bridged.wait())
             gone = asyncio.create_task(self._gone.wait())
             moved = asyncio.create_task(self._moved_event.wait())
@@ -728,6 +795,8 @@ class _CallRun:
         elif app == "set":
             name, _, value = arg.partition("=")
             ch.variables[name] = value
+        elif app == "playback" and not sim.sound_exists(ch, arg):
+            response = "FILE NOT FOUND"  # mod_dptools.c playback_function: at once, no digit read
         elif app == "playback":
             response = "FILE PLAYED"
             ch.variables.pop("playback_terminator_used", None)
@@ -743,7 +812,15 @@ class _CallRun:
             argv = arg.split()
             var = argv[7] if len(argv) > 7 else "pagd"
             timeout = int(argv[3]) / 1000 if len(argv) > 3 and argv[3].isdigit() else 5.0
+            ch.variables.pop("read_result", None)
+            if len(argv) > 5 and not sim.sound_exists(ch, argv[5]):
+                # switch_ivr_read: a prompt that does not open ends the read before any digit
+                # and before read_result is set; the application reports nothing else
+                ch.variables.pop(var, None)
+                sim.emit("CHANNEL_EXECUTE_COMPLETE", ch, **ids, **{"Application-Response": response})
+                return
             entry = self._digits.pop(0) if self._digits else ""
+            ch.variables["read_result"] = "success" if entry else "timeout"
             if entry:
                 await asyncio.sleep(self.script.dtmf_delay)
                 for d in entry:
