@@ -212,6 +212,17 @@ class ContactCenter:
         """Agents by id."""
         return MappingProxyType(self._agents)
 
+    def device_in_use(self, agent_id: str) -> tuple[str, str] | None:
+        """(node, dial string) of the agent's phone being rung or talking for a live call, the
+        one of the call's node (a mixed fleet rings the same person through each node's own
+        dial string); None when the agent has no live call. KeyError for an unknown agent."""
+        agent = self._agents[agent_id]
+        call = self._calls.get(agent.call_id or "")
+        if call is None or agent.state not in ("offered", "on_call"):
+            return None
+        device = agent.device_on(call.node)
+        return None if device is None else (call.node, device)
+
     @property
     def nodes(self) -> Mapping[str, bool]:
         """PBX node -> connected, for nodes that reported a connection change or a resync."""
