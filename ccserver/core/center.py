@@ -265,7 +265,7 @@ class ContactCenter:
                 else waits.wait(w.requirements, c.node, i),
                 step=c.step,
                 requirements=w.requirements,
-                routing_note=c.routing_note,
+                routing_note=self._waiting_note(c, w.requirements, waits, name),
             )
             for i, (w, c) in enumerate(calls, start=1)
         )
@@ -278,6 +278,21 @@ class ContactCenter:
             wrap_up=states.count("wrap_up"),
             paused=states.count("paused"),
         )
+
+    def _waiting_note(self, call: Call, requirements: tuple[tuple[str, int], ...],
+                      waits: QueueWaits, queue: str) -> str | None:
+        """The call's routing note, plus why it waits while agents who could take it are
+        ready: none of them can be rung from its node (a mixed fleet's agent with a phone on
+        another node only). Said while true, so it goes once such an agent is free."""
+        if (call.state is not CallState.QUEUED or waits.ready(requirements, None) == 0
+                or waits.ready(requirements, call.node) > 0):
+            return call.routing_note
+        able = self._eligibility.able(queue, requirements, None)
+        ready = [a.agent_id for a, ok in zip(self._members[queue], able)
+                 if ok and a.state == "ready"]
+        note = (f"no ready agent can be rung from node {call.node!r}; ready on other nodes "
+                f"only: {', '.join(ready)}")
+        return f"{call.routing_note}; {note}" if call.routing_note else note
 
     def estimate_wait(self, queue: str, priority: int | None, skills: tuple[tuple[str, int], ...],
                       now: float) -> tuple[int, float | None]:
