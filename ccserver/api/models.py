@@ -201,6 +201,8 @@ class CallOut(BaseModel):
     agent_id: str | None
     arrived_at: float
     enqueued_at: float | None
+    #: when the agent answered (null until then)
+    answered_at: float | None = None
     ivr_path: list[str]
     variables: dict[str, str]
 

@@ -60,7 +60,7 @@ def call_out(call: Call) -> CallOut:
     return CallOut(
         call_id=call.call_id, node=call.node, caller=call.caller, did=call.did, state=call.state.value,
         queue=call.queue, agent_id=call.agent_id, arrived_at=call.arrived_at, enqueued_at=call.enqueued_at,
-        ivr_path=list(call.ivr_path), variables=dict(call.variables),
+        answered_at=call.answered_at, ivr_path=list(call.ivr_path), variables=dict(call.variables),
     )
 
 

@@ -37,6 +37,7 @@ from ccserver.core.commands import (
     Command,
     ConfirmCallback,
     HangupCall,
+    KeepCallFacts,
     RingAgent,
     SendToVoicemail,
     StartRecording,
@@ -497,6 +498,13 @@ class ContactCenter:
             self._check_servable(call, e.at)
             self._schedule_escalation(call)
             self._route_needed = True
+            self._keep(call)
+
+    def _keep(self, call: Call) -> None:
+        """Store what is known of the call on its channel, for a ccserver that adopts it at a
+        resync (a restart, a standby taking over). A callback entry has no channel."""
+        if call.channel and call.call_id not in self._callbacks and call.state is not CallState.ENDED:
+            self._out.append(KeepCallFacts(call.node, call.call_id, call.channel, call.facts()))
 
     def _queue_callback(self, e: IvrFinished) -> None:
         """A callback entry: the caller's place in the queue (enqueued now, as if still
@@ -534,6 +542,7 @@ class ContactCenter:
         if policy == "all" and call.call_id not in self._callbacks:
             call.recording = self._recording_file(call)
             self._out.append(StartRecording(call.node, call.call_id, call.channel, call.recording))
+        self._keep(call)
 
     def _leg_failed(self, call: Call, agent: Agent, reason: LegFailure, at: float) -> None:
         if not call.leg_failed(reason == "no_answer", at):
@@ -605,19 +614,34 @@ class ContactCenter:
             if lc.call_id in self._ended:
                 log.info("call %s: listed at resync but already ended; ignored", lc.call_id)
                 continue
-            # Unknown live call: adopt it so its hang-up still produces a CDR. Its queue is not
-            # known, so an unbridged one is tracked as in the IVR.
+            # Unknown live call: adopt it so its hang-up still produces a CDR. What a ccserver
+            # kept on the channel (facts) says its queue, times and agent; without them an
+            # unbridged one is tracked as in the IVR.
             call = Call(lc.call_id, e.node, lc.channel, lc.caller, lc.did, e.at - lc.duration,
                         state=CallState.IN_IVR)
+            facts = lc.facts
+            if facts is not None:
+                waits = (not lc.agent_device and facts.answered_at is None
+                         and self._queues.get(facts.queue or "") is not None)
+                call.resume(facts, queued=waits)
             self._calls[lc.call_id] = call
-            log.info("call %s: adopted at resync of %s (bridged to %s)", lc.call_id, e.node,
-                     lc.agent_device)
+            log.info("call %s: adopted at resync of %s (bridged to %s, %s)", lc.call_id, e.node,
+                     lc.agent_device, "with its kept facts" if facts else "nothing kept")
             if lc.agent_device:
+                if agent is None and facts is not None and facts.agent_id is not None:
+                    # a leg the listing names by its channel, not its dial string: the agent
+                    # who answered, as kept, if still reachable from this node
+                    kept = self._agents.get(facts.agent_id)
+                    agent = kept if kept is not None and kept.device_on(e.node) else None
                 change = agent.adopt(lc.call_id, e.at) if agent else None
                 owner = agent.agent_id if agent and agent.call_id == lc.call_id else None
-                call.adopt_connected(owner, e.at)
+                answered = facts.answered_at if facts and facts.answered_at is not None else e.at
+                call.adopt_connected(owner, answered)
                 if agent is not None:
                     self._agent_changed(agent, change)
+            elif call.state is CallState.QUEUED:
+                self._check_servable(call, e.at)
+                self._schedule_escalation(call)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -787,6 +811,7 @@ class ContactCenter:
         call.queue_entered_at = now
         self._dirty_calls.add(call.call_id)
         self._route_needed = True
+        self._keep(call)
 
     def _overflow_to_callback(self, call: Call, queue: QueueConfig, now: float) -> None:
         """Replace the waiting caller by a callback entry keeping their place (enqueue time);

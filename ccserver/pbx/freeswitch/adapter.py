@@ -37,6 +37,7 @@ from ccserver.core.commands import (
     Command,
     ConfirmCallback,
     HangupCall,
+    KeepCallFacts,
     MuteRecording,
     RingAgent,
     SendToVoicemail,
@@ -47,6 +48,7 @@ from ccserver.core.commands import (
     StopSpy,
     TransferCall,
 )
+from ccserver.core.facts import CallFacts
 from ccserver.core.events import (
     AgentLegAnswered,
     AgentLegFailed,
@@ -66,6 +68,7 @@ from ccserver.pbx.contexts import (
     TRANSFER_CONTEXT,
     VOICEMAIL_CONTEXT,
 )
+from ccserver.pbx.facts import FREESWITCH_VARIABLE, FactsError, decode_facts, encode_facts
 from ccserver.pbx.freeswitch.esl_client import EslConnection
 from ccserver.pbx.freeswitch.esl_codec import EslEvent
 from ccserver.pbx.freeswitch.normalize import SUBSCRIBED, EslNormalizer
@@ -200,9 +203,14 @@ class FreeSwitchAdapter:
     async def _on_up(self) -> None:
         self._sink(NodeConnectionChanged(self.node, True, self._clock()))
         body = await self._conn.api("show channels as json")
-        now = self._clock()
         try:
-            snapshot = self.normalizer.resync_from(body, now)
+            unknown = self.normalizer.unknown_callers(body)
+            facts = {}
+            if unknown:  # read what was kept of them, then list afresh: events went on meanwhile
+                facts = {u: f for u in unknown if (f := await self._kept_facts(u)) is not None}
+                body = await self._conn.api("show channels as json")
+            now = self._clock()
+            snapshot = self.normalizer.resync_from(body, now, facts)
         except ValueError as e:
             raise CommandFailed(f"show channels on {self.node}: {e}") from None
         listed = self.normalizer.listed
@@ -218,6 +226,18 @@ class FreeSwitchAdapter:
                 spies.append((spy.call_id, spy.session))
         for event in ended_unseen(self.node, now, callbacks, spies):
             self._sink(event)
+
+    async def _kept_facts(self, channel: str) -> CallFacts | None:
+        """The call facts kept on ``channel``, if any: ``uuid_getvar`` answers the bare value,
+        ``_undef_`` when unset (``mod_commands.c``; capture 06 of freeswitch-esl)."""
+        value = (await self._conn.api(f"uuid_getvar {channel} {FREESWITCH_VARIABLE}")).strip()
+        if value in ("", "_undef_") or value.startswith(("-ERR", "-USAGE")):
+            return None
+        try:
+            return decode_facts(value)
+        except FactsError as e:
+            log.warning("node %s: channel %s: %s", self.node, channel, e)
+            return None
 
     def _on_down(self) -> None:
         self._sink(NodeConnectionChanged(self.node, False, self._clock()))
@@ -248,6 +268,9 @@ class FreeSwitchAdapter:
                             f"{TRANSFER_CONTEXT}")
         elif isinstance(command, StartRecording):
             await self._record(command)
+        elif isinstance(command, KeepCallFacts):
+            await self._api(f"uuid_setvar {_uuid(command.channel)} {FREESWITCH_VARIABLE} "
+                            f"{encode_facts(command.facts)}")
         elif isinstance(command, StopRecording):
             await self._api(f"uuid_record {_uuid(command.channel)} stop all")
         elif isinstance(command, MuteRecording):

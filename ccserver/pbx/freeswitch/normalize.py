@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ccserver.core.facts import CallFacts
 from ccserver.core.events import (
     AgentLegAnswered,
     AgentLegFailed,
@@ -237,15 +239,29 @@ class EslNormalizer:
 
     # -- resync ------------------------------------------------------------------------------
 
-    def resync_from(self, show_channels_json: str, now: float) -> NodeResynced:
-        """The node's live calls from ``show channels as json`` (forgetting missed hang-ups).
-
-        Raises ``ValueError`` when the body is not the expected JSON.
-        """
+    @staticmethod
+    def _rows(show_channels_json: str) -> list[dict]:
         data = json.loads(show_channels_json)
         if not isinstance(data, dict) or not isinstance(data.get("rows", []), list):
             raise ValueError("show channels as json: not an object with a 'rows' list")
-        rows = [r for r in data.get("rows", []) if isinstance(r, dict)]
+        return [r for r in data.get("rows", []) if isinstance(r, dict)]
+
+    def unknown_callers(self, show_channels_json: str) -> list[str]:
+        """Uuids of the inbound channels in ``show channels as json`` that are neither a known
+        call nor one of our agent legs: the ones a resync would adopt (after a restart: all),
+        whose kept facts are worth reading. Raises ``ValueError`` like :meth:`resync_from`."""
+        return [r.get("uuid", "") for r in self._rows(show_channels_json)
+                if r.get("direction") == "inbound" and r.get("uuid", "") not in self.legs
+                and r.get("uuid", "") not in self.calls]
+
+    def resync_from(self, show_channels_json: str, now: float,
+                    facts: Mapping[str, CallFacts] | None = None) -> NodeResynced:
+        """The node's live calls from ``show channels as json`` (forgetting missed hang-ups),
+        with ``facts`` kept on their channels (by caller uuid).
+
+        Raises ``ValueError`` when the body is not the expected JSON.
+        """
+        rows = self._rows(show_channels_json)
         by_uuid = {r.get("uuid", ""): r for r in rows}
         self.listed = frozenset(by_uuid)
         live: list[LiveCall] = []
@@ -273,7 +289,8 @@ class EslNormalizer:
                 duration = max(0.0, now - float(r.get("created_epoch", now)))
             except ValueError:
                 duration = 0.0
-            live.append(LiveCall(call.call_id, uuid, call.caller, call.did, agent_device, duration))
+            live.append(LiveCall(call.call_id, uuid, call.caller, call.did, agent_device, duration,
+                                 (facts or {}).get(uuid)))
         self.calls = kept
         pending = set(self._jobs.values())  # originates still running may not show yet
         self.legs = {u: lg for u, lg in self.legs.items() if u in by_uuid or u in pending}
