@@ -119,17 +119,33 @@ async def site(request, db_dsn, tmp_path, monkeypatch):
 KEPT = ("did", "queue", "enqueued_at", "ivr_path", "agent_id", "answered_at")
 
 
-async def test_a_call_connected_across_a_restart_keeps_its_facts(site):
-    first = await site.start_server(auto_login=True)
+async def call_until(site: Site, script: CallerScript, state: str, auto_login: bool):
+    """Start a ccserver, place a call and wait until it is in ``state``; stop that server (the
+    call goes on) and return the call, its id and what the live API showed of it."""
+    first = await site.start_server(auto_login)
     try:
         await first.api.api.store.create_user("admin", PASSWORD, "admin", "Admin", None)
-        call = site.sim.place_call(CallerScript(caller="+15550001234", digits=["1"], talk_time=6))
+        call = site.sim.place_call(script)
         call_id = f"{site.node}:{call.uniqueid}"
         await site.until(lambda: call_id in first.center.calls
-                         and first.center.calls[call_id].state == "connected", what="connected")
-        before = await site.live_call(first, call_id)
+                         and first.center.calls[call_id].state == state, what=state)
+        return call, call_id, await site.live_call(first, call_id)
     finally:
         await first.stop()
+
+
+def assert_cdr_keeps(row, before: dict) -> None:
+    """The CDR row of the answered call keeps what the first server knew of it."""
+    assert (row["disposition"], row["did"], row["queue"], row["agent_id"]) == (
+        "answered", "support", "support", "1001")
+    assert list(row["ivr_path"]) == before["ivr_path"]
+    assert row["enqueued_at"].timestamp() == pytest.approx(before["enqueued_at"], abs=1e-6)
+    assert row["arrived_at"].timestamp() == pytest.approx(before["arrived_at"], abs=1e-6)
+
+
+async def test_a_call_connected_across_a_restart_keeps_its_facts(site):
+    call, call_id, before = await call_until(
+        site, CallerScript(caller="+15550001234", digits=["1"], talk_time=6), "connected", True)
     assert before["queue"] == "support" and before["agent_id"] == "1001"
     assert before["did"] == "support" and before["answered_at"] is not None
 
@@ -146,26 +162,15 @@ async def test_a_call_connected_across_a_restart_keeps_its_facts(site):
         row = await site.cdr(call_id)
     finally:
         await second.stop()
-    assert (row["disposition"], row["did"], row["queue"], row["agent_id"]) == (
-        "answered", "support", "support", "1001")
-    assert list(row["ivr_path"]) == before["ivr_path"]
-    assert row["enqueued_at"].timestamp() == pytest.approx(before["enqueued_at"], abs=1e-6)
+    assert_cdr_keeps(row, before)
     assert row["answered_at"].timestamp() == pytest.approx(before["answered_at"], abs=1e-6)
-    assert row["arrived_at"].timestamp() == pytest.approx(before["arrived_at"], abs=1e-6)
 
 
 async def test_a_caller_queued_across_a_restart_keeps_its_place_and_is_served(site):
-    first = await site.start_server(auto_login=False)  # nobody to answer: the caller waits
-    try:
-        await first.api.api.store.create_user("admin", PASSWORD, "admin", "Admin", None)
-        call = site.sim.place_call(CallerScript(caller="+15550005678", digits=["1"], patience=30,
-                                                talk_time=0.5))
-        call_id = f"{site.node}:{call.uniqueid}"
-        await site.until(lambda: call_id in first.center.calls
-                         and first.center.calls[call_id].state == "queued", what="queued")
-        before = await site.live_call(first, call_id)
-    finally:
-        await first.stop()
+    # nobody logged in to answer: the caller waits
+    call, call_id, before = await call_until(
+        site, CallerScript(caller="+15550005678", digits=["1"], patience=30, talk_time=0.5),
+        "queued", False)
 
     second = await site.start_server(auto_login=False)
     try:
@@ -181,8 +186,5 @@ async def test_a_caller_queued_across_a_restart_keeps_its_place_and_is_served(si
         row = await site.cdr(call_id)
     finally:
         await second.stop()
-    assert (row["disposition"], row["did"], row["queue"], row["agent_id"]) == (
-        "answered", "support", "support", "1001")
-    assert list(row["ivr_path"]) == before["ivr_path"]
-    assert row["enqueued_at"].timestamp() == pytest.approx(before["enqueued_at"], abs=1e-6)
+    assert_cdr_keeps(row, before)
     assert row["answered_at"] is not None
