@@ -188,3 +188,25 @@ async def test_a_caller_queued_across_a_restart_keeps_its_place_and_is_served(si
         await second.stop()
     assert_cdr_keeps(row, before)
     assert row["answered_at"] is not None
+
+
+# Asterisk only: on FreeSWITCH the originate's result goes to the ESL connection that asked for
+# it, and a restarted ccserver knows a ringing leg only once its resync matches legs by their
+# cc_call_id (issue 10, items 3 and 4)
+@pytest.mark.parametrize("site", ["asterisk"], indirect=True)
+async def test_a_caller_whose_agent_rings_across_a_restart_is_connected_when_the_agent_answers(site):
+    site.sim.agents[DEVICE[site.kind]].answer_delay = 2.0
+    call, call_id, before = await call_until(
+        site, CallerScript(caller="+15550009999", digits=["1"], talk_time=2), "offered", True)
+    second = await site.start_server(auto_login=True)
+    try:
+        await site.until(lambda: call_id in second.center.calls, what="the call adopted")
+        # offered to the agent whose phone rings, not rung again
+        assert second.center.calls[call_id].state == "offered"
+        assert second.center.calls[call_id].agent_id == "1001"
+        assert await call.wait(20) == "answered"
+        row = await site.cdr(call_id)
+    finally:
+        await second.stop()
+    assert_cdr_keeps(row, before)
+    assert row["ring_no_answer"] == 0

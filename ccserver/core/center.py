@@ -640,8 +640,16 @@ class ContactCenter:
                 if agent is not None:
                     self._agent_changed(agent, change)
             elif call.state is CallState.QUEUED:
-                self._check_servable(call, e.at)
-                self._schedule_escalation(call)
+                rung = (self._by_device.get((e.node, lc.ringing_device))
+                        if lc.ringing_device else None)
+                if rung is not None and rung.state == "ready":
+                    # the offer a ccserver made before: its outcome (answer or failure) is on
+                    # the way, and ringing someone else now would cut that leg off
+                    call.offer(rung.agent_id, e.at)
+                    self._agent_changed(rung, rung.offer(call.call_id, e.at))
+                else:
+                    self._check_servable(call, e.at)
+                    self._schedule_escalation(call)
 
     # ---- helpers ---------------------------------------------------------------------------
 

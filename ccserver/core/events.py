@@ -210,6 +210,8 @@ class LiveCall:
     duration: float
     #: what a ccserver kept on the channel (read back at the resync), if anything
     facts: CallFacts | None = None
+    #: device of an agent leg still ringing for the caller (its outcome is yet to come)
+    ringing_device: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

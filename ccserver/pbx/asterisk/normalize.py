@@ -347,7 +347,7 @@ class AmiNormalizer:
         live = tuple(
             LiveCall(c.call_id, c.channel, c.caller, c.did,
                      device_of(c.connected) if c.connected else None, durations[k],
-                     (facts or {}).get(c.uniqueid))
+                     (facts or {}).get(c.uniqueid), next(iter(c.dialing.values()), None))
             for k, c in calls.items()
         )
         return NodeResynced(self.node, live, now)
