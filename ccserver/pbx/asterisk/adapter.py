@@ -32,7 +32,6 @@ from ccserver.core.commands import (
     StopSpy,
     TransferCall,
 )
-from ccserver.core.facts import CallFacts
 from ccserver.core.events import (
     AgentLegAnswered,
     AgentLegFailed,
@@ -43,13 +42,13 @@ from ccserver.core.events import (
     SpyModeChanged,
     SpyStarted,
 )
+from ccserver.core.facts import CallFacts
 from ccserver.hardware import NodeConfig
 from ccserver.pbx.asterisk.ami_client import AmiConnection
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
 from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync
 from ccserver.pbx.causes import hangup_cause
-from ccserver.pbx.facts import ASTERISK_VARIABLE, FactsError, decode_facts, encode_facts
 from ccserver.pbx.contexts import (
     CALLBACK_CONFIRM_CONTEXT,
     CALLBACK_CONTEXT,
@@ -58,6 +57,7 @@ from ccserver.pbx.contexts import (
     TRANSFER_CONTEXT,
     VOICEMAIL_CONTEXT,
 )
+from ccserver.pbx.facts import ASTERISK_VARIABLE, FactsError, decode_facts, encode_facts
 
 log = logging.getLogger(__name__)
 

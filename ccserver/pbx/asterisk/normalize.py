@@ -24,7 +24,6 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ccserver.core.facts import CallFacts
 from ccserver.core.events import (
     AgentLegAnswered,
     AgentLegFailed,
@@ -41,6 +40,7 @@ from ccserver.core.events import (
     RecordingStarted,
     RecordingStopped,
 )
+from ccserver.core.facts import CallFacts
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.causes import hangup_cause, leg_failure
 from ccserver.pbx.contexts import CONNECT_CONTEXT, WAIT_CONTEXT

@@ -48,7 +48,6 @@ from ccserver.core.commands import (
     StopSpy,
     TransferCall,
 )
-from ccserver.core.facts import CallFacts
 from ccserver.core.events import (
     AgentLegAnswered,
     AgentLegFailed,
@@ -59,6 +58,7 @@ from ccserver.core.events import (
     SpyModeChanged,
     SpyStarted,
 )
+from ccserver.core.facts import CallFacts
 from ccserver.hardware import FreeSwitchNodeConfig
 from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync
 from ccserver.pbx.causes import FS_CAUSE_CODES, fs_hangup_cause

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ccserver.core.facts import CallFacts
 from ccserver.core.events import (
     AgentLegAnswered,
     AgentLegFailed,
@@ -37,6 +36,7 @@ from ccserver.core.events import (
     RecordingStarted,
     RecordingStopped,
 )
+from ccserver.core.facts import CallFacts
 from ccserver.pbx.causes import fs_hangup_cause, fs_leg_failure
 from ccserver.pbx.freeswitch.esl_codec import EslEvent
 
