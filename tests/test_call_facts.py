@@ -3,11 +3,16 @@ Asterisk's Status buffer allow, and clear errors for values ccserver did not wri
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
+from test_ami_client import SECRET, FakeAmi, capture_frames, node, reply, until
 
+from ccserver.core.events import DomainEvent, NodeResynced
 from ccserver.core.facts import CallFacts
+from ccserver.pbx.asterisk.adapter import AsteriskAdapter
+from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.facts import MAX_LENGTH, FactsError, decode_facts, encode_facts
 
 FULL = CallFacts(did="+1 (555) 0100", arrived_at=1795481744.123456, queue="support", priority=3,
@@ -47,3 +52,47 @@ def test_a_long_ivr_path_is_cut_from_its_end_to_fit_asterisks_status_buffer():
 def test_a_value_ccserver_did_not_write_is_refused_with_the_reason(value, reason):
     with pytest.raises(FactsError, match=reason):
         decode_facts(value)
+
+
+async def test_the_asterisk_resync_reads_the_facts_kept_on_the_caller_from_status():
+    """The Status reply written here from ``action_status`` / ``generate_status``
+    (``main/manager.c``), not by the simulator: a list ack, one ``Status`` per channel with the
+    requested variable as ``Variable: NAME=value`` (unset: ``(null)``) and ActionID last, then
+    StatusComplete; the listing is the real capture 10b (caller bridged to PJSIP/1001)."""
+    kept = CallFacts(did="support", arrived_at=1795481753.2, queue="support",
+                     enqueued_at=1795481753.4, answered_at=1795481753.6, agent_id="1001",
+                     ivr_path=("greeting",))
+    frames = capture_frames("10b-status-call-bridged.in.raw")
+    listing = [f for f in frames if b"ActionID: 10b-status-call-bridged-2\r\n" in f]
+
+    async def status(msg: Message, w: asyncio.StreamWriter) -> None:
+        aid = msg["ActionID"]
+        assert msg["Variables"] == "CC_CALL_FACTS"
+        w.write(reply(msg, ("Response", "Success"), ("EventList", "start"),
+                      ("Message", "Channel status will follow")))
+        for channel, uid, value in (("PJSIP/carrier-00000019", "1795481753.51", encode_facts(kept)),
+                                    ("PJSIP/1001-0000001a", "1795481753.52", "(null)")):
+            w.write(f"Event: Status\r\nPrivilege: Call\r\nChannel: {channel}\r\n"
+                    f"Uniqueid: {uid}\r\nLinkedid: 1795481753.51\r\nSeconds: 4\r\n"
+                    f"Variable: CC_CALL_FACTS={value}\r\nActionID: {aid}\r\n\r\n".encode())
+        w.write(f"Event: StatusComplete\r\nActionID: {aid}\r\nEventList: Complete\r\n"
+                f"ListItems: 2\r\nItems: 2\r\n\r\n".encode())
+
+    async def core_show_channels(msg: Message, w: asyncio.StreamWriter) -> None:
+        for f in listing:
+            w.write(f.replace(b"10b-status-call-bridged-2", msg["ActionID"].encode()))
+
+    out: list[DomainEvent] = []
+    async with FakeAmi() as ami:
+        ami.handlers |= {"Status": status, "CoreShowChannels": core_show_channels}
+        adapter = AsteriskAdapter(node(ami.port), out.append, SECRET, clock=lambda: 7.0)
+        await adapter.start()
+        try:
+            await until(lambda: any(isinstance(e, NodeResynced) for e in out))
+        finally:
+            await adapter.stop()
+    (resync,) = [e for e in out if isinstance(e, NodeResynced)]
+    (live,) = resync.calls
+    assert (live.call_id, live.agent_device, live.facts) == ("lab:1795481753.51", "PJSIP/1001", kept)
+    sent = [a["Action"] for a in ami.actions]
+    assert sent.index("Status") < sent.index("CoreShowChannels")  # read before the listing
