@@ -228,8 +228,10 @@ class FreeSwitchAdapter:
             self._sink(event)
 
     async def _kept_facts(self, channel: str) -> CallFacts | None:
-        """The call facts kept on ``channel``, if any: ``uuid_getvar`` answers the bare value,
-        ``_undef_`` when unset (``mod_commands.c``; capture 06 of freeswitch-esl)."""
+        """The call facts kept on ``channel``, if any. ``show channels as json`` carries no
+        channel variables (38 fixed keys; its ``dest`` is ``ccserver-after-ivr`` by then, not
+        the DID: capture c08 of freeswitch-ccserver), so ask: ``uuid_getvar`` answers the bare
+        value, ``_undef_`` when unset (``mod_commands.c``; capture 06 of freeswitch-esl)."""
         value = (await self._conn.api(f"uuid_getvar {channel} {FREESWITCH_VARIABLE}")).strip()
         if value in ("", "_undef_") or value.startswith(("-ERR", "-USAGE")):
             return None
