@@ -203,3 +203,20 @@ async def test_a_caller_whose_node_no_ready_agent_can_reach_is_told_why(fleet):
     server._dispatch(center.ready("1001", server.clock()))
     await until(lambda: call_id in center.calls and center.calls[call_id].state == "connected",
                 what="the caller connected to 1001")
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
+async def test_the_console_says_why_a_caller_no_ready_agent_can_reach_waits(fleet, browser):
+    server, center = fleet.server, fleet.server.center
+    now = server.clock()
+    for agent in ("1001", "1002"):
+        server._dispatch(center.pause(agent, "lunch", now))
+    server._dispatch(center.login("1003", now))
+    page, errors = await log_in(browser, f"http://127.0.0.1:{server.api.port}", "admin")
+    await page.wait_for_url("**/console")
+    fleet.fs.place_call(CallerScript(caller="+15550000006", digits=["1"], patience=30))
+    alert = page.locator("#alerts li")
+    await expect(alert).to_have_count(1, timeout=10_000)
+    await expect(alert).to_contain_text("+15550000006")
+    await expect(alert).to_contain_text("no ready agent can be rung from node 'fs1'")
+    assert errors == []
