@@ -12,6 +12,8 @@ domain events, and this class maps commands onto ESL ``api``/``bgapi`` calls:
   also when the hang-up went unseen while the link was down (the resync no longer lists it).
 * ``SendToVoicemail`` / ``ConfirmCallback``: ``uuid_transfer`` into our dialplan's context.
 * ``HangupCall``: ``uuid_kill``; ``StartRecording``/``StopRecording``: ``uuid_record``.
+* ``KeepCallFacts``: ``uuid_setvar <caller> cc_call_facts <value>``, read back with
+  ``uuid_getvar`` for the calls a resync does not know (:mod:`ccserver.pbx.facts`).
 
 Event format: we subscribe with ``event json``. One ``json.loads`` per event is C code and
 gives final values; the plain format needs a second header parse and URL-decoding of every value
