@@ -356,7 +356,9 @@ class Server:
         # the call is still live: its queue and wait are read from the core's view of it
         call = self.center.calls.get(row.call_id or "") if row.state == "on_call" else None
         if call is not None and call.queue is not None and call.enqueued_at is not None:
-            self.kpis.answered(call.call_id, call.queue, call.enqueued_at, row.at)
+            # the call's answer time: a call adopted at a resync keeps the one it had
+            self.kpis.answered(call.call_id, call.queue, call.enqueued_at,
+                               call.answered_at if call.answered_at is not None else row.at)
 
     async def _execute(self, command) -> None:
         adapter = self.adapters.get(command.node)

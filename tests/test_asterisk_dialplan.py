@@ -380,7 +380,7 @@ ACTION_CLASSES = {
     "Hangup": {"system", "call"}, "MixMonitor": {"system", "call"},
     "StopMixMonitor": {"system", "call"}, "MixMonitorMute": {"system", "call"},
     "Originate": {"originate"}, "CoreShowChannels": {"system", "reporting"},
-    "Filter": {"system"},
+    "Status": {"system", "call", "reporting"}, "Filter": {"system"},
 }
 
 

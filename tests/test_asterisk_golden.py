@@ -139,8 +139,10 @@ def test_10a_resync_caller_waiting_then_events_continue() -> None:
     snap = n.resync_from(listing, T)
     cid = "lab:1795481744.48"
     assert snap.node == "lab" and snap.at == T
+    # the agent leg still ringing is reported, so a restarted core keeps the offer
     assert snap.calls == (
-        LiveCall(cid, "PJSIP/carrier-00000017", "+15551230000", "support", None, 1.0),
+        LiveCall(cid, "PJSIP/carrier-00000017", "+15551230000", "support", None, 1.0,
+                 ringing_device="PJSIP/1003"),
     )
     # the ringing agent leg was adopted: its DialEnd and the caller's hang-up still count
     assert [e for m in after for e in n.feed(m, T)] == [

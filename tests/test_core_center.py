@@ -13,9 +13,16 @@ from ccserver.cdr.record import AgentStateChange, CallRecord
 from ccserver.config import AgentConfig, Config, QueueConfig
 from ccserver.core.call import CallState
 from ccserver.core.center import IVR_RESULT_GRACE_SECONDS, ContactCenter
-from ccserver.core.commands import CallbackAgent, HangupCall, RingAgent, StartRecording
+from ccserver.core.commands import (
+    CallbackAgent,
+    HangupCall,
+    KeepCallFacts,
+    RingAgent,
+    StartRecording,
+)
 from ccserver.core.events import (
     AgentLegAnswered,
+    CallFacts,
     AgentLegFailed,
     AgentLegRinging,
     CallAnswered,
@@ -106,9 +113,13 @@ def test_answered_call_end_to_end():
     cc = make_center()
     only_a1(cc)
     out = arrive(cc, "n1:100.1", 100.0)
-    assert out[0] == AgentStateChange("id5", "a1", "offered", "ready", 102.0, None, "n1:100.1")
-    assert out[1] == RingAgent("n1", "n1:100.1", "PJSIP/trunk-n1:100.1", DEV["a1"], 15)
-    assert len(out) == 2
+    # what a restarted ccserver needs is kept on the channel as the caller enters the queue
+    assert out[0] == KeepCallFacts("n1", "n1:100.1", "PJSIP/trunk-n1:100.1", CallFacts(
+        "5000", 100.0, "support", ivr_ended_at=102.0, enqueued_at=102.0,
+        ivr_path=("welcome", "menu")))
+    assert out[1] == AgentStateChange("id5", "a1", "offered", "ready", 102.0, None, "n1:100.1")
+    assert out[2] == RingAgent("n1", "n1:100.1", "PJSIP/trunk-n1:100.1", DEV["a1"], 15)
+    assert len(out) == 3
     assert cc.calls["n1:100.1"].state is CallState.OFFERED
 
     cc.handle(AgentLegRinging("n1:100.1", DEV["a1"], 103.0))
@@ -116,6 +127,9 @@ def test_answered_call_end_to_end():
     assert agent_rows(out) == [("a1", "offered", "on_call", None)]
     (rec_cmd,) = [d for d in out if isinstance(d, StartRecording)]
     assert rec_cmd.file == "n1-100.1-id7.wav" and rec_cmd.channel == "PJSIP/trunk-n1:100.1"
+    (keep,) = [d for d in out if isinstance(d, KeepCallFacts)]
+    assert (keep.facts.agent_id, keep.facts.answered_at, keep.facts.offered_at,
+            keep.facts.recording) == ("a1", 110.0, 102.0, "n1-100.1-id7.wav")
 
     assert cc.handle(HoldChanged("n1:100.1", True, 120.0)) == []
     cc.handle(HoldChanged("n1:100.1", False, 130.0))
@@ -425,6 +439,45 @@ def test_resync_adopts_unknown_calls():
     assert records(cc.handle(CallHungUp("n1:9.2", "normal_clearing", "caller", 131.0))) == []
     (rec,) = records(cc.tick(131.0 + IVR_RESULT_GRACE_SECONDS))
     assert rec.disposition == "ivr_hangup"
+
+
+def test_a_restarted_center_takes_back_what_was_kept_of_a_connected_and_a_waiting_call():
+    before = make_center()
+    only_a1(before)
+    arrive(before, "n1:1.1", 100.0)
+    kept = [d for d in before.handle(AgentLegAnswered("n1:1.1", DEV["a1"], 110.0))
+            if isinstance(d, KeepCallFacts)][-1].facts
+    (waiting_kept,) = [d.facts for d in arrive(before, "n1:2.1", 105.0, queue="sales")
+                       if isinstance(d, KeepCallFacts)]
+
+    after = make_center(now=200.0)
+    after.pause("a1", "x", 200.0)
+    after.pause("a2", "x", 200.0)
+    live = (
+        # the agent leg named by its channel (FreeSWITCH's sofia/internal/1001@...), not a
+        # dial string the core knows: the kept facts say who answered
+        LiveCall("n1:1.1", "PJSIP/trunk-n1:1.1", "+1555", "", "sofia/internal/1001@x", 100.0,
+                 kept),
+        LiveCall("n1:2.1", "PJSIP/trunk-n1:2.1", "+1555", "", None, 95.0, waiting_kept),
+    )
+    after.ready("a1", 200.0)  # ready as far as this center knows: it is still on the call
+    out = after.handle(NodeResynced("n1", live, 201.0))
+    talking, waiting = after.calls["n1:1.1"], after.calls["n1:2.1"]
+    assert talking.state is CallState.CONNECTED and talking.agent_id == "a1"
+    assert after.agents["a1"].state == "on_call" and rings(out) == []
+    assert (talking.did, talking.queue, talking.answered_at) == ("5000", "support", 110.0)
+    # the waiting caller is in its queue again with its place, routed to the next ready agent
+    assert waiting.state is CallState.QUEUED and waiting.enqueued_at == 107.0
+    assert after.queue_snapshot("sales", 202.0).waiting[0].call_id == "n1:2.1"
+    out = after.handle(CallHungUp("n1:1.1", "normal_clearing", "caller", 230.0))
+    out += after.tick(240.0)  # the support queue's wrap-up ends: a1 is free
+    (rec,) = records(out)
+    assert (rec.did, rec.queue, rec.agent_id, rec.ivr_path) == ("5000", "support", "a1",
+                                                                 ("welcome", "menu"))
+    assert (rec.arrived_at, rec.enqueued_at, rec.offered_at, rec.answered_at) == (
+        100.0, 102.0, 102.0, 110.0)
+    assert rec.talk_seconds == 120.0
+    assert rings(out) == [("n1:2.1", DEV["a1"])]
 
 
 def test_resync_completes_a_missed_answer():

@@ -58,6 +58,17 @@ class QueueWaits:
              position: int) -> float | None:
         """:func:`expected_wait` at ``position`` for a caller with these requirements on
         ``node`` (None: any node)."""
+        ready, serving = self._count(requirements, node)
+        return expected_wait(position, ready, serving, self._handle)
+
+    def ready(self, requirements: tuple[tuple[str, int], ...], node: str | None) -> int:
+        """How many members who could take such a caller on ``node`` (None: any node) are
+        ready now."""
+        return self._count(requirements, node)[0]
+
+    def _count(self, requirements: tuple[tuple[str, int], ...],
+               node: str | None) -> tuple[int, int]:
+        """(ready, serving) members able to take such a caller."""
         key = (requirements, node)
         counts = self._counts.get(key)
         if counts is None:
@@ -66,4 +77,4 @@ class QueueWaits:
                 int(np.count_nonzero(able & self._ready)) if self._any_ready else 0,
                 int(np.count_nonzero(able & self._serving)) if self._any_serving else 0,
             )
-        return expected_wait(position, counts[0], counts[1], self._handle)
+        return counts

@@ -121,7 +121,7 @@ class _View:
     def snapshot(self) -> dict:
         scope, now = self._scope(), self.api.source.clock()
         center, cfg = self.api.source.center(), self.api.source.config()
-        agents = [agent_out(center.agents[a], cfg, self.api.agent_since.get(a)).model_dump(mode="json")
+        agents = [agent_out(center.agents[a], cfg, self.api.agent_since.get(a), center).model_dump(mode="json")
                   for a in sorted(scope.agents)] if center else []
         queues, calls = self._queues_and_calls(scope, now)
         self._last_nodes, self._last_alerts = self._nodes(), self._alerts()
@@ -150,7 +150,8 @@ class _View:
                 return None
             agent = center.agents[change.agent_id]
             return {"type": "agent", "agent": agent_out(agent, self.api.source.config(),
-                                                        self.api.agent_since.get(change.agent_id)).model_dump(mode="json")}
+                                                        self.api.agent_since.get(change.agent_id),
+                                                        center).model_dump(mode="json")}
         if isinstance(change, CallRecord):
             if change.queue not in scope.queues and change.agent_id not in scope.agents:
                 return None

@@ -115,11 +115,22 @@ class PauseReasonsOut(BaseModel):
     reasons: list[str]
 
 
+class DeviceOut(BaseModel):
+    node: str
+    #: the dial string that rings the agent's phone from that node
+    device: str
+
+
 class AgentOut(BaseModel):
     id: str
     name: str
+    #: the agent's home node and its dial string there (``agents[].node`` / ``device``)
     node: str
     device: str
+    #: every node the agent can be rung from and the dial string there, home node first
+    devices: list[DeviceOut]
+    #: the phone being rung or talking for the agent's live call (null when none)
+    device_in_use: DeviceOut | None
     queues: list[str]
     #: proficiency per skill (0-100), from the configuration
     skills: dict[str, int]
@@ -190,6 +201,8 @@ class CallOut(BaseModel):
     agent_id: str | None
     arrived_at: float
     enqueued_at: float | None
+    #: when the agent answered (null until then)
+    answered_at: float | None = None
     ivr_path: list[str]
     variables: dict[str, str]
 

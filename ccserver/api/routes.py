@@ -249,7 +249,8 @@ def _center(ctx: Ctx):
 async def list_agents(ctx: Ctx) -> list[m.AgentOut]:
     center, scope = _center(ctx), ctx.scope()
     cfg = ctx.api.source.config()
-    return [agent_out(a, cfg, ctx.api.agent_since.get(a.agent_id)) for i, a in sorted(center.agents.items())
+    return [agent_out(a, cfg, ctx.api.agent_since.get(a.agent_id), center)
+            for i, a in sorted(center.agents.items())
             if i in scope.agents]
 
 
@@ -265,8 +266,9 @@ def _agent_in_scope(ctx: Ctx) -> str:
 
 async def get_agent(ctx: Ctx) -> m.AgentOut:
     agent_id = _agent_in_scope(ctx)
-    agent = _center(ctx).agents[agent_id]
-    return agent_out(agent, ctx.api.source.config(), ctx.api.agent_since.get(agent_id))
+    center = _center(ctx)
+    return agent_out(center.agents[agent_id], ctx.api.source.config(), ctx.api.agent_since.get(agent_id),
+                     center)
 
 
 async def pause_reasons(ctx: Ctx) -> m.PauseReasonsOut:
@@ -306,7 +308,7 @@ def _agent_action(action: str) -> Callable[[Ctx], Awaitable[m.AgentOut]]:
         ctx.detail = {"from": before, "to": agent.state}
         if not any(getattr(d, "agent_id", None) == agent_id and hasattr(d, "previous") for d in decisions):
             raise ApiError(409, f"agent {agent_id!r} cannot {action.replace('_', ' ')} while {before}")
-        return agent_out(agent, src.config(), ctx.api.agent_since.get(agent_id))
+        return agent_out(agent, src.config(), ctx.api.agent_since.get(agent_id), center)
 
     act.__name__ = f"agent_{action}"
     return act

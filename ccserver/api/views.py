@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ccserver.api.models import AgentOut, CallOut, KpisOut, QueueOut, WaitingOut
+from ccserver.api.models import AgentOut, CallOut, DeviceOut, KpisOut, QueueOut, WaitingOut
 from ccserver.api.store import User
 from ccserver.config import Config
 from ccserver.core.agent import Agent
@@ -45,10 +45,14 @@ class Scope:
         return (call.queue in self.queues) or (call.agent_id in self.agents)
 
 
-def agent_out(agent: Agent, config: Config, since: float | None) -> AgentOut:
+def agent_out(agent: Agent, config: Config, since: float | None, center: ContactCenter) -> AgentOut:
+    """An agent's API shape; ``center`` tells which of its phones the live call uses."""
     ac = next((a for a in config.agents if a.id == agent.agent_id), None)
+    in_use = center.device_in_use(agent.agent_id)
     return AgentOut(
         id=agent.agent_id, name=ac.name if ac else agent.agent_id, node=agent.node, device=agent.device,
+        devices=[DeviceOut(node=n, device=d) for n, d in agent.devices.items()],
+        device_in_use=DeviceOut(node=in_use[0], device=in_use[1]) if in_use else None,
         queues=sorted(agent.queues), skills=dict(ac.skills) if ac else {}, state=agent.state,
         reason=agent.reason, call_id=agent.call_id,
         since=since, calls_handled=agent.calls_handled,
@@ -59,7 +63,7 @@ def call_out(call: Call) -> CallOut:
     return CallOut(
         call_id=call.call_id, node=call.node, caller=call.caller, did=call.did, state=call.state.value,
         queue=call.queue, agent_id=call.agent_id, arrived_at=call.arrived_at, enqueued_at=call.enqueued_at,
-        ivr_path=list(call.ivr_path), variables=dict(call.variables),
+        answered_at=call.answered_at, ivr_path=list(call.ivr_path), variables=dict(call.variables),
     )
 
 

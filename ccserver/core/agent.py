@@ -56,6 +56,11 @@ class Agent:
         return self.device if node == self.node else self.other_devices.get(node)
 
     @property
+    def devices(self) -> dict[str, str]:
+        """Every node this agent can be rung from -> the dial string there (home node first)."""
+        return {self.node: self.device, **self.other_devices}
+
+    @property
     def nodes(self) -> frozenset[str]:
         """Every node whose calls can ring this agent."""
         return frozenset({self.node, *self.other_devices})

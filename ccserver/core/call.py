@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Literal
 
 from ccserver.cdr.record import CallRecord, Disposition
+from ccserver.core.facts import CallFacts
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,37 @@ class Call:
             self.hold_started = None
         return True
 
+    def facts(self) -> CallFacts:
+        """What a ccserver adopting this call at a resync needs to carry on with it."""
+        return CallFacts(
+            did=self.did, arrived_at=self.arrived_at, queue=self.queue, priority=self.priority,
+            skills=self.skills, language=self.language, ivr_ended_at=self.ivr_ended_at,
+            enqueued_at=self.enqueued_at, offered_at=self.offered_at,
+            answered_at=self.answered_at,
+            agent_id=self.agent_id if self.answered_at is not None else None,
+            ivr_path=self.ivr_path, recording=self.recording,
+        )
+
+    def resume(self, facts: CallFacts, queued: bool) -> None:
+        """Take back what a ccserver kept of this call (adopted at a resync); ``queued``: it
+        waits in ``facts.queue`` again, keeping its place (the agent, if any, is the caller's
+        to restore with :meth:`adopt_connected`)."""
+        self.did, self.arrived_at = facts.did or self.did, facts.arrived_at
+        self.queue, self.priority = facts.queue, facts.priority
+        self.skills, self.language = facts.skills, facts.language
+        self.ivr_ended_at, self.enqueued_at = facts.ivr_ended_at, facts.enqueued_at
+        # the escalation clock restarts with an overflow, which the facts do not say: the
+        # enqueue time is the earliest it can have started
+        self.queue_entered_at = facts.enqueued_at
+        self.offered_at, self.recording = facts.offered_at, facts.recording
+        self.ivr_path = facts.ivr_path
+        self.ivr_reported = facts.ivr_ended_at is not None
+        if queued:
+            self.state = CallState.QUEUED
+
     def adopt_connected(self, agent_id: str | None, at: float) -> None:
-        """Mark a call found bridged during a resync as connected (answer time unknown: ``at``)."""
+        """Mark a call found bridged during a resync as connected since ``at`` (its kept answer
+        time, else the resync's: unknown)."""
         self.state = CallState.CONNECTED
         self.agent_id = agent_id
         self.answered_at = at

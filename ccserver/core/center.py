@@ -37,6 +37,7 @@ from ccserver.core.commands import (
     Command,
     ConfirmCallback,
     HangupCall,
+    KeepCallFacts,
     RingAgent,
     SendToVoicemail,
     StartRecording,
@@ -212,6 +213,17 @@ class ContactCenter:
         """Agents by id."""
         return MappingProxyType(self._agents)
 
+    def device_in_use(self, agent_id: str) -> tuple[str, str] | None:
+        """(node, dial string) of the agent's phone being rung or talking for a live call, the
+        one of the call's node (a mixed fleet rings the same person through each node's own
+        dial string); None when the agent has no live call. KeyError for an unknown agent."""
+        agent = self._agents[agent_id]
+        call = self._calls.get(agent.call_id or "")
+        if call is None or agent.state not in ("offered", "on_call"):
+            return None
+        device = agent.device_on(call.node)
+        return None if device is None else (call.node, device)
+
     @property
     def nodes(self) -> Mapping[str, bool]:
         """PBX node -> connected, for nodes that reported a connection change or a resync."""
@@ -254,7 +266,7 @@ class ContactCenter:
                 else waits.wait(w.requirements, c.node, i),
                 step=c.step,
                 requirements=w.requirements,
-                routing_note=c.routing_note,
+                routing_note=self._waiting_note(c, w.requirements, waits, name),
             )
             for i, (w, c) in enumerate(calls, start=1)
         )
@@ -267,6 +279,21 @@ class ContactCenter:
             wrap_up=states.count("wrap_up"),
             paused=states.count("paused"),
         )
+
+    def _waiting_note(self, call: Call, requirements: tuple[tuple[str, int], ...],
+                      waits: QueueWaits, queue: str) -> str | None:
+        """The call's routing note, plus why it waits while agents who could take it are
+        ready: none of them can be rung from its node (a mixed fleet's agent with a phone on
+        another node only). Said while true, so it goes once such an agent is free."""
+        if (call.state is not CallState.QUEUED or waits.ready(requirements, None) == 0
+                or waits.ready(requirements, call.node) > 0):
+            return call.routing_note
+        able = self._eligibility.able(queue, requirements, None)
+        ready = [a.agent_id for a, ok in zip(self._members[queue], able)
+                 if ok and a.state == "ready"]
+        note = (f"no ready agent can be rung from node {call.node!r}; ready on other nodes "
+                f"only: {', '.join(ready)}")
+        return f"{call.routing_note}; {note}" if call.routing_note else note
 
     def estimate_wait(self, queue: str, priority: int | None, skills: tuple[tuple[str, int], ...],
                       now: float) -> tuple[int, float | None]:
@@ -472,6 +499,13 @@ class ContactCenter:
             self._check_servable(call, e.at)
             self._schedule_escalation(call)
             self._route_needed = True
+            self._keep(call)
+
+    def _keep(self, call: Call) -> None:
+        """Store what is known of the call on its channel, for a ccserver that adopts it at a
+        resync (a restart, a standby taking over). A callback entry has no channel."""
+        if call.channel and call.call_id not in self._callbacks and call.state is not CallState.ENDED:
+            self._out.append(KeepCallFacts(call.node, call.call_id, call.channel, call.facts()))
 
     def _queue_callback(self, e: IvrFinished) -> None:
         """A callback entry: the caller's place in the queue (enqueued now, as if still
@@ -509,6 +543,7 @@ class ContactCenter:
         if policy == "all" and call.call_id not in self._callbacks:
             call.recording = self._recording_file(call)
             self._out.append(StartRecording(call.node, call.call_id, call.channel, call.recording))
+        self._keep(call)
 
     def _leg_failed(self, call: Call, agent: Agent, reason: LegFailure, at: float) -> None:
         if not call.leg_failed(reason == "no_answer", at):
@@ -580,19 +615,42 @@ class ContactCenter:
             if lc.call_id in self._ended:
                 log.info("call %s: listed at resync but already ended; ignored", lc.call_id)
                 continue
-            # Unknown live call: adopt it so its hang-up still produces a CDR. Its queue is not
-            # known, so an unbridged one is tracked as in the IVR.
+            # Unknown live call: adopt it so its hang-up still produces a CDR. What a ccserver
+            # kept on the channel (facts) says its queue, times and agent; without them an
+            # unbridged one is tracked as in the IVR.
             call = Call(lc.call_id, e.node, lc.channel, lc.caller, lc.did, e.at - lc.duration,
                         state=CallState.IN_IVR)
+            facts = lc.facts
+            if facts is not None:
+                waits = (not lc.agent_device and facts.answered_at is None
+                         and self._queues.get(facts.queue or "") is not None)
+                call.resume(facts, queued=waits)
             self._calls[lc.call_id] = call
-            log.info("call %s: adopted at resync of %s (bridged to %s)", lc.call_id, e.node,
-                     lc.agent_device)
+            log.info("call %s: adopted at resync of %s (bridged to %s, %s)", lc.call_id, e.node,
+                     lc.agent_device, "with its kept facts" if facts else "nothing kept")
             if lc.agent_device:
+                if agent is None and facts is not None and facts.agent_id is not None:
+                    # a leg the listing names by its channel, not its dial string: the agent
+                    # who answered, as kept, if still reachable from this node
+                    kept = self._agents.get(facts.agent_id)
+                    agent = kept if kept is not None and kept.device_on(e.node) else None
                 change = agent.adopt(lc.call_id, e.at) if agent else None
                 owner = agent.agent_id if agent and agent.call_id == lc.call_id else None
-                call.adopt_connected(owner, e.at)
+                answered = facts.answered_at if facts and facts.answered_at is not None else e.at
+                call.adopt_connected(owner, answered)
                 if agent is not None:
                     self._agent_changed(agent, change)
+            elif call.state is CallState.QUEUED:
+                rung = (self._by_device.get((e.node, lc.ringing_device))
+                        if lc.ringing_device else None)
+                if rung is not None and rung.state == "ready":
+                    # the offer a ccserver made before: its outcome (answer or failure) is on
+                    # the way, and ringing someone else now would cut that leg off
+                    call.offer(rung.agent_id, e.at)
+                    self._agent_changed(rung, rung.offer(call.call_id, e.at))
+                else:
+                    self._check_servable(call, e.at)
+                    self._schedule_escalation(call)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -762,6 +820,7 @@ class ContactCenter:
         call.queue_entered_at = now
         self._dirty_calls.add(call.call_id)
         self._route_needed = True
+        self._keep(call)
 
     def _overflow_to_callback(self, call: Call, queue: QueueConfig, now: float) -> None:
         """Replace the waiting caller by a callback entry keeping their place (enqueue time);

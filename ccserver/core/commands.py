@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from ccserver.core.facts import CallFacts
+
 
 @dataclass(frozen=True, slots=True)
 class RingAgent:
@@ -97,6 +99,17 @@ class TransferCall:
 
 
 @dataclass(frozen=True, slots=True)
+class KeepCallFacts:
+    """Store ``facts`` on the caller's channel, replacing what was stored before; the adapter
+    reads them back when it resyncs (see :class:`~ccserver.core.events.CallFacts`)."""
+
+    node: str
+    call_id: str
+    channel: str
+    facts: CallFacts
+
+
+@dataclass(frozen=True, slots=True)
 class StartRecording:
     """Record the caller's channel (both directions mixed) into ``file``.
 
@@ -172,4 +185,5 @@ class StopSpy:
 Command = (
     RingAgent | CallbackAgent | HangupCall | SendToVoicemail | ConfirmCallback | TransferCall
     | StartRecording | StopRecording | MuteRecording | StartSpy | ChangeSpyMode | StopSpy
+    | KeepCallFacts
 )

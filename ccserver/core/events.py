@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ccserver.core.commands import SpyMode
+from ccserver.core.facts import CallFacts
 
 #: Who ended a call: the caller, the agent, ccserver / the PBX itself, or not known (e.g. lost).
 HangupSide = Literal["caller", "agent", "system", "unknown"]
@@ -210,6 +211,10 @@ class LiveCall:
     agent_device: str | None
     #: seconds the channel has existed, as the PBX reports it
     duration: float
+    #: what a ccserver kept on the channel (read back at the resync), if anything
+    facts: CallFacts | None = None
+    #: device of an agent leg still ringing for the caller (its outcome is yet to come)
+    ringing_device: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

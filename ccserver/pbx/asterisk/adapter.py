@@ -21,6 +21,7 @@ from ccserver.core.commands import (
     Command,
     ConfirmCallback,
     HangupCall,
+    KeepCallFacts,
     MuteRecording,
     RingAgent,
     SendToVoicemail,
@@ -41,6 +42,7 @@ from ccserver.core.events import (
     SpyModeChanged,
     SpyStarted,
 )
+from ccserver.core.facts import CallFacts
 from ccserver.hardware import NodeConfig
 from ccserver.pbx.asterisk.ami_client import AmiConnection
 from ccserver.pbx.asterisk.ami_codec import Message
@@ -56,6 +58,7 @@ from ccserver.pbx.contexts import (
     TRANSFER_CONTEXT,
     VOICEMAIL_CONTEXT,
 )
+from ccserver.pbx.facts import ASTERISK_VARIABLE, FactsError, decode_facts, encode_facts
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,8 @@ class AsteriskAdapter:
         #: while a CoreShowChannels runs: its ActionID and the items received so far
         self._resync_id: str | None = None
         self._resync_items: list[Message] = []
+        #: the kept facts read just before that CoreShowChannels: channel Uniqueid -> facts
+        self._resync_facts: dict[str, CallFacts] = {}
         #: spy sessions being set up or running, by id
         self._spies: dict[str, _Spy] = {}
         #: callbacks ringing an agent: Originate ActionID -> (call id, device)
@@ -135,7 +140,8 @@ class AsteriskAdapter:
             elif msg.get("Event") == "CoreShowChannelsComplete":
                 items, self._resync_id, self._resync_items = self._resync_items, None, []
                 now = self._clock()
-                self._sink(self.normalizer.resync_from(items, now))
+                facts, self._resync_facts = self._resync_facts, {}
+                self._sink(self.normalizer.resync_from(items, now, facts))
                 self._resynced(items, now)
             return
         if self._spies:
@@ -147,6 +153,9 @@ class AsteriskAdapter:
 
     async def _on_up(self) -> None:
         self._sink(NodeConnectionChanged(self.node, True, self._clock()))
+        # before the listing: only ccserver writes the facts, and none is written meanwhile
+        # that a call this listing shows for the first time could need
+        self._resync_facts = await self._kept_facts()
         self._resync_id = f"ccserver-resync-{next(self._ids)}"
         self._resync_items = []
         replies = await self._conn.send_list_action(
@@ -155,6 +164,37 @@ class AsteriskAdapter:
         if replies[0].get("Response") != "Success":
             self._resync_id = None
             raise CommandFailed(f"CoreShowChannels on {self.node}: {replies[0].get('Message')}")
+
+    async def _kept_facts(self) -> dict[str, CallFacts]:
+        """Every channel's kept call facts (Uniqueid -> facts), from one ``Status`` action asking
+        for the variable: Asterisk answers each channel with a ``Variable: NAME=value`` header
+        (``generate_status`` in ``main/manager.c``; the action needs the ``call`` or
+        ``reporting`` class, which the shipped user has)."""
+        try:
+            replies = await self._conn.send_list_action(
+                {"Action": "Status", "ActionID": f"ccserver-facts-{next(self._ids)}",
+                 "Variables": ASTERISK_VARIABLE})
+        except TimeoutError:
+            # a very busy node: resync without them rather than drop the link and ask again
+            replies = [Message([("Response", "Error"), ("Message", "no reply in time")])]
+        if replies[0].get("Response") != "Success":
+            log.warning("node %s: Status failed (%s): calls adopted at this resync lose what "
+                        "was kept of them", self.node, replies[0].get("Message"))
+            return {}
+        facts: dict[str, CallFacts] = {}
+        for item in replies:
+            if item.get("Event") != "Status":
+                continue
+            for variable in item.values_of("Variable"):
+                name, _, value = variable.partition("=")
+                # an unset variable is a NULL printed with %s: "(null)" (generate_status)
+                if name != ASTERISK_VARIABLE or value in ("", "(null)"):
+                    continue
+                try:
+                    facts[item.get("Uniqueid", "")] = decode_facts(value)
+                except FactsError as e:
+                    log.warning("node %s: channel %s: %s", self.node, item.get("Channel"), e)
+        return facts
 
     def _on_down(self) -> None:
         self._resync_id = None
@@ -186,6 +226,8 @@ class AsteriskAdapter:
                              "Priority": "1"})
         elif isinstance(command, StartRecording):
             await self._record(command)
+        elif isinstance(command, KeepCallFacts):
+            await self._setvar(command.channel, ASTERISK_VARIABLE, encode_facts(command.facts))
         elif isinstance(command, StopRecording):
             await self._act({"Action": "StopMixMonitor", "Channel": command.channel})
         elif isinstance(command, MuteRecording):

@@ -21,7 +21,7 @@ one first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ccserver.core.events import (
@@ -40,6 +40,7 @@ from ccserver.core.events import (
     RecordingStarted,
     RecordingStopped,
 )
+from ccserver.core.facts import CallFacts
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.causes import hangup_cause, leg_failure
 from ccserver.pbx.contexts import CONNECT_CONTEXT, WAIT_CONTEXT
@@ -294,10 +295,12 @@ class AmiNormalizer:
         ctx = item.get("Context", "")
         return not ctx or ctx in self.inbound_contexts or ctx in CCSERVER_CONTEXTS
 
-    def resync_from(self, items: list[Message], now: float) -> NodeResynced:
+    def resync_from(self, items: list[Message], now: float,
+                    facts: Mapping[str, CallFacts] | None = None) -> NodeResynced:
         """Rebuild the channel table from a ``CoreShowChannels`` listing and report live calls.
 
         ``items`` may contain the whole list reply; only ``CoreShowChannel`` events are read.
+        ``facts`` are the kept call facts by caller Uniqueid (``Status``), reported with them.
         What a listing cannot tell (the DID of a caller who already left the inbound context,
         who asked to hang up, running recordings) is kept for calls we already knew.
         """
@@ -343,7 +346,8 @@ class AmiNormalizer:
         self._calls, self._channels = calls, channels
         live = tuple(
             LiveCall(c.call_id, c.channel, c.caller, c.did,
-                     device_of(c.connected) if c.connected else None, durations[k])
+                     device_of(c.connected) if c.connected else None, durations[k],
+                     (facts or {}).get(c.uniqueid), next(iter(c.dialing.values()), None))
             for k, c in calls.items()
         )
         return NodeResynced(self.node, live, now)

@@ -12,6 +12,8 @@ domain events, and this class maps commands onto ESL ``api``/``bgapi`` calls:
   also when the hang-up went unseen while the link was down (the resync no longer lists it).
 * ``SendToVoicemail`` / ``ConfirmCallback``: ``uuid_transfer`` into our dialplan's context.
 * ``HangupCall``: ``uuid_kill``; ``StartRecording``/``StopRecording``: ``uuid_record``.
+* ``KeepCallFacts``: ``uuid_setvar <caller> cc_call_facts <value>``, read back with
+  ``uuid_getvar`` for the calls a resync does not know (:mod:`ccserver.pbx.facts`).
 
 Event format: we subscribe with ``event json``. One ``json.loads`` per event is C code and
 gives final values; the plain format needs a second header parse and URL-decoding of every value
@@ -37,6 +39,7 @@ from ccserver.core.commands import (
     Command,
     ConfirmCallback,
     HangupCall,
+    KeepCallFacts,
     MuteRecording,
     RingAgent,
     SendToVoicemail,
@@ -57,6 +60,7 @@ from ccserver.core.events import (
     SpyModeChanged,
     SpyStarted,
 )
+from ccserver.core.facts import CallFacts
 from ccserver.hardware import FreeSwitchNodeConfig
 from ccserver.pbx.backoff import Backoff
 from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync
@@ -67,6 +71,7 @@ from ccserver.pbx.contexts import (
     TRANSFER_CONTEXT,
     VOICEMAIL_CONTEXT,
 )
+from ccserver.pbx.facts import FREESWITCH_VARIABLE, FactsError, decode_facts, encode_facts
 from ccserver.pbx.freeswitch.esl_client import EslConnection
 from ccserver.pbx.freeswitch.esl_codec import EslEvent
 from ccserver.pbx.freeswitch.normalize import SUBSCRIBED, EslNormalizer, channel_rows
@@ -205,16 +210,21 @@ class FreeSwitchAdapter:
     async def _on_up(self) -> None:
         self._sink(NodeConnectionChanged(self.node, True, self._clock()))
         body = await self._conn.api("show channels as json")
-        now = self._clock()
         try:
             rows = channel_rows(body)
+            unknown = self.normalizer.unknown_callers(rows)
+            facts = {}
+            if unknown:  # read what was kept of them, then list afresh: events went on meanwhile
+                facts = {u: f for u in unknown if (f := await self._kept_facts(u)) is not None}
+                rows = channel_rows(await self._conn.api("show channels as json"))
         except ValueError as e:
             raise CommandFailed(f"show channels on {self.node}: {e}") from None
+        now = self._clock()
         # legs bridged to our callers that this process did not originate (a restart): what we
         # set on ours at the originate says whose they are
         variables = {leg: {name: await self._getvar(leg, name) for name in ("cc_call_id", "cc_device")}
                      for leg in self.normalizer.unknown_agent_legs(rows)}
-        snapshot = self.normalizer.resync_from(rows, now, variables)
+        snapshot = self.normalizer.resync_from(rows, now, variables, facts)
         listed = self.normalizer.listed
         # callers who left while the link was down: their agent legs would ring on
         self._cancel_ringing(lambda caller: caller not in listed)
@@ -250,6 +260,20 @@ class FreeSwitchAdapter:
                 self._spawn(self._job_deadline(job, leg, cmd.timeout + JOB_GRACE))
         self._orphans.clear()
 
+    async def _kept_facts(self, channel: str) -> CallFacts | None:
+        """The call facts kept on ``channel``, if any. ``show channels as json`` carries no
+        channel variables (38 fixed keys; its ``dest`` is ``ccserver-after-ivr`` by then, not
+        the DID: capture c08 of freeswitch-ccserver), so ask: ``uuid_getvar`` answers the bare
+        value, ``_undef_`` when unset (``mod_commands.c``; capture 06 of freeswitch-esl)."""
+        value = await self._getvar(channel, FREESWITCH_VARIABLE)
+        if not value:
+            return None
+        try:
+            return decode_facts(value)
+        except FactsError as e:
+            log.warning("node %s: channel %s: %s", self.node, channel, e)
+            return None
+
     def _on_down(self) -> None:
         self._orphans |= self._ring_jobs.keys()
         self._sink(NodeConnectionChanged(self.node, False, self._clock()))
@@ -257,7 +281,7 @@ class FreeSwitchAdapter:
     async def _getvar(self, channel: str, name: str) -> str:
         """A channel variable's value, ``""`` when unset (``uuid_getvar`` answers ``_undef_``)."""
         value = (await self._conn.api(f"uuid_getvar {channel} {name}")).strip()
-        return "" if value == "_undef_" or value.startswith("-ERR") else value
+        return "" if value == "_undef_" or value.startswith(("-ERR", "-USAGE")) else value
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -285,6 +309,9 @@ class FreeSwitchAdapter:
                             f"{TRANSFER_CONTEXT}")
         elif isinstance(command, StartRecording):
             await self._record(command)
+        elif isinstance(command, KeepCallFacts):
+            await self._api(f"uuid_setvar {_uuid(command.channel)} {FREESWITCH_VARIABLE} "
+                            f"{encode_facts(command.facts)}")
         elif isinstance(command, StopRecording):
             await self._api(f"uuid_record {_uuid(command.channel)} stop all")
         elif isinstance(command, MuteRecording):

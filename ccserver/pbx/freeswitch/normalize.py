@@ -36,6 +36,7 @@ from ccserver.core.events import (
     RecordingStarted,
     RecordingStopped,
 )
+from ccserver.core.facts import CallFacts
 from ccserver.pbx.causes import fs_hangup_cause, fs_leg_failure
 from ccserver.pbx.freeswitch.esl_codec import EslEvent
 
@@ -254,10 +255,20 @@ class EslNormalizer:
         return [leg["uuid"] for r in rows if self._ours(r)
                 if (leg := partners.of(r)) is not None and leg.get("uuid") not in self.legs]
 
+    def unknown_callers(self, rows: list[dict[str, str]]) -> list[str]:
+        """Uuids of the listed inbound channels that are neither a known call nor one of our
+        agent legs: the ones a resync would adopt (after a restart: all), whose kept facts are
+        worth reading."""
+        return [r.get("uuid", "") for r in rows
+                if r.get("direction") == "inbound" and r.get("uuid", "") not in self.legs
+                and r.get("uuid", "") not in self.calls]
+
     def resync_from(self, rows: list[dict[str, str]], now: float,
-                    variables: Mapping[str, Mapping[str, str]] | None = None) -> NodeResynced:
+                    variables: Mapping[str, Mapping[str, str]] | None = None,
+                    facts: Mapping[str, CallFacts] | None = None) -> NodeResynced:
         """The node's live calls from the rows of ``show channels as json`` (forgetting missed
-        hang-ups). ``variables`` are channel variables the adapter read, by channel uuid.
+        hang-ups). ``variables`` are channel variables the adapter read, by channel uuid;
+        ``facts`` what was kept on the callers' channels (by caller uuid).
 
         An agent leg ccserver originated before a restart is found by what the switch keeps:
         its ``cc_call_id`` names the call, and ``cc_device`` holds the dial string (both set at the
@@ -301,7 +312,8 @@ class EslNormalizer:
                 duration = max(0.0, now - float(r.get("created_epoch", now)))
             except ValueError:
                 duration = 0.0
-            live.append(LiveCall(call.call_id, uuid, call.caller, call.did, agent_device, duration))
+            live.append(LiveCall(call.call_id, uuid, call.caller, call.did, agent_device, duration,
+                                 (facts or {}).get(uuid)))
         self.calls = kept
         pending = set(self._jobs.values())  # originates still running may not show yet
         self.legs = {u: lg for u, lg in self.legs.items() if u in by_uuid or u in pending}

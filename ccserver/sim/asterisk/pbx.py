@@ -185,6 +185,35 @@ class SimulatedAsterisk:
         s.list_item(m, "CoreShowChannelsComplete", [("EventList", "Complete"),
                                                     ("ListItems", str(len(chans)))])
 
+    async def _status(self, s: AmiSession, m: Message) -> None:
+        """``Status`` the way ``action_status`` / ``generate_status`` (``main/manager.c``) answer:
+        one ``Status`` event per channel (ActionID last), each requested variable as a
+        ``Variable: NAME=value`` header (an unset one prints NULL: ``(null)``)."""
+        name = m.get("Channel", "")
+        chans = list(self.channels.values()) if not name else [
+            ch for ch in self.channels.values() if ch.name == name]
+        if name and not chans:
+            s.error(m, "No such channel")
+            return
+        wanted = [v for v in m.get("Variables", "").split(",") if v]
+        s.ack(m, extra=[("EventList", "start"), ("Message", "Channel status will follow")])
+        tail = [("ActionID", m["ActionID"])] if "ActionID" in m else []
+        for ch in chans:
+            found = [(v, lookup_variable(ch, v)) for v in wanted]
+            s.send([("Event", "Status"), ("Privilege", "Call"), *ch.snapshot(),
+                    ("Type", ch.name.partition("/")[0]), ("DNID", ""),
+                    ("EffectiveConnectedLineNum", ch.connected_num),
+                    ("EffectiveConnectedLineName", ch.connected_name), ("TimeToHangup", "0"),
+                    ("BridgeID", ch.bridge.uniqueid if ch.bridge else ""),
+                    ("Application", ch.application), ("Data", ch.app_data),
+                    ("Nativeformats", "(alaw)"), ("Readformat", "alaw"), ("Readtrans", ""),
+                    ("Writeformat", "alaw"), ("Writetrans", ""), ("Callgroup", "0"),
+                    ("Pickupgroup", "0"), ("Seconds", str(int(time.monotonic() - ch.created))),
+                    *[("Variable", f"{v}={'(null)' if value is None else value}")
+                      for v, value in found], *tail])
+        s.list_item(m, "StatusComplete", [("EventList", "Complete"), ("ListItems", str(len(chans))),
+                                          ("Items", str(len(chans)))])
+
     async def _setvar(self, s: AmiSession, m: Message) -> None:
         var = m.get("Variable", "")
         if not var:
@@ -453,6 +482,7 @@ def _split_callerid(value: str) -> tuple[str, str]:
 _ACTIONS = {
     "coreshowchannels": SimulatedAsterisk._core_show_channels,
     "setvar": SimulatedAsterisk._setvar,
+    "status": SimulatedAsterisk._status,
     "getvar": SimulatedAsterisk._getvar,
     "redirect": SimulatedAsterisk._redirect,
     "hangup": SimulatedAsterisk._hangup,

@@ -292,8 +292,8 @@ class SimulatedFreeSwitch:
                 return "-ERR No such channel!\n"
             if len(argv) < 2:
                 return "-USAGE: <uuid> <var> [value]\n"
-            if len(argv) > 2:
-                ch.variables[argv[1]] = argv[2]
+            if len(argv) > 2:  # the value is the rest of the line (split into 3 at most)
+                ch.variables[argv[1]] = args.split(None, 2)[2]
             else:  # no value unsets the variable
                 ch.variables.pop(argv[1], None)
             return "+OK\n"

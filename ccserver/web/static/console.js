@@ -8,6 +8,12 @@
   let siteAlerts = [];
   let serverOffset = 0;  // server clock minus ours, for "time in state"
 
+  // every node's dial string of the agent; a mixed fleet rings one person through either
+  const phones = (a) => a.devices.map((d) => {
+    const used = a.device_in_use?.node === d.node && a.device_in_use?.device === d.device;
+    return `${d.node} ${d.device}${used ? " (in use)" : ""}`;
+  }).join(", ");
+
   const render = () => {
     const now = Date.now() / 1000 + serverOffset;
     cc.alerts(document.getElementById("alerts"), queues, nodes, siteAlerts);
@@ -42,7 +48,7 @@
     const ab = document.querySelector("#agents tbody");
     ab.replaceChildren(...[...agents.values()].map((a) => {
       const tr = cc.row([a.name, a.state.replace("_", " "), a.reason || "", a.since ? cc.secs(now - a.since) : "–",
-        a.calls_handled, a.queues.join(", ")], `state-${a.state}`);
+        a.calls_handled, a.queues.join(", "), phones(a)], `state-${a.state}`);
       tr.dataset.agent = a.id;
       return tr;
     }));
