@@ -202,6 +202,8 @@ class CallRun:
     async def run(self) -> None:
         """Run the call to its end; always marks the SimCall done."""
         try:
+            if self.channel.context != INBOUND_CONTEXT:
+                self._from_carrier()
             target = await self._inbound()
             while True:
                 if target == WAIT:
@@ -224,6 +226,17 @@ class CallRun:
                 self.sim.forget(self.channel)
             self.call.variables = dict(self.channel.variables)
             self.call.done.set()
+
+    def _from_carrier(self) -> None:
+        """The trunk's own context: ``exten => _[+0-9A-Za-z].,1,Goto(ccserver-inbound,${EXTEN},1)``.
+
+        A Goto is a ``Newexten`` of the ``dialplan`` class and nothing else: the channel's next
+        event already shows the new context (capture asterisk-ccserver/c01: ``Newchannel``
+        from-carrier, then ``Newstate`` ccserver-inbound).
+        """
+        did = self.channel.exten
+        self._exten(1, "Goto", f"{INBOUND_CONTEXT},{did},1")
+        self._goto((INBOUND_CONTEXT, did, 1))
 
     async def _inbound(self) -> Target:
         ch, s, did = self.channel, self.script, self.channel.exten
