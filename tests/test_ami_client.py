@@ -13,8 +13,8 @@ from panoramisk import Manager
 from ccserver.core.commands import RingAgent, StartRecording
 from ccserver.core.events import (
     AgentLegFailed,
-    CallerLeaving,
     CallHungUp,
+    CallerLeaving,
     DomainEvent,
     NodeConnectionChanged,
     NodeResynced,

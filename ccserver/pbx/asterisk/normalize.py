@@ -38,19 +38,25 @@ from ccserver.core.events import (
     CallAnswered,
     CallHungUp,
     CallStarted,
+    CallerLeaving,
     DigitsReceived,
     DomainEvent,
     HangupSide,
     HoldChanged,
     LiveCall,
     NodeResynced,
-    CallerLeaving,
     RecordingStarted,
     RecordingStopped,
 )
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.causes import hangup_cause, leg_failure
-from ccserver.pbx.contexts import CALLBACK_CONTEXT, CONNECT_CONTEXT, INBOUND_CONTEXT, TRANSFER_CONTEXT, WAIT_CONTEXT
+from ccserver.pbx.contexts import (
+    CALLBACK_CONTEXT,
+    CONNECT_CONTEXT,
+    INBOUND_CONTEXT,
+    TRANSFER_CONTEXT,
+    WAIT_CONTEXT,
+)
 
 log = logging.getLogger(__name__)
 
