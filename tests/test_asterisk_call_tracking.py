@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 
 from captures import FIXTURES
+from test_sim_asterisk import QUEUE_FLOW, AmiClient, ScriptedAgi
 
 from ccserver.cdr.record import AgentStateChange, CallRecord
 from ccserver.config import AgentConfig, Config, QueueConfig
@@ -30,6 +31,7 @@ from ccserver.core.events import (
 )
 from ccserver.pbx.asterisk.ami_codec import AmiParser, Message
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
+from ccserver.sim.asterisk import CallerScript, SimulatedAsterisk
 
 OWN = FIXTURES / "asterisk-ccserver"
 NODE = "pbx1"
@@ -181,3 +183,32 @@ def test_a_call_that_ended_while_the_link_was_down_ends_at_the_link_down_time() 
     assert (row.disposition, row.hangup_cause) == ("answered", "lost")
     ended = [d for d in out if isinstance(d, AgentStateChange) and d.previous == "on_call"]
     assert [(d.state, d.at) for d in ended] == [("wrap_up", 14.0)]  # not on a call all outage
+
+
+def plain_events(data: bytes) -> list[dict[str, str]]:
+    """AMI events by plain splitting (not the parser under test)."""
+    blocks = data.decode("latin-1").split("\r\n\r\n")
+    return [d for d in (dict(line.split(": ", 1) for line in b.split("\r\n") if ": " in line)
+                        for b in blocks) if "Event" in d]
+
+
+async def test_the_simulators_goto_from_the_carriers_context_looks_like_capture_c01() -> None:
+    real = [e for e in plain_events((OWN / "c01-ivr-queue-answered.ami.in.raw").read_bytes())
+            if e.get("Channel", "").startswith("PJSIP/carrier")][:2]
+    agi = ScriptedAgi(QUEUE_FLOW)
+    sim = SimulatedAsterisk(agi_host="127.0.0.1", agi_port=await agi.start(), agents=[],
+                            time_scale=50.0)
+    await sim.start()
+    try:
+        c = AmiClient()
+        await c.connect(sim.ami_port)
+        await c.login(events="call")  # the shipped user's read classes: call, dtmf
+        sim.place_call(CallerScript(did="5551000", context="from-carrier"))
+        got = [await c.read() for _ in range(2)]
+    finally:
+        await sim.stop()
+        await agi.stop()
+    assert [(e["Event"], e["Context"], e["Exten"], e["ChannelState"]) for e in real] == [
+        ("Newchannel", "from-carrier", "5551000", "4"), ("Newstate", "ccserver-inbound", "5551000", "6")]
+    assert [(m.event, m["Context"], m["Exten"], m["ChannelState"]) for m in got] == [
+        (e["Event"], e["Context"], e["Exten"], e["ChannelState"]) for e in real]
