@@ -45,7 +45,7 @@ from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.store import FlowStore
 from ccserver.ivr.sync import follow_store
 from ccserver.pbx.asterisk.adapter import AsteriskAdapter
-from ccserver.pbx.asterisk.fastagi import FastAgiServer, serve_ivr
+from ccserver.pbx.asterisk.fastagi import AgiSession, FastAgiServer, serve_ivr
 from ccserver.pbx.base import PbxAdapter
 from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer, SoundFiles
@@ -151,10 +151,8 @@ class Server:
 
         # versions admins publish in Postgres replace the files' flows for new calls
         self._tasks.append(asyncio.create_task(follow_store(library, FlowStore(self._pool)), name="ccserver-ivr-sync"))
-        self.fastagi = FastAgiServer(
-            cfg.server.agi_host, cfg.server.agi_port,
-            lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait, self.may_record),
-        )
+        self.fastagi = FastAgiServer(cfg.server.agi_host, cfg.server.agi_port,
+                                     lambda s: self._serve_agi(s, library))
         agi_port = await self.fastagi.start()
         log.info("FastAGI listening on %s:%d", cfg.server.agi_host, agi_port)
         fs_nodes = [n for n in self.nodes if isinstance(n, FreeSwitchNodeConfig)]
@@ -286,6 +284,14 @@ class Server:
         if self.center is None:
             return None
         return self.center.estimate_wait(queue, priority, skills, self.clock())
+
+    async def _serve_agi(self, session: AgiSession, library: FlowLibrary) -> None:
+        """A FastAGI session: its channel is a call of ours (the node learns it if no AMI event
+        said so yet), then the IVR runs on it."""
+        adapter = self.adapters.get(session.node)
+        if isinstance(adapter, AsteriskAdapter):
+            adapter.ivr_started(session.env.get("uniqueid"))
+        await serve_ivr(session, library, self.on_event, self.clock, self.estimate_wait, self.may_record)
 
     def may_record(self, did: str, flow: Flow) -> bool:
         """Whether a call on ``did`` running ``flow`` can be recorded (its notice plays only then)."""

@@ -84,6 +84,20 @@ def test_a_channel_born_in_the_carrier_context_keeps_its_arrival_time() -> None:
     ]
 
 
+def test_the_fastagi_session_claims_a_channel_no_ami_event_showed_in_our_dialplan() -> None:
+    n = shipped_node()
+    base = [("Channel", "PJSIP/carrier-2"), ("Uniqueid", "7.2"), ("Linkedid", "7.2"),
+            ("CallerIDNum", "+1555"), ("Exten", "5551000"), ("Context", "from-carrier")]
+    n.feed(Message([("Event", "Newchannel"), *base, ("ChannelState", "4")]), 1.0)
+    n.feed(Message([("Event", "Newstate"), *base, ("ChannelState", "6")]), 1.5)  # carrier's Answer()
+    assert n.claim("7.2", 3.0) == [
+        CallStarted("pbx1:7.2", NODE, "PJSIP/carrier-2", "+1555", "5551000", 1.0),
+        CallAnswered("pbx1:7.2", 3.0),
+    ]
+    assert n.claim("7.2", 4.0) == [] and n.claim("7.9", 4.0) == []  # once; unknown: nothing
+    assert n.live_call_ids == ["pbx1:7.2"]
+
+
 def test_a_channel_that_never_enters_our_dialplan_is_forgotten_at_its_hang_up() -> None:
     n = shipped_node()
     base = [("Channel", "PJSIP/1001-1"), ("Uniqueid", "8.1"), ("Linkedid", "8.1"),

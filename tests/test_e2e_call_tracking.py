@@ -30,6 +30,21 @@ async def test_a_call_sent_from_the_carriers_context_with_goto_is_tracked_to_its
     assert not [s for s in states if s[1] == "paused"], states
 
 
+@pytest.mark.parametrize("make_rig", ["asterisk"], indirect=True)
+async def test_a_call_answered_by_the_carriers_context_is_ours_from_its_ivr_session(make_rig):  # noqa: F811
+    # Answer() then Goto: no Newstate in ccserver-inbound, and a caller who presses nothing
+    # shows no event there until the wait music, after the IVR; its FastAGI session says it
+    rig = await make_rig(on_sim=lambda sim: setattr(sim, "time_scale", 10.0))
+    placed = time.time()
+    call = rig.sim.place_call(CallerScript(digits=["", "", ""], talk_time=3.0, did="5551000",
+                                           context="from-carrier", carrier_answers=True))
+    assert await call.wait(30) == "answered"
+    row = await rig.cdr(call_id(call))
+    assert (row["disposition"], row["did"], row["queue"]) == ("answered", "5551000", "support")
+    # arrived when the channel was born, not when the IVR ended
+    assert row["arrived_at"].timestamp() - placed < 0.5 < (row["ivr_ended_at"] - row["arrived_at"]).total_seconds()
+
+
 async def test_a_call_ending_while_the_link_is_down_ends_at_the_link_down_time(make_rig):  # noqa: F811
     rig = await make_rig()
     call, cid = await rig.connected_call(CallerScript(digits=["1"], talk_time=1.0))

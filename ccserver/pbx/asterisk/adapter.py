@@ -124,6 +124,12 @@ class AsteriskAdapter:
 
     # -- events ------------------------------------------------------------------------------
 
+    def ivr_started(self, uniqueid: str) -> None:
+        """ccserver's FastAGI runs the IVR on channel ``uniqueid`` of this node: track its call
+        from now on, whatever context the channel was born in (see AmiNormalizer.claim)."""
+        for event in self.normalizer.claim(uniqueid, self._clock()):
+            self._sink(event)
+
     def _on_event(self, msg: Message) -> None:
         if self._resync_id is not None and msg.get("ActionID") == self._resync_id:
             # Applied right at CoreShowChannelsComplete, in stream order: events before it are

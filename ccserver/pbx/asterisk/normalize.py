@@ -234,10 +234,23 @@ class AmiNormalizer:
         if msg.get("Context") not in self._our_contexts:
             seen.answered |= msg.get("ChannelState") == _UP
             return []
-        del self._unclaimed[uid]
         # The DID is the extension it entered [ccserver-inbound] with (the Goto's ${EXTEN});
         # met first in the wait or connect context (its inbound events missed), its first one.
         did = msg.get("Exten", "") if msg.get("Context") == INBOUND_CONTEXT else seen.exten
+        return self._adopt(uid, did, now)
+
+    def claim(self, uniqueid: str, now: float) -> list[DomainEvent]:
+        """ccserver's FastAGI session runs on channel ``uniqueid``: a call of ours, even before
+        (or without) an AMI event showing it in our dialplan, e.g. when the trunk's context
+        answered before its ``Goto`` (no ``Newstate`` in ccserver-inbound) or runs the AGI
+        itself. Nothing for a channel already ours or never seen."""
+        if uniqueid not in self._unclaimed:
+            return []
+        return self._adopt(uniqueid, self._unclaimed[uniqueid].exten, now)
+
+    def _adopt(self, uid: str, did: str, now: float) -> list[DomainEvent]:
+        """Start the call of a channel kept aside, at the time the channel was born."""
+        seen = self._unclaimed.pop(uid)
         started = self._start(uid, seen.channel, seen.caller, did, seen.answered, seen.born)
         if seen.answered:  # answered before it reached us: the IVR runs from now on
             started.append(CallAnswered(started[0].call_id, now))

@@ -235,8 +235,21 @@ class CallRun:
         from-carrier, then ``Newstate`` ccserver-inbound).
         """
         did = self.channel.exten
-        self._exten(1, "Goto", f"{INBOUND_CONTEXT},{did},1")
+        priority = 1
+        if self.script.carrier_answers:
+            self._exten(priority, "Answer", "")
+            self._answer()
+            priority += 1
+        self._exten(priority, "Goto", f"{INBOUND_CONTEXT},{did},1")
         self._goto((INBOUND_CONTEXT, did, 1))
+
+    def _answer(self) -> None:
+        """``Answer()``: a ``Newstate`` Up, none for a channel already up (main/channel.c
+        ``ast_raw_answer_with_stream`` only logs "Skipping answer" then: no state change)."""
+        ch = self.channel
+        if ch.state != UP:
+            ch.state, ch.answered_wall = UP, time.time()
+            self._ev("Newstate", ch)
 
     async def _inbound(self) -> Target:
         ch, s, did = self.channel, self.script, self.channel.exten
@@ -245,8 +258,7 @@ class CallRun:
         self._exten(2, "Set", f"__CC_DID={did}")
         self.set_var("__CC_DID", did)
         self._exten(3, "Answer", "")
-        ch.state, ch.answered_wall = UP, time.time()
-        self._ev("Newstate", ch)
+        self._answer()
         host, port = self.sim.agi_host, self.sim.agi_port
         args = [f"node={self.sim.node}", f"did={did}"]
         self._exten(4, "AGI", f"agi://{host}:{port}/ivr," + ",".join(args))
