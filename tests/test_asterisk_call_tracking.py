@@ -226,3 +226,16 @@ async def test_the_simulators_goto_from_the_carriers_context_looks_like_capture_
         ("Newchannel", "from-carrier", "5551000", "4"), ("Newstate", "ccserver-inbound", "5551000", "6")]
     assert [(m.event, m["Context"], m["Exten"], m["ChannelState"]) for m in got] == [
         (e["Event"], e["Context"], e["Exten"], e["ChannelState"]) for e in real]
+
+
+def test_a_waiting_caller_who_is_leaving_is_not_rung_when_an_agent_frees_up() -> None:
+    cc = center()
+    for agent in ("1001", "1002"):
+        cc.pause(agent, "lunch", 0.5)
+    cc.handle(CallStarted("pbx1:3.1", NODE, "PJSIP/c-3", "+1555", "5551000", 1.0))
+    cc.handle(IvrFinished("pbx1:3.1", NODE, "PJSIP/c-3", "+1555", "5551000", "support", (), {}, None, 2.0))
+    cc.handle(CallerLeaving("pbx1:3.1", 5.0))  # its HangupRequest; the Hangup is on its way
+    assert not [d for d in cc.ready("1001", 5.001) if isinstance(d, RingAgent)]
+    (row,) = [d for d in cc.handle(CallHungUp("pbx1:3.1", "normal_clearing", "caller", 5.002))
+              if isinstance(d, CallRecord)]
+    assert (row.disposition, row.offered_at) == ("abandoned", None)
