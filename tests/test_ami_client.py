@@ -321,18 +321,14 @@ async def test_a_reply_that_never_comes_is_logged_with_the_action_and_the_wait(c
     async def silent(msg: Message, w: asyncio.StreamWriter) -> None:
         pass  # Asterisk busy: the socket stays up, no reply
 
+    class Resyncing(Recorder):
+        async def on_up(self) -> None:  # what the adapter does after each login
+            await conn.send_list_action({"Action": "CoreShowChannels"}, timeout=0.2)
+
     caplog.set_level(logging.WARNING, logger="ccserver.pbx.asterisk.ami_client")
     async with FakeAmi() as ami:
         ami.handlers["CoreShowChannels"] = silent
-        rec = Recorder()
-
-        async def resync() -> None:  # what the adapter does after each login
-            await conn.send_list_action({"Action": "CoreShowChannels"}, timeout=0.2)
-
-        conn = AmiConnection("127.0.0.1", ami.port, "ccserver", SECRET, "call,dtmf",
-                             on_event=rec.on_event, on_up=resync, on_down=rec.on_down,
-                             ping_interval=5.0, ping_timeout=3.0, backoff_initial=0.05,
-                             backoff_max=0.4)
+        conn = connection(ami.port, Resyncing())
         await conn.start()
         try:
             await until(lambda: any("CoreShowChannels" in r.getMessage() for r in caplog.records))
