@@ -11,6 +11,7 @@ import random
 import secrets
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,15 +152,19 @@ class Server:
 
         # versions admins publish in Postgres replace the files' flows for new calls
         self._tasks.append(asyncio.create_task(follow_store(library, FlowStore(self._pool)), name="ccserver-ivr-sync"))
+
+        def run_ivr(session):
+            return serve_ivr(session, library, self.on_event, self.clock, self.estimate_wait, self.may_record)
+
         self.fastagi = FastAgiServer(cfg.server.agi_host, cfg.server.agi_port,
-                                     lambda s: self._serve_agi(s, library))
+                                     lambda s: self._serve_agi(s, run_ivr))
         agi_port = await self.fastagi.start()
         log.info("FastAGI listening on %s:%d", cfg.server.agi_host, agi_port)
         fs_nodes = [n for n in self.nodes if isinstance(n, FreeSwitchNodeConfig)]
         if fs_nodes:
             self.esl_outbound = FsOutboundServer(
                 cfg.server.esl_outbound_host, cfg.server.esl_outbound_port,
-                lambda s: serve_ivr(s, library, self.on_event, self.clock, self.estimate_wait, self.may_record),
+                run_ivr,
                 default_node=fs_nodes[0].name if len(fs_nodes) == 1 else None,
                 sounds={n.name: SoundFiles(n.sound_dir, n.sound_extension) for n in fs_nodes},
             )
@@ -285,13 +290,14 @@ class Server:
             return None
         return self.center.estimate_wait(queue, priority, skills, self.clock())
 
-    async def _serve_agi(self, session: AgiSession, library: FlowLibrary) -> None:
+    async def _serve_agi(self, session: AgiSession,
+                         run_ivr: Callable[[AgiSession], Awaitable[object]]) -> object:
         """A FastAGI session: its channel is a call of ours (the node learns it if no AMI event
         said so yet), then the IVR runs on it."""
         adapter = self.adapters.get(session.node)
         if isinstance(adapter, AsteriskAdapter):
             adapter.ivr_started(session.env.get("uniqueid"))
-        await serve_ivr(session, library, self.on_event, self.clock, self.estimate_wait, self.may_record)
+        return await run_ivr(session)
 
     def may_record(self, did: str, flow: Flow) -> bool:
         """Whether a call on ``did`` running ``flow`` can be recorded (its notice plays only then)."""
