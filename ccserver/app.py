@@ -47,7 +47,7 @@ from ccserver.ivr.store import FlowStore
 from ccserver.ivr.sync import follow_store
 from ccserver.pbx.asterisk.adapter import AsteriskAdapter
 from ccserver.pbx.asterisk.fastagi import AgiSession, FastAgiServer, serve_ivr
-from ccserver.pbx.base import PbxAdapter
+from ccserver.pbx.base import PbxAdapter, why
 from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer, SoundFiles
 from ccserver.recording.policy import may_be_recorded
@@ -371,7 +371,7 @@ class Server:
                 raise LookupError(f"no PBX node named {command.node!r}")
             await adapter.execute(command)
         except Exception as e:  # a refused command must not take the server down
-            log.warning("command %s on node %s failed: %s", type(command).__name__, command.node, e)
+            log.warning("command %s on node %s failed: %s", type(command).__name__, command.node, why(e))
             if isinstance(command, RingAgent) and adapter is None:
                 self.on_event(AgentLegFailed(command.call_id, command.device, "error", self.clock()))
 
