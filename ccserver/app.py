@@ -11,6 +11,7 @@ import random
 import secrets
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,8 +47,8 @@ from ccserver.ivr.prompts import MissingPrompts
 from ccserver.ivr.store import FlowStore
 from ccserver.ivr.sync import follow_store
 from ccserver.pbx.asterisk.adapter import AsteriskAdapter
-from ccserver.pbx.asterisk.fastagi import FastAgiServer, serve_ivr
-from ccserver.pbx.base import PbxAdapter
+from ccserver.pbx.asterisk.fastagi import AgiSession, FastAgiServer, serve_ivr
+from ccserver.pbx.base import PbxAdapter, why
 from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer, SoundFiles
 from ccserver.recording.policy import may_be_recorded
@@ -159,7 +160,8 @@ class Server:
             return serve_ivr(session, library, self.on_event, self.clock, self.estimate_wait, self.may_record,
                              self.missing_prompts)
 
-        self.fastagi = FastAgiServer(cfg.server.agi_host, cfg.server.agi_port, run_ivr)
+        self.fastagi = FastAgiServer(cfg.server.agi_host, cfg.server.agi_port,
+                                     lambda s: self._serve_agi(s, run_ivr))
         agi_port = await self.fastagi.start()
         log.info("FastAGI listening on %s:%d", cfg.server.agi_host, agi_port)
         fs_nodes = [n for n in self.nodes if isinstance(n, FreeSwitchNodeConfig)]
@@ -293,6 +295,15 @@ class Server:
             return None
         return self.center.estimate_wait(queue, priority, skills, self.clock())
 
+    async def _serve_agi(self, session: AgiSession,
+                         run_ivr: Callable[[AgiSession], Awaitable[object]]) -> object:
+        """A FastAGI session: its channel is a call of ours (the node learns it if no AMI event
+        said so yet), then the IVR runs on it."""
+        adapter = self.adapters.get(session.node)
+        if isinstance(adapter, AsteriskAdapter):
+            adapter.ivr_started(session.env.get("uniqueid"))
+        return await run_ivr(session)
+
     def may_record(self, did: str, flow: Flow) -> bool:
         """Whether a call on ``did`` running ``flow`` can be recorded (its notice plays only then)."""
         return may_be_recorded(self.config, did, queues_of(flow), flow.recording)
@@ -367,7 +378,7 @@ class Server:
                 raise LookupError(f"no PBX node named {command.node!r}")
             await adapter.execute(command)
         except Exception as e:  # a refused command must not take the server down
-            log.warning("command %s on node %s failed: %s", type(command).__name__, command.node, e)
+            log.warning("command %s on node %s failed: %s", type(command).__name__, command.node, why(e))
             if isinstance(command, RingAgent) and adapter is None:
                 self.on_event(AgentLegFailed(command.call_id, command.device, "error", self.clock()))
 

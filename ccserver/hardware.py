@@ -5,6 +5,7 @@ A node file names the *environment variable* holding its secret, never the secre
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -14,6 +15,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from ccserver.config import Config, ConfigError, _format_errors
+from ccserver.pbx.contexts import INBOUND_CONTEXT
+
+log = logging.getLogger(__name__)
 
 #: the node name of the built-in PBX simulator (demo mode)
 SIM_NODE = "sim"
@@ -39,8 +43,10 @@ class NodeConfig(BaseModel):
     ami_user: str
     #: name of the environment variable holding the AMI secret
     ami_secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
-    #: dialplan contexts whose new channels are inbound calls for ccserver
-    inbound_contexts: list[str] = ["ccserver-inbound"]
+    #: dialplan contexts whose every new channel is a call for ccserver from its birth. A channel
+    #: born elsewhere (the trunk's own context) is one once it enters [ccserver-inbound]
+    #: (``Goto``): that context needs no listing, and listing it takes all its calls for ours
+    inbound_contexts: list[str] = [INBOUND_CONTEXT]
     #: where this node writes recordings (a path on the PBX host)
     recording_root: str = "/var/spool/asterisk/monitor"
     #: seconds without a reply to a Ping before the connection is declared dead
@@ -164,7 +170,8 @@ def check_site(config: Config, nodes: list[NodeConfig | FreeSwitchNodeConfig],
 
     Every node's secret is set, every agent's node (and per-node device) is a listed node, and
     some agent serves the queues. Raises :class:`ConfigError` naming every problem found (the
-    key and the variable names, never a secret's value).
+    key and the variable names, never a secret's value). Logs a warning for an Asterisk node
+    that lists a context besides ccserver-inbound in ``inbound_contexts``.
     """
     problems: list[str] = []
     for node in nodes:
@@ -191,5 +198,12 @@ def check_site(config: Config, nodes: list[NodeConfig | FreeSwitchNodeConfig],
         # the simulator would bring demo agents; with real nodes nobody would answer
         problems.extend(f"queues[{i}]: queue {q.name!r} has no agents (none are configured)"
                         for i, q in enumerate(config.queues))
+    for node in nodes:
+        if isinstance(node, NodeConfig):
+            for context in (c for c in node.inbound_contexts if c != INBOUND_CONTEXT):
+                log.warning("hardware node %r: inbound_contexts lists %r: every channel born there "
+                            "is taken for a ccserver call, also one that context sends elsewhere; "
+                            "a call sent on with Goto(%s,...) is tracked without it", node.name,
+                            context, INBOUND_CONTEXT)
     if problems:
         raise ConfigError("; ".join(problems))

@@ -11,7 +11,14 @@ import pytest
 from panoramisk import Manager
 
 from ccserver.core.commands import RingAgent, StartRecording
-from ccserver.core.events import AgentLegFailed, CallHungUp, DomainEvent, NodeConnectionChanged, NodeResynced
+from ccserver.core.events import (
+    AgentLegFailed,
+    CallHungUp,
+    CallerLeaving,
+    DomainEvent,
+    NodeConnectionChanged,
+    NodeResynced,
+)
 from ccserver.hardware import NodeConfig
 from ccserver.pbx.asterisk.adapter import AsteriskAdapter
 from ccserver.pbx.asterisk.ami_client import AmiConnection
@@ -312,6 +319,27 @@ async def test_pending_action_fails_when_the_link_drops() -> None:
     assert not [a for a in ami.actions if "X" in a or a.get("Action") == "Command"]
 
 
+async def test_a_reply_that_never_comes_is_logged_with_the_action_and_the_wait(caplog) -> None:
+    async def silent(msg: Message, w: asyncio.StreamWriter) -> None:
+        pass  # Asterisk busy: the socket stays up, no reply
+
+    class Resyncing(Recorder):
+        async def on_up(self) -> None:  # what the adapter does after each login
+            await conn.send_list_action({"Action": "CoreShowChannels"}, timeout=0.2)
+
+    caplog.set_level(logging.WARNING, logger="ccserver.pbx.asterisk.ami_client")
+    async with FakeAmi() as ami:
+        ami.handlers["CoreShowChannels"] = silent
+        conn = connection(ami.port, Resyncing())
+        await conn.start()
+        try:
+            await until(lambda: any("CoreShowChannels" in r.getMessage() for r in caplog.records))
+        finally:
+            await conn.stop()
+    first = next(r for r in caplog.records if "CoreShowChannels" in r.getMessage())
+    assert first.getMessage() == f"AMI 127.0.0.1:{ami.port}: no reply to CoreShowChannels within 0.2s"
+
+
 # -- the adapter end to end ------------------------------------------------------------------
 
 
@@ -358,13 +386,14 @@ async def test_adapter_resyncs_on_login_then_follows_events_and_runs_commands() 
         finally:
             await adapter.stop()
 
-    up, resync, hung = out[:3]
+    up, resync, leaving, hung = out[:4]
     assert up == NodeConnectionChanged("lab", True, 7.0)
     assert isinstance(resync, NodeResynced) and len(resync.calls) == 1
     assert resync.calls[0].call_id == "lab:1795481753.51"
     assert resync.calls[0].agent_device == "PJSIP/1001"
+    assert leaving == CallerLeaving("lab:1795481753.51", 7.0)
     assert hung == CallHungUp("lab:1795481753.51", "normal_clearing", "caller", 7.0)
-    assert out[3:] == [AgentLegFailed("lab:9.9", "PJSIP/1002", "error", 7.0),
+    assert out[4:] == [AgentLegFailed("lab:9.9", "PJSIP/1002", "error", 7.0),
                        NodeConnectionChanged("lab", False, 7.0)]
     sent = [(a["Action"], a.get("Variable"), a.get("Value"), a.get("Context"), a.get("File"))
             for a in ami.actions if a["Action"] in ("Setvar", "Redirect", "MixMonitor")]

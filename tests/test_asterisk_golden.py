@@ -13,6 +13,7 @@ from ccserver.core.events import (
     CallAnswered,
     CallHungUp,
     CallStarted,
+    CallerLeaving,
     DigitsReceived,
     DomainEvent,
     HoldChanged,
@@ -51,6 +52,7 @@ def test_02_inbound_queue_answered_caller_hangs_up() -> None:
         AgentLegRinging(cid, "PJSIP/1001", T),
         AgentLegAnswered(cid, "PJSIP/1001", T),
         RecordingStarted(cid, "", T),  # app_queue's own MixMonitor: no file header in the event
+        CallerLeaving(cid, T),
         CallHungUp(cid, "normal_clearing", "caller", T),
     ]
 
@@ -78,6 +80,7 @@ def test_03_ring_no_answer_then_caller_abandons() -> None:
         AgentLegRinging(cid, "PJSIP/1003", T),
         AgentLegFailed(cid, "PJSIP/1003", "no_answer", T),
         AgentLegRinging(cid, "PJSIP/1001", T),
+        CallerLeaving(cid, T),  # the caller's HangupRequest comes before its leg's DialEnd CANCEL
         AgentLegFailed(cid, "PJSIP/1001", "cancelled", T),
         CallHungUp(cid, "normal_clearing", "caller", T),  # Cause: 0 on the wire; a BYE is a normal clearing
     ]
@@ -100,6 +103,7 @@ def test_05_mixmonitor_start_stop_with_the_file_we_asked_for() -> None:
         RecordingStarted(cid, "", T),  # the queue's
         RecordingStarted(cid, ours, T),
         RecordingStopped(cid, ours, T),  # StopMixMonitor without an id stopped the latest
+        CallerLeaving(cid, T),
         CallHungUp(cid, "normal_clearing", "caller", T),
     ]
 
@@ -109,6 +113,7 @@ def test_07b_caller_hangs_up_during_the_ivr() -> None:
     assert replay("07b-fastagi-caller-hangup.ami.in.raw") == [
         CallStarted(cid, "lab", "PJSIP/carrier-00000010", "+15551230000", "agi", T),
         CallAnswered(cid, T),
+        CallerLeaving(cid, T),
         CallHungUp(cid, "normal_clearing", "caller", T),
     ]
 
@@ -122,7 +127,8 @@ def test_04a_originated_spy_legs_make_no_calls_and_no_noise(caplog: pytest.LogCa
     caplog.set_level(logging.WARNING)
     events = replay("04a-chanspy-listen.in.raw")
     assert [type(e) for e in events] == [
-        CallStarted, CallAnswered, AgentLegRinging, AgentLegAnswered, RecordingStarted, CallHungUp,
+        CallStarted, CallAnswered, AgentLegRinging, AgentLegAnswered, RecordingStarted,
+        CallerLeaving, CallHungUp,
     ]
     assert caplog.records == []  # DialBegin of an Originate has no caller channel: not malformed
 
@@ -146,6 +152,7 @@ def test_10a_resync_caller_waiting_then_events_continue() -> None:
     )
     # the ringing agent leg was adopted: its DialEnd and the caller's hang-up still count
     assert [e for m in after for e in n.feed(m, T)] == [
+        CallerLeaving(cid, T),
         AgentLegFailed(cid, "PJSIP/1003", "cancelled", T),
         CallHungUp(cid, "normal_clearing", "caller", T),
     ]
@@ -160,7 +167,9 @@ def test_10b_resync_bridged_call_has_its_agent() -> None:
     assert snap.calls == (
         LiveCall(cid, "PJSIP/carrier-00000019", "+15551230000", "support", "PJSIP/1001", 2.0),
     )
-    assert [e for m in after for e in n.feed(m, T)] == [CallHungUp(cid, "normal_clearing", "caller", T)]
+    assert [e for m in after for e in n.feed(m, T)] == [
+        CallerLeaving(cid, T), CallHungUp(cid, "normal_clearing", "caller", T),
+    ]
 
 
 def test_resync_replaces_the_table_and_keeps_what_a_listing_cannot_tell() -> None:

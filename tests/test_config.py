@@ -194,3 +194,21 @@ def test_a_queue_no_agent_serves_is_refused(tmp_path: Path, capsys, monkeypatch)
     monkeypatch.setenv("CC_TEST_SECRET_PBX1", "x")
     code, _, err = _check(_site(tmp_path, '[[queues]]\nname = "support"\n', {"pbx1": "CC_TEST_SECRET_PBX1"}), capsys)
     assert code == 2 and "queues[0]: queue 'support' has no agents (none are configured)" in err
+
+
+def test_check_config_warns_of_a_carrier_context_listed_in_inbound_contexts(tmp_path: Path, capsys, caplog,
+                                                                            monkeypatch):
+    # README step 1 sends calls on with Goto(ccserver-inbound,...): ccserver tracks them there, so
+    # a listed carrier context only adds the calls it sends elsewhere
+    monkeypatch.setenv("CC_TEST_SECRET_PBX1", "x")
+    monkeypatch.setenv("CC_TEST_SECRET_PBX2", "y")
+    body = "[[queues]]\nname = \"support\"\n[[agents]]\n" + AGENT.format(id="1", node="pbx1", queues='["support"]')
+    site = _site(tmp_path, body, {"pbx1": "CC_TEST_SECRET_PBX1", "pbx2": "CC_TEST_SECRET_PBX2"})
+    with (tmp_path / "hw" / "pbx2.toml").open("a") as f:
+        f.write('inbound_contexts = ["from-carrier", "ccserver-inbound"]\n')
+    code, out, _ = _check(site, capsys)
+    assert code == 0 and "configuration OK" in out
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "hardware node 'pbx2': inbound_contexts lists 'from-carrier': every channel born there is taken "
+        "for a ccserver call, also one that context sends elsewhere; a call sent on with "
+        "Goto(ccserver-inbound,...) is tracked without it"]

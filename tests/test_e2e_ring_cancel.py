@@ -20,17 +20,24 @@ def agent_channels(sim, extension: str) -> list:
     return [ch for ch in sim.channels.values() if f"/{extension}" in ch.name]
 
 
-@pytest.mark.parametrize("make_rig", ["asterisk", "freeswitch"], indirect=True)
-async def test_caller_abandoning_while_the_agent_rings_stops_the_ringing(make_rig, request):  # noqa: F811
-    # 1001 lets the first call ring (it never answers it), answers the next one at once
+async def ringing_1001(make_rig, patience: float):
+    """A rig whose 1001 lets its first call ring (never answering it) and answers the next one
+    at once, 1002 paused, and a caller of ``patience`` being rung on 1001."""
     rig = await make_rig([SimAgent("PJSIP/1001", answer_delay=0.2, next_answers=[False]),
                           SimAgent("PJSIP/1002")])
     center = rig.server.center
     rig.server._dispatch(center.pause("1002", "lunch", time.time()))
-    first = rig.sim.place_call(CallerScript(digits=["1"], patience=1.2))
-    first_id = call_id(first)
-    await rig.until(lambda: first_id in center.calls and center.calls[first_id].state == "offered",
-                    what="first call offered to 1001")
+    call = rig.sim.place_call(CallerScript(digits=["1"], patience=patience))
+    cid = call_id(call)
+    await rig.until(lambda: cid in center.calls and center.calls[cid].state == "offered",
+                    what="the call offered to 1001")
+    return rig, call, cid
+
+
+@pytest.mark.parametrize("make_rig", ["asterisk", "freeswitch"], indirect=True)
+async def test_caller_abandoning_while_the_agent_rings_stops_the_ringing(make_rig, request):  # noqa: F811
+    rig, first, first_id = await ringing_1001(make_rig, patience=1.2)
+    center = rig.server.center
     await rig.until(lambda: agent_channels(rig.sim, "1001"), what="1001 ringing")
     ringing = agent_channels(rig.sim, "1001")
     # a second caller comes while 1001 still rings for the first (ring timeout 2 s): once the
@@ -51,3 +58,17 @@ async def test_caller_abandoning_while_the_agent_rings_stops_the_ringing(make_ri
         assert f"api uuid_kill {leg.uuid} ORIGINATOR_CANCEL" in rig.sim.received
     first_row = await rig.cdr(first_id)
     assert first_row["disposition"] == "abandoned" and first_row["hangup_by"] == "caller"
+
+
+@pytest.mark.parametrize("make_rig", ["asterisk", "freeswitch"], indirect=True)
+async def test_a_caller_hanging_up_while_the_agent_rings_is_never_offered_again(make_rig):  # noqa: F811
+    rig, call, cid = await ringing_1001(make_rig, patience=1.0)
+    # 1002 is free while 1001 rings: it would be next if the leaving caller were routed again
+    # (Asterisk sends the caller's HangupRequest before the leg's DialEnd CANCEL, capture
+    # asterisk-ami/03, and so does the simulator)
+    rig.server._dispatch(rig.server.center.ready("1002", time.time()))
+    assert await call.wait(15) == "abandoned"
+    row = await rig.cdr(cid)
+    assert (row["disposition"], row["hangup_by"], row["ring_no_answer"]) == ("abandoned", "caller", 0)
+    assert ("ready", "offered", None) not in await rig.agent_states("1002")
+    assert not [s for s in await rig.agent_states("1001") if s[1] == "paused"]

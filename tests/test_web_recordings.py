@@ -126,3 +126,23 @@ async def test_agent_pauses_and_resumes_the_recording_of_their_call(media_rig, b
     [row] = await rig.rows("SELECT paused_spans, paused_since FROM recordings WHERE call_id = $1", cid)
     assert row["paused_since"] is None and row["paused_spans"].count("[") == 2  # one span: [[from, to]]
     assert errors == []
+
+
+async def test_a_call_that_ended_while_the_pbx_link_was_down_shows_its_end_as_estimated(media_rig, browser):
+    rig = await media_rig(policy="none")
+    await people(rig)
+    call, cid, _agent = await rig.connected_call(talk_time=1.0, caller="+33612345670")
+    adapter = rig.server.adapters[rig.node]
+    rig.freeze_pbx_link(True)  # the hang-up happens while ccserver cannot see it
+    assert await call.wait(15) == "answered"
+    await rig.until(lambda: not adapter.connected, timeout=10, what="ping deadline")
+    rig.freeze_pbx_link(False)
+    assert await rig.until_rows("SELECT 1 FROM calls WHERE call_id = $1 AND end_estimated", cid, timeout=20)
+
+    page, errors = await log_in(browser, rig, "sup_a")
+    await page.goto("/recordings")
+    await page.fill("#q-caller", "0612345670")
+    await page.click("#btn-search")
+    await page.locator(f"#results tbody tr[data-call='{cid}']").click()
+    await expect(page.locator("#detail-fields")).to_contain_text("(estimated: the PBX link was down)")
+    assert errors == []

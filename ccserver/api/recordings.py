@@ -62,6 +62,9 @@ class FoundCallOut(BaseModel):
     ivr_path: list[str]
     variables: dict[str, str]
     recordings: list[RecordingOut]
+    #: true when ``ended_at`` is an estimate: the call ended while the link to its PBX node was
+    #: down, and ``ended_at`` is when the link went down
+    end_estimated: bool = False
 
 
 class RecordingStateOut(BaseModel):
@@ -133,6 +136,7 @@ async def search_calls(ctx: Ctx) -> list[FoundCallOut]:
         hangup_by=c.hangup_by, talk_seconds=c.talk_seconds, hold_seconds=c.hold_seconds,
         wrapup_seconds=c.wrapup_seconds, ring_no_answer=c.ring_no_answer, ivr_path=list(c.ivr_path),
         variables=c.variables, recordings=[recording_out(r) for r in c.recordings],
+        end_estimated=c.end_estimated,
     ) for c in found]
 
 

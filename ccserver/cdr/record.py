@@ -45,6 +45,8 @@ class CallRecord:
     ivr_path: tuple[str, ...] = ()
     recording: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    #: ``ended_at`` is a bound (the link to the node was down when the call ended), not a fact
+    end_estimated: bool = False
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -8,14 +8,17 @@ from datetime import datetime
 from ccserver.config import Config
 from ccserver.db.pool import open_pool, resolve_dsn
 
-_COLUMNS = "call_id, ended_at, node, did, caller, queue, agent_id, disposition, hangup_cause, hangup_by, talk_seconds"
-HEADER = f"{'ended':19}  {'call id':24} {'caller':16} {'queue':10} {'agent':8} {'disposition':12} {'cause':16} {'by':7} talk"
+_COLUMNS = ("call_id, ended_at, end_estimated, node, did, caller, queue, agent_id, disposition, hangup_cause, "
+            "hangup_by, talk_seconds")
+HEADER = f"{'ended':20} {'call id':24} {'caller':16} {'queue':10} {'agent':8} {'disposition':12} {'cause':16} {'by':7} talk"
 
 
 def format_row(r) -> str:
     ended = r["ended_at"].astimezone().strftime("%Y-%m-%d %H:%M:%S") if isinstance(r["ended_at"], datetime) else ""
+    if r["end_estimated"]:  # the call ended while the PBX link was down: the link-down time
+        ended = "~" + ended
     return (
-        f"{ended:19}  {r['call_id']:24} {r['caller'] or '':16} {r['queue'] or '-':10} {r['agent_id'] or '-':8} "
+        f"{ended:20} {r['call_id']:24} {r['caller'] or '':16} {r['queue'] or '-':10} {r['agent_id'] or '-':8} "
         f"{r['disposition']:12} {r['hangup_cause']:16} {r['hangup_by']:7} {float(r['talk_seconds']):.1f}s"
     )
 

@@ -42,9 +42,9 @@ _INSERT_CALL = """
 INSERT INTO calls (call_id, node, channel, did, caller, arrived_at, ivr_ended_at, enqueued_at,
     offered_at, answered_at, ended_at, queue, agent_id, talk_seconds, hold_seconds,
     wrapup_seconds, ring_no_answer, disposition, hangup_cause, hangup_by, ivr_path, recording,
-    variables)
+    variables, end_estimated)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-    $20, $21, $22, $23)
+    $20, $21, $22, $23, $24)
 ON CONFLICT (call_id) DO NOTHING
 """
 
@@ -309,7 +309,7 @@ def _call_args(r: CallRecord) -> tuple:
         _ts(r.enqueued_at), _ts(r.offered_at), _ts(r.answered_at), _ts(r.ended_at), r.queue,
         r.agent_id, r.talk_seconds, r.hold_seconds, r.wrapup_seconds, r.ring_no_answer,
         r.disposition, r.hangup_cause, r.hangup_by, list(r.ivr_path), r.recording,
-        json.dumps(r.variables),
+        json.dumps(r.variables), r.end_estimated,
     )
 
 

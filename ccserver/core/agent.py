@@ -69,8 +69,11 @@ class Agent:
         log.warning("agent %s: %s ignored in state %s", self.agent_id, action, self.state)
 
     def _move(
-        self, state: AgentState, at: float, reason: str | None = None, call_id: str | None = None
+        self, state: AgentState, at: float, reason: str | None = None, call_id: str | None = None,
+        *, about: str | None = None,
     ) -> AgentStateChange:
+        """Move to ``state``; the agent then holds ``call_id``. The change names ``call_id``, or
+        ``about`` when the move concerns a call the agent lets go (a missed offer)."""
         change = AgentStateChange(
             change_id=self.new_id(),
             agent_id=self.agent_id,
@@ -78,7 +81,7 @@ class Agent:
             previous=self.state,
             at=at,
             reason=reason,
-            call_id=call_id,
+            call_id=call_id or about,
         )
         if self.state == "on_call" and state != "on_call" and self.talk_since is not None:
             self.talk_periods.append((self.talk_since, at))
@@ -156,9 +159,10 @@ class Agent:
         if self.state != "offered" or self.call_id != call_id:
             self._illegal(f"missed {call_id}")
             return None
+        # the change names the call (a ring-no-answer report needs it), the agent holds none
         if pause_reason is None:
-            return self._move("ready", at)
-        return self._move("paused", at, reason=pause_reason)
+            return self._move("ready", at, about=call_id)
+        return self._move("paused", at, reason=pause_reason, about=call_id)
 
     def end_call(self, call_id: str, wrapup_seconds: float, at: float) -> AgentStateChange | None:
         """The connected call ended: wrap-up for ``wrapup_seconds`` (``tick`` ends it)."""

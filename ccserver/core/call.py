@@ -79,6 +79,10 @@ class Call:
     diverted_to: Literal["voicemail", "callback"] | None = None
     #: the number a supervisor or admin transferred the live call to (disposition transferred)
     transferred_to: str | None = None
+    #: the caller asked to hang up; the PBX's hang-up is on its way (never routed again)
+    leaving: bool = False
+    #: the end is a bound, not a fact: the call ended unseen while its node's link was down
+    end_estimated: bool = False
 
     def _illegal(self, action: str) -> bool:
         log.warning("call %s: %s ignored in state %s", self.call_id, action, self.state.value)
@@ -232,6 +236,12 @@ class Call:
         self.hangup_by = by
         return True
 
+    def last_fact_at(self) -> float:
+        """The latest time the call is known to have been alive at (an estimated end's floor)."""
+        return max(t for t in (self.arrived_at, self.ivr_ended_at, self.enqueued_at,
+                               self.ringing_since, self.answered_at, self.hold_started)
+                   if t is not None)
+
     @property
     def disposition(self) -> Disposition:
         """How the call ended, derived from the facts (meaningful once ended)."""
@@ -279,4 +289,5 @@ class Call:
             ivr_path=self.ivr_path,
             recording=self.recording,
             variables=dict(self.variables),
+            end_estimated=self.end_estimated,
         )

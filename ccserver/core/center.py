@@ -51,6 +51,7 @@ from ccserver.core.events import (
     CallAnswered,
     CallHungUp,
     CallStarted,
+    CallerLeaving,
     DigitsReceived,
     DomainEvent,
     HoldChanged,
@@ -181,6 +182,9 @@ class ContactCenter:
         self._awaiting_ivr: dict[str, tuple[Call, float]] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._nodes: dict[str, bool] = {}
+        #: node -> when its link went down, until the resync that follows: the calls that ended
+        #: unseen meanwhile get it as their (estimated) end
+        self._down_since: dict[str, float] = {}
         self._out: list[Decision] = []
         self._route_needed = False
         #: (caller, queue) -> (old enqueue time, resume deadline) of abandoned callers
@@ -350,6 +354,9 @@ class ContactCenter:
                 )
                 if call is not None:
                     call.recording = event.file
+            case CallerLeaving():
+                if (call := self._calls.get(event.call_id)) is not None:
+                    call.leaving = True  # no longer routable (see _routable)
             case CallHungUp():
                 if call := self._live(event.call_id, "CallHungUp"):
                     self._end(call, event.cause, event.by, event.at)
@@ -357,6 +364,8 @@ class ContactCenter:
                 self._resync(event)
             case NodeConnectionChanged():
                 self._nodes[event.node] = event.up
+                if not event.up:
+                    self._down_since.setdefault(event.node, event.at)
                 self._route_needed |= event.up  # its waiting callers become routable again
             case (DigitsReceived() | AgentLegRinging() | RecordingStopped() | SpyStarted() | SpyEnded()
                   | SpyModeChanged()):
@@ -600,11 +609,17 @@ class ContactCenter:
         self._nodes[e.node] = True
         self._route_needed = True  # its waiting callers are routable again
         listed = {lc.call_id for lc in e.calls}
+        # A call missing from the listing ended while the link was down, when exactly the PBX
+        # no longer says (CoreShowChannels / show channels list live channels only): the
+        # link-down time is the bound we know, and a better guess than the resync's own time
+        # (the talk time and the agent's time on the call stop there); the CDR says estimated.
+        gone_at = min(self._down_since.pop(e.node, e.at), e.at)
         for call in [c for c in self._calls.values() if c.node == e.node]:
             # a callback entry has no caller channel to list
             if call.call_id not in listed and call.call_id not in self._callbacks:
                 log.warning("call %s: gone from node %s at resync; lost", call.call_id, e.node)
-                self._end(call, "lost", "unknown", e.at)
+                call.end_estimated = True
+                self._end(call, "lost", "unknown", max(gone_at, call.last_fact_at()))
         for lc in e.calls:
             agent = self._by_device.get((e.node, lc.agent_device)) if lc.agent_device else None
             call = self._calls.get(lc.call_id)
@@ -849,7 +864,9 @@ class ContactCenter:
         self._route_needed = True
 
     def _routable(self, call: Call) -> bool:
-        return call.state is CallState.QUEUED and self._nodes.get(call.node, True)
+        # a caller who is leaving is never rung again, whatever the PBX reports meanwhile
+        return (call.state is CallState.QUEUED and not call.leaving
+                and self._nodes.get(call.node, True))
 
     def _sync_router(self, router: TrackingRouter, now: float) -> None:
         """Tell a tracking router what changed since the last pass (O(1) per change).

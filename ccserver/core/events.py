@@ -190,6 +190,16 @@ class SpyModeChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerLeaving:
+    """The caller asked to hang up (a BYE); the PBX's own end of the call, with its cause,
+    follows. Until then the call is never routed: a ringing leg ended by the caller's going
+    (Asterisk's ``DialEnd CANCEL`` comes between the two) is not a reason to ring the next agent."""
+
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CallHungUp:
     """The caller's channel is gone: the call is over."""
 
@@ -251,6 +261,7 @@ DomainEvent = (
     | SpyStarted
     | SpyEnded
     | SpyModeChanged
+    | CallerLeaving
     | CallHungUp
     | NodeResynced
     | NodeConnectionChanged

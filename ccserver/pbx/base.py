@@ -20,6 +20,12 @@ class CommandFailed(Exception):
     """The PBX refused or could not carry out a command."""
 
 
+def why(e: BaseException) -> str:
+    """An exception as the reason in a log line: its message, else its type (an exception is
+    always true, so ``e or type(e).__name__`` would print a bare ``TimeoutError()`` as nothing)."""
+    return str(e) or type(e).__name__
+
+
 class PbxAdapter(Protocol):
     """A connection to one PBX node."""
 

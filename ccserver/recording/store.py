@@ -78,6 +78,8 @@ class FoundCall:
     ivr_path: tuple[str, ...]
     variables: dict[str, str]
     recordings: tuple[Recording, ...]
+    #: ``ended_at`` is the link-down bound of a call that ended unseen (migration 0008)
+    end_estimated: bool = False
 
 
 #: significant digits a caller query needs to match as a suffix; with fewer it matches exactly
@@ -238,7 +240,7 @@ def _found_call(row: asyncpg.Record, recordings: tuple[Recording, ...]) -> Found
         row["ivr_ended_at"], row["enqueued_at"], row["answered_at"], row["ended_at"], row["disposition"],
         row["hangup_cause"], row["hangup_by"], float(row["talk_seconds"]), float(row["hold_seconds"]),
         float(row["wrapup_seconds"]), row["ring_no_answer"], tuple(row["ivr_path"]), _json(row["variables"]),
-        recordings,
+        recordings, row["end_estimated"],
     )
 
 

@@ -48,7 +48,7 @@ from ccserver.pbx.asterisk.ami_client import AmiConnection
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
 from ccserver.pbx.backoff import Backoff
-from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync
+from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync, why
 from ccserver.pbx.causes import hangup_cause
 from ccserver.pbx.contexts import (
     CALLBACK_CONFIRM_CONTEXT,
@@ -130,6 +130,12 @@ class AsteriskAdapter:
         await self._conn.stop()
 
     # -- events ------------------------------------------------------------------------------
+
+    def ivr_started(self, uniqueid: str) -> None:
+        """ccserver's FastAGI runs the IVR on channel ``uniqueid`` of this node: track its call
+        from now on, whatever context the channel was born in (see AmiNormalizer.claim)."""
+        for event in self.normalizer.claim(uniqueid, self._clock()):
+            self._sink(event)
 
     def _on_event(self, msg: Message) -> None:
         if self._resync_id is not None and msg.get("ActionID") == self._resync_id:
@@ -280,7 +286,7 @@ class AsteriskAdapter:
         except (ConnectionError, TimeoutError, ValueError, CommandFailed) as e:
             if self._callbacks_ringing.pop(action_id, None) is not None:
                 self._sink(AgentLegFailed(cmd.call_id, cmd.device, "error", self._clock()))
-            raise CommandFailed(f"Originate callback {cmd.call_id}: {e or type(e).__name__}") from e
+            raise CommandFailed(f"Originate callback {cmd.call_id}: {why(e)}") from e
 
     def _resynced(self, items: list[Message], now: float) -> None:
         """End the callbacks and spy sessions whose channels went while the link was down."""
@@ -359,7 +365,7 @@ class AsteriskAdapter:
         except (ConnectionError, TimeoutError, ValueError) as e:
             self._spies.pop(cmd.session, None)
             await self._clear_spygroup(target)
-            raise CommandFailed(f"Originate spy on {self.node}: {e or type(e).__name__}") from e
+            raise CommandFailed(f"Originate spy on {self.node}: {why(e)}") from e
         done = next((r for r in replies if r.get("Event") == "OriginateResponse"), None)
         if done is None or done.get("Response") != "Success" or not done.get("Channel"):
             self._spies.pop(cmd.session, None)
@@ -441,7 +447,7 @@ class AsteriskAdapter:
         try:
             replies = await self._conn.send_list_action(action, timeout=timeout + 10.0)
         except (ConnectionError, TimeoutError, ValueError) as e:
-            raise CommandFailed(f"Originate {channel}: {e or type(e).__name__}") from e
+            raise CommandFailed(f"Originate {channel}: {why(e)}") from e
         for reply in replies:
             if reply.get("Response") not in (None, "Success"):
                 raise CommandFailed(f"Originate {channel}: "
@@ -451,8 +457,7 @@ class AsteriskAdapter:
         try:
             reply = await self._conn.send_action(action)
         except (ConnectionError, TimeoutError, ValueError) as e:
-            why = e or type(e).__name__
-            raise CommandFailed(f"{action['Action']} on {self.node}: {why}") from e
+            raise CommandFailed(f"{action['Action']} on {self.node}: {why(e)}") from e
         if reply.get("Response") != "Success":
             raise CommandFailed(reply.get("Message") or f"{action['Action']} refused")
         return reply

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 from panoramisk import actions
 from panoramisk.ami_protocol import AMIProtocol
@@ -31,8 +32,10 @@ from panoramisk.message import Message as PanoMessage
 
 from ccserver.pbx.asterisk.ami_codec import AmiParser, BadFrame, Banner, Message, encode
 from ccserver.pbx.backoff import Backoff
+from ccserver.pbx.base import why
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: ``Filter`` actions sent after login: drop at the source the busy events ccserver never reads.
 #: (``Filter`` needs the ``system`` write class; without it they fail and we only log that.)
@@ -121,6 +124,16 @@ class AmiProtocol(AMIProtocol):
                 act.future.exception()  # retrieved: nobody may be waiting any more
         self.responses.clear()
         self.lost.set_result(None)
+
+
+async def _in_time(aw: Awaitable[T], seconds: float, what: str) -> T:
+    """``aw`` within ``seconds``, else a ``TimeoutError`` saying what did not come (asyncio's
+    own has no message, and the reconnect loop logs the message)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await aw
+    except TimeoutError:
+        raise TimeoutError(f"no {what} within {seconds:g}s") from None
 
 
 class AmiConnection:
@@ -212,8 +225,8 @@ class AmiConnection:
             raise ConnectionError(f"AMI {self.host}:{self.port} is not connected")
         act = proto.request(action)
         try:
-            async with asyncio.timeout(timeout or self._action_timeout):
-                res = await act.future
+            res = await _in_time(act.future, timeout or self._action_timeout,
+                                 f"reply to {action.get('Action')}")
         except TimeoutError:
             proto.forget(act)
             raise
@@ -229,7 +242,7 @@ class AmiConnection:
                 log.error("AMI login to %s:%s as user %r failed: %s", self.host, self.port,
                           self.username, e)
             except (OSError, ConnectionError, TimeoutError) as e:
-                log.warning("AMI %s:%s: %s", self.host, self.port, e or type(e).__name__)
+                log.warning("AMI %s:%s: %s", self.host, self.port, why(e))
             except Exception:
                 log.exception("AMI %s:%s: session failed", self.host, self.port)
             wait = self._backoff.next_wait()
@@ -242,13 +255,12 @@ class AmiConnection:
         Returns normally only after a session that was up ended.
         """
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self._connect_timeout):
-            transport, proto = await loop.create_connection(
-                lambda: AmiProtocol(self._on_event), self.host, self.port)
+        transport, proto = await _in_time(
+            loop.create_connection(lambda: AmiProtocol(self._on_event), self.host, self.port),
+            self._connect_timeout, "TCP connection")
         self._protocol = proto
         try:
-            async with asyncio.timeout(self._connect_timeout):
-                await proto.banner
+            await _in_time(proto.banner, self._connect_timeout, "AMI banner")
             reply = await self.send_action(
                 {"Action": "Login", "Username": self.username, "Secret": self._secret,
                  "Events": self._events_mask},

@@ -4,8 +4,15 @@
 turns the few AMI events that matter into :mod:`ccserver.core.events`. It never does I/O and
 never reads a clock (``now`` is handed in), so captures replay into it byte for byte.
 
-A call starts with a ``Newchannel`` in one of the node's inbound contexts; its key is the
-channel's ``Linkedid``, and every later channel with that ``Linkedid`` is one of its agent legs.
+A call is a channel that enters ccserver's dialplan. A ``Newchannel`` in one of the node's
+inbound contexts starts it at once; a channel born elsewhere (the carrier's own context, which
+sends it on with ``Goto(ccserver-inbound,${EXTEN},1)``: README step 1) is kept aside until an
+event of it shows ``Context: ccserver-inbound`` (or the wait / connect context): every AMI
+channel event carries the channel's snapshot, and the first one after the ``Goto`` is the
+``Newstate`` of ``Answer()`` (capture asterisk-ccserver/c01: ``Newchannel`` from-carrier, then
+``Newstate`` ccserver-inbound). ``Newexten`` / ``VarSet`` would say it sooner, but they are of the
+``dialplan`` class the shipped AMI user does not read. The call's key is the channel's
+``Linkedid``, and every later channel with that ``Linkedid`` is one of its legs.
 
 ``BridgeEnter`` / ``BridgeLeave`` have no handler, on purpose. The agent leg is dialed by our
 connect context, so its ``DialEnd`` with ``DialStatus: ANSWER`` already names the agent channel
@@ -31,6 +38,7 @@ from ccserver.core.events import (
     CallAnswered,
     CallHungUp,
     CallStarted,
+    CallerLeaving,
     DigitsReceived,
     DomainEvent,
     HangupSide,
@@ -43,7 +51,13 @@ from ccserver.core.events import (
 from ccserver.core.facts import CallFacts
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.causes import hangup_cause, leg_failure
-from ccserver.pbx.contexts import CONNECT_CONTEXT, WAIT_CONTEXT
+from ccserver.pbx.contexts import (
+    CALLBACK_CONTEXT,
+    CONNECT_CONTEXT,
+    INBOUND_CONTEXT,
+    TRANSFER_CONTEXT,
+    WAIT_CONTEXT,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +66,11 @@ log = logging.getLogger(__name__)
 NOISE = frozenset({"VarSet", "CEL", "Newexten", "RTCPSent", "RTCPReceived", "DeviceStateChange"})
 
 #: ccserver's own dialplan contexts (dialplans/asterisk/extensions.conf) a caller moves through.
-CCSERVER_CONTEXTS = frozenset({WAIT_CONTEXT, CONNECT_CONTEXT})
+CCSERVER_CONTEXTS = frozenset({INBOUND_CONTEXT, WAIT_CONTEXT, CONNECT_CONTEXT})
+#: ccserver contexts whose ``Dial`` rings someone other than an agent: the external number of a
+#: transfer (capture c07: ``DialBegin`` of PJSIP/carrier-... with ``Context: ccserver-transfer``)
+#: and a callback's number
+_NOT_AGENT_DIALS = frozenset({TRANSFER_CONTEXT, CALLBACK_CONTEXT})
 
 _UP = "6"  # AST_STATE_UP
 
@@ -98,6 +116,17 @@ class _Call:
     recordings: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Unclaimed:
+    """A channel born outside the inbound contexts: ours once it enters our dialplan."""
+
+    channel: str
+    caller: str
+    exten: str
+    born: float
+    answered: bool
+
+
 class AmiNormalizer:
     """Feed AMI messages in arrival order; get domain events back."""
 
@@ -106,6 +135,10 @@ class AmiNormalizer:
         self.inbound_contexts = frozenset(inbound_contexts)
         self._calls: dict[str, _Call] = {}  # Linkedid -> call
         self._channels: dict[str, str] = {}  # Uniqueid -> Linkedid of its call
+        #: channels that started a Linkedid of their own outside the inbound contexts, by
+        #: Uniqueid, until they enter our dialplan or hang up (bounded by the node's channels)
+        self._unclaimed: dict[str, _Unclaimed] = {}
+        self._our_contexts = CCSERVER_CONTEXTS | self.inbound_contexts
         self._expected_files: dict[str, str] = {}  # channel -> file we asked MixMonitor for
         self._handlers: dict[str, Callable[[Message, float], list[DomainEvent]]] = {
             "Newchannel": self._newchannel,
@@ -148,11 +181,10 @@ class AmiNormalizer:
         name = msg.get("Event")
         if name is None or name in NOISE:
             return []
-        handler = self._handlers.get(name)
-        if handler is None:
-            return []
         try:
-            return handler(msg, now)
+            claimed = self._claim(msg, now) if msg.get("Uniqueid") in self._unclaimed else []
+            handler = self._handlers.get(name)
+            return claimed if handler is None else claimed + handler(msg, now)
         except (KeyError, ValueError) as e:
             log.warning("AMI %s on node %s: malformed (%s: %s), skipped", name, self.node,
                         type(e).__name__, e)
@@ -176,16 +208,54 @@ class AmiNormalizer:
         if key in self._calls:  # a leg of a known call (agent, Local half, ...)
             self._channels[uid] = key
             return []
-        if msg.get("Context") not in self.inbound_contexts:
+        if msg.get("Context") in self.inbound_contexts:
+            return self._start(uid, msg["Channel"], _cid(msg.get("CallerIDNum", "")),
+                               msg.get("Exten", ""), msg.get("ChannelState") == _UP, now)
+        if uid == key and not msg["Channel"].startswith("Local/"):
+            self._unclaimed[uid] = _Unclaimed(msg["Channel"], _cid(msg.get("CallerIDNum", "")),
+                                              msg.get("Exten", ""), now,
+                                              msg.get("ChannelState") == _UP)
+        return []
+
+    def _start(self, uid: str, channel: str, caller: str, did: str, answered: bool,
+               at: float) -> list[DomainEvent]:
+        call = _Call(call_id=f"{self.node}:{uid}", key=uid, channel=channel, uniqueid=uid,
+                     caller=caller, did=did, answered=answered)
+        self._calls[uid] = call
+        self._channels[uid] = uid
+        return [CallStarted(call.call_id, self.node, channel, caller, did, at)]
+
+    def _claim(self, msg: Message, now: float) -> list[DomainEvent]:
+        """An event of a channel kept aside: start its call if it is in our dialplan now."""
+        uid = msg["Uniqueid"]
+        if msg.get("Event") == "Hangup":
+            del self._unclaimed[uid]
             return []
-        call = _Call(
-            call_id=f"{self.node}:{key}", key=key, channel=msg["Channel"], uniqueid=uid,
-            caller=_cid(msg.get("CallerIDNum", "")), did=msg.get("Exten", ""),
-            answered=msg.get("ChannelState") == _UP,
-        )
-        self._calls[key] = call
-        self._channels[uid] = key
-        return [CallStarted(call.call_id, self.node, call.channel, call.caller, call.did, now)]
+        seen = self._unclaimed[uid]
+        if msg.get("Context") not in self._our_contexts:
+            seen.answered |= msg.get("ChannelState") == _UP
+            return []
+        # The DID is the extension it entered [ccserver-inbound] with (the Goto's ${EXTEN});
+        # met first in the wait or connect context (its inbound events missed), its first one.
+        did = msg.get("Exten", "") if msg.get("Context") == INBOUND_CONTEXT else seen.exten
+        return self._adopt(uid, did, now)
+
+    def claim(self, uniqueid: str, now: float) -> list[DomainEvent]:
+        """ccserver's FastAGI session runs on channel ``uniqueid``: a call of ours, even before
+        (or without) an AMI event showing it in our dialplan, e.g. when the trunk's context
+        answered before its ``Goto`` (no ``Newstate`` in ccserver-inbound) or runs the AGI
+        itself. Nothing for a channel already ours or never seen."""
+        if uniqueid not in self._unclaimed:
+            return []
+        return self._adopt(uniqueid, self._unclaimed[uniqueid].exten, now)
+
+    def _adopt(self, uid: str, did: str, now: float) -> list[DomainEvent]:
+        """Start the call of a channel kept aside, at the time the channel was born."""
+        seen = self._unclaimed.pop(uid)
+        started = self._start(uid, seen.channel, seen.caller, did, seen.answered, seen.born)
+        if seen.answered:  # answered before it reached us: the IVR runs from now on
+            started.append(CallAnswered(started[0].call_id, now))
+        return started
 
     def _newstate(self, msg: Message, now: float) -> list[DomainEvent]:
         call = self._caller_call(msg)
@@ -203,7 +273,7 @@ class AmiNormalizer:
     def _dial_begin(self, msg: Message, now: float) -> list[DomainEvent]:
         call = self._caller_call(msg)
         dest = msg.get("DestChannel")
-        if call is None or not dest:
+        if call is None or not dest or msg.get("Context") in _NOT_AGENT_DIALS:
             return []
         device = device_of(dest)
         call.dialing[dest] = device
@@ -253,8 +323,12 @@ class AmiNormalizer:
         if call is None or call.hangup_by is not None:
             return []
         if msg["Uniqueid"] == call.uniqueid:
+            # Said at once: the caller's DialEnd CANCEL comes after this and before its Hangup
+            # (capture asterisk-ami/03: HangupRequest, MusicOnHoldStop, DialEnd CANCEL, ...,
+            # Hangup), and the leg it ends must not send the leaving caller to another agent.
             call.hangup_by = "caller"
-        elif msg.get("Channel") == call.connected:
+            return [CallerLeaving(call.call_id, now)]
+        if msg.get("Channel") == call.connected:
             call.hangup_by = "agent"
         return []
 
@@ -293,7 +367,7 @@ class AmiNormalizer:
         if uid in self._calls:  # we saw it start
             return True
         ctx = item.get("Context", "")
-        return not ctx or ctx in self.inbound_contexts or ctx in CCSERVER_CONTEXTS
+        return not ctx or ctx in self._our_contexts
 
     def resync_from(self, items: list[Message], now: float,
                     facts: Mapping[str, CallFacts] | None = None) -> NodeResynced:
@@ -310,11 +384,19 @@ class AmiNormalizer:
         channels: dict[str, str] = {}
         durations: dict[str, float] = {}
         bridges: dict[str, str] = {}  # BridgeId -> Linkedid of the caller in it
+        unclaimed: dict[str, _Unclaimed] = {}
         for m in rows:
             if not self._is_caller(m):
+                uid, chan = m.get("Uniqueid", ""), m.get("Channel", "")
+                if uid and uid == m.get("Linkedid") and not chan.startswith("Local/"):
+                    # still in the carrier's context: ours if it goes on into our dialplan
+                    unclaimed[uid] = self._unclaimed.get(uid) or _Unclaimed(
+                        chan, _cid(m.get("CallerIDNum", "")), m.get("Exten", ""), now,
+                        m.get("ChannelState") == _UP)
                 continue
             key, prev = m["Uniqueid"], old.get(m["Uniqueid"])
-            fresh_did = m.get("Exten", "") if m.get("Context") in self.inbound_contexts else ""
+            inbound = m.get("Context") == INBOUND_CONTEXT or m.get("Context") in self.inbound_contexts
+            fresh_did = m.get("Exten", "") if inbound else ""
             call = _Call(
                 call_id=f"{self.node}:{key}", key=key, channel=m.get("Channel", ""), uniqueid=key,
                 caller=_cid(m.get("CallerIDNum", "")),
@@ -343,7 +425,7 @@ class AmiNormalizer:
                 call.connected = chan
             elif not m.get("BridgeId"):  # still ringing: its DialEnd is yet to come
                 call.dialing[chan] = device_of(chan)
-        self._calls, self._channels = calls, channels
+        self._calls, self._channels, self._unclaimed = calls, channels, unclaimed
         live = tuple(
             LiveCall(c.call_id, c.channel, c.caller, c.did,
                      device_of(c.connected) if c.connected else None, durations[k],

@@ -37,6 +37,12 @@ class CallerScript:
     caller: str = "+15551230000"
     caller_name: str = "Sim Caller"
     did: str = "support"
+    #: the context the trunk puts the call in; any other than ccserver-inbound sends it on with
+    #: ``Goto(ccserver-inbound,${EXTEN},1)`` first, as a carrier context of README step 1 does
+    context: str = "ccserver-inbound"
+    #: that carrier context runs ``Answer()`` before its ``Goto`` (the ``Newstate`` Up is then in
+    #: the carrier's context, and ccserver-inbound's ``Answer()`` changes nothing)
+    carrier_answers: bool = False
     #: one entry per digit prompt (GET DATA, GET OPTION, WAIT FOR DIGIT); "" = press nothing
     digits: list[str] = field(default_factory=lambda: ["1"])
     #: seconds waiting in queue (from the end of the IVR) before hanging up

@@ -202,6 +202,8 @@ class CallRun:
     async def run(self) -> None:
         """Run the call to its end; always marks the SimCall done."""
         try:
+            if self.channel.context != INBOUND_CONTEXT:
+                self._from_carrier()
             target = await self._inbound()
             while True:
                 if target == WAIT:
@@ -225,6 +227,30 @@ class CallRun:
             self.call.variables = dict(self.channel.variables)
             self.call.done.set()
 
+    def _from_carrier(self) -> None:
+        """The trunk's own context: ``exten => _[+0-9A-Za-z].,1,Goto(ccserver-inbound,${EXTEN},1)``.
+
+        A Goto is a ``Newexten`` of the ``dialplan`` class and nothing else: the channel's next
+        event already shows the new context (capture asterisk-ccserver/c01: ``Newchannel``
+        from-carrier, then ``Newstate`` ccserver-inbound).
+        """
+        did = self.channel.exten
+        priority = 1
+        if self.script.carrier_answers:
+            self._exten(priority, "Answer", "")
+            self._answer()
+            priority += 1
+        self._exten(priority, "Goto", f"{INBOUND_CONTEXT},{did},1")
+        self._goto((INBOUND_CONTEXT, did, 1))
+
+    def _answer(self) -> None:
+        """``Answer()``: a ``Newstate`` Up, none for a channel already up (main/channel.c
+        ``ast_raw_answer_with_stream`` only logs "Skipping answer" then: no state change)."""
+        ch = self.channel
+        if ch.state != UP:
+            ch.state, ch.answered_wall = UP, time.time()
+            self._ev("Newstate", ch)
+
     async def _inbound(self) -> Target:
         ch, s, did = self.channel, self.script, self.channel.exten
         self._phase, self._agi_exit = "ivr", None
@@ -232,8 +258,7 @@ class CallRun:
         self._exten(2, "Set", f"__CC_DID={did}")
         self.set_var("__CC_DID", did)
         self._exten(3, "Answer", "")
-        ch.state, ch.answered_wall = UP, time.time()
-        self._ev("Newstate", ch)
+        self._answer()
         host, port = self.sim.agi_host, self.sim.agi_port
         args = [f"node={self.sim.node}", f"did={did}"]
         self._exten(4, "AGI", f"agi://{host}:{port}/ivr," + ",".join(args))

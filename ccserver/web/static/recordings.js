@@ -106,7 +106,8 @@ async function openCall(callId) {
   field(dl, "Left the IVR", when(c.ivr_ended_at));
   field(dl, "Queued", when(c.enqueued_at));
   field(dl, "Answered", when(c.answered_at));
-  field(dl, "Ended", when(c.ended_at));
+  // a call that ended while the PBX link was down: its end is when the link went down
+  field(dl, "Ended", when(c.ended_at) + (c.end_estimated ? " (estimated: the PBX link was down)" : ""));
   field(dl, "Talk", cc.secs(c.talk_seconds));
   field(dl, "Hold", cc.secs(c.hold_seconds));
   field(dl, "Wrap-up", cc.secs(c.wrapup_seconds));
