@@ -19,6 +19,7 @@ from captures import ASTERISK_CAPTURES, FIXTURES
 from rig import SYSTEM_GRANTED
 from test_supervision_api import login, people
 
+from ccserver.pbx.asterisk.ami_codec import AmiParser, Message
 from ccserver.pbx.base import CommandFailed
 from ccserver.sim.asterisk import CallerScript, SimulatedAsterisk
 from ccserver.sim.asterisk.ami_privileges import ACTION_CLASSES, may_send, write_classes
@@ -110,6 +111,10 @@ def test_the_privilege_table_agrees_with_a_real_asterisk_22s_listcommands():
         listed[name] = set() if privs == "<none>" else set(privs.split(",")) - {"all"}
     assert len(listed) > 100 and listed["MixMonitor"] == {"system"}
     assert {name: set(ACTION_CLASSES.get(name, {"missing"})) for name in listed} == listed
+    # and ccserver's reading of that reply (AmiConnection._list_commands) gets the same names
+    (reply,) = [m for m in AmiParser().feed((block + "\r\n\r\n").encode("latin-1"))
+                if isinstance(m, Message)]
+    assert set(reply) - {"Response", "ActionID"} == set(listed)
 
 
 # -- the simulator enforces the user it is given -----------------------------------------------
