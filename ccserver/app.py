@@ -12,7 +12,7 @@ import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncpg
@@ -31,6 +31,7 @@ from ccserver.core.events import (
     AgentLegFailed,
     DomainEvent,
     NodeConnectionChanged,
+    RecordingFailed,
     RecordingStarted,
     RecordingStopped,
     SpyEnded,
@@ -51,7 +52,7 @@ from ccserver.pbx.asterisk.fastagi import AgiSession, FastAgiServer, serve_ivr
 from ccserver.pbx.base import PbxAdapter, why
 from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer, SoundFiles
-from ccserver.recording.policy import may_be_recorded
+from ccserver.recording.policy import may_be_recorded, on_demand_possible
 from ccserver.recording.retention import retention_loop
 from ccserver.recording.service import Recorder
 from ccserver.recording.store import RecordingStore
@@ -206,8 +207,7 @@ class Server:
                 nodes=lambda: {n: a.connected for n, a in self.adapters.items()},
                 spool_depth=lambda: self.writer.spool_depth, dispatch=self._dispatch, clock=self.clock,
                 decision_latency=self.decision_latency, supervision=self.supervision, recorder=self.recorder,
-                run_command=self.run_command,
-                alerts=lambda: self.flows.site_problems + self.missing_prompts.alerts(),
+                run_command=self.run_command, alerts=self.alerts,
                 kpis=self.kpis,
             ))
             try:
@@ -284,9 +284,28 @@ class Server:
     async def run_command(self, command: Command) -> None:
         """Carry out one command now; raise if the node is unknown or refuses it (API requests)."""
         adapter = self.adapters.get(command.node)
-        if adapter is None:
-            raise LookupError(f"no PBX node named {command.node!r}")
-        await adapter.execute(command)
+        try:
+            if adapter is None:
+                raise LookupError(f"no PBX node named {command.node!r}")
+            await adapter.execute(command)
+        except Exception as e:
+            self._refused(command, e)
+            raise
+
+    def _refused(self, command: Command, error: Exception) -> None:
+        """A refused start of a recording reaches the core (the CDR names no file) and the
+        recorder (its alert), whoever asked for it."""
+        if isinstance(command, StartRecording):
+            self.on_event(RecordingFailed(command.call_id, command.file,
+                                          str(error) or type(error).__name__, self.clock()))
+
+    def alerts(self) -> tuple[str, ...]:
+        """Standing problems staff see on the console: the IVR flows', missing prompts,
+        recordings that fail to start, and (where a call may be recorded on demand) nodes that would refuse that."""
+        on_demand = on_demand_possible(self.config, self.flows.snapshot().values())
+        nodes = tuple(p for a in self.adapters.values() for p in a.recording_problems) if on_demand else ()
+        return (*self.flows.site_problems, *self.missing_prompts.alerts(), *nodes,
+                *(self.recorder.problems() if self.recorder else ()))
 
     def estimate_wait(self, queue: str, priority: int | None,
                       skills: tuple[tuple[str, int], ...]) -> tuple[int, float | None] | None:
@@ -311,8 +330,8 @@ class Server:
     def on_event(self, event: DomainEvent) -> None:
         """The single entry point of PBX facts into the core (the EventSink of every adapter)."""
         self.stats.events += 1
-        if isinstance(event, (RecordingStarted, RecordingStopped, SpyStarted, SpyEnded,
-                              SpyModeChanged)):
+        if isinstance(event, (RecordingStarted, RecordingFailed, RecordingStopped, SpyStarted,
+                              SpyEnded, SpyModeChanged)):
             self._media_events.put_nowait(event)
         if self.center is None:
             if len(self._early_events) < EARLY_EVENTS_MAX:
@@ -347,13 +366,14 @@ class Server:
                 if self.api is not None:
                     self.api.api.observe(d)
                 self.writer.submit(d)
-            elif isinstance(d, StartRecording) and self.recorder is not None and not self.recorder.allow(d):
-                # logged: nothing is started on the PBX that could not be stored, and the CDR
-                # names no file
-                call = self.center.calls.get(d.call_id)
-                if call is not None:
-                    call.recording = None
+            elif isinstance(d, StartRecording) and self.recorder is not None and (
+                    problem := self.recorder.problem(d.node)) is not None:
+                # nothing is started on the PBX that could not be stored: the CDR names no file
+                self.on_event(RecordingFailed(d.call_id, d.file, problem, self.clock()))
             else:
+                if isinstance(d, RingAgent) and d.record_file is not None and self.recorder is not None and (
+                        self.recorder.problem(d.node) is not None):
+                    d = replace(d, record_file=None)  # refused at the answer, with the reason
                 task = asyncio.create_task(self._execute(d))
                 self._command_tasks.add(task)
                 task.add_done_callback(self._command_tasks.discard)
@@ -379,6 +399,7 @@ class Server:
             await adapter.execute(command)
         except Exception as e:  # a refused command must not take the server down
             log.warning("command %s on node %s failed: %s", type(command).__name__, command.node, why(e))
+            self._refused(command, e)
             if isinstance(command, RingAgent) and adapter is None:
                 self.on_event(AgentLegFailed(command.call_id, command.device, "error", self.clock()))
 

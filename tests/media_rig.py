@@ -67,7 +67,9 @@ async def media_rig(request, db_dsn, tmp_path, monkeypatch):
     monkeypatch.setenv(SECRET_ENV, "media-secret-value")
 
     async def make(policy: str = "all", root: Path | None = None, wrapup_seconds: float = 0.3,
-                   **recording) -> MediaRig:
+                   ami_write: str | None = None, **recording) -> MediaRig:
+        """``ami_write``: the simulated Asterisk user's write classes (default: the shipped
+        manager.conf's ccserver user)."""
         agi_port, esl_port = free_port(), free_port()
         rec_root = root
         if rec_root is None:
@@ -80,7 +82,7 @@ async def media_rig(request, db_dsn, tmp_path, monkeypatch):
                                       outbound_host="127.0.0.1", outbound_port=esl_port, agents=phones)
         else:
             sim = SimulatedAsterisk(node=NODE, agi_host="127.0.0.1", agi_port=agi_port, agents=phones,
-                                    ami_secret="media-secret-value")
+                                    ami_secret="media-secret-value", ami_write=ami_write)
         pbx_port = await sim.start()
         base = load_config(environ={})
         config = Config.model_validate({

@@ -12,6 +12,11 @@ from ccserver.sim.asterisk import SimulatedAsterisk
 from ccserver.sim.freeswitch import SimulatedFreeSwitch
 
 
+#: an AMI user that may also start a recording during a call (AMI MixMonitor needs system):
+#: the write line of capture c05b-recording-system-granted
+SYSTEM_GRANTED = "call,reporting,originate,system"
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket() as s:

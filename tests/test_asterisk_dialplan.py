@@ -8,7 +8,7 @@ Asterisk does, so a loop or an unmatched DID fails here instead of on a live tru
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,136 +18,32 @@ import ccserver.pbx.contexts as contexts
 from ccserver.hardware import NodeConfig
 from ccserver.pbx.asterisk import adapter as asterisk_adapter
 from ccserver.pbx.asterisk.normalize import CCSERVER_CONTEXTS, AmiNormalizer
-from ccserver.sim.asterisk import CallerScript
+from ccserver.sim.asterisk import CallerScript, SimAgent
+from ccserver.sim.asterisk.conf import (
+    SHIPPED_MANAGER_CONF,
+    Dialplan,
+    dialplan,
+    load_dialplan,
+    manager_user,
+    matches,
+    parse,
+)
+from ccserver.supervision.sessions import Supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 DIALPLANS = ROOT / "dialplans" / "asterisk"
 #: the DID shapes the README and the simulator use: names, national digits, E.164 from carriers
 DIDS = ["support", "5551000", "+33140000000"]
 
-
-# -- reading extensions.conf ---------------------------------------------------------------
-
-@dataclass
-class Extension:
-    pattern: str
-    #: priority -> (application, raw data)
-    steps: dict[int, tuple[str, str]] = field(default_factory=dict)
-    labels: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Dialplan:
-    globals: dict[str, str]
-    contexts: dict[str, list[Extension]]
-
-    def find(self, context: str, exten: str) -> Extension | None:
-        """The extension Asterisk runs for ``exten``: an exact name first, else the most
-        specific matching pattern."""
-        candidates = [e for e in self.contexts[context] if matches(e.pattern, exten)]
-        exact = [e for e in candidates if not e.pattern.startswith("_")]
-        if exact:
-            return exact[0]
-        return min(candidates, key=lambda e: _specificity(e.pattern), default=None)
-
-    def calls(self) -> list[tuple[str, str]]:
-        """Every (application, raw data) of every context."""
-        return [step for exts in self.contexts.values() for e in exts for step in e.steps.values()]
-
-
-_PRIORITY = re.compile(r"^(\d+|n)(?:\(([A-Za-z0-9_-]+)\))?$")
-
-
-def parse(text: str) -> Dialplan:
-    """Read ``extensions.conf`` text; anything this reader does not know fails loudly."""
-    plan = Dialplan({}, {})
-    context: str | None = None
-    last: tuple[Extension, int] | None = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = re.split(r"(?<!\\);", raw, maxsplit=1)[0].strip()
-        if not line:
-            continue
-        if m := re.fullmatch(r"\[([A-Za-z0-9_-]+)\]", line):
-            context, last = m.group(1), None
-            if context != "globals":
-                plan.contexts[context] = []
-            continue
-        if context == "globals":
-            name, _, value = line.partition("=")
-            plan.globals[name.strip()] = value.strip()
-            continue
-        key, arrow, rest = line.partition("=>")
-        key = key.strip()
-        assert arrow and context and key in ("exten", "same"), f"line {lineno}: cannot read {raw!r}"
-        if key == "exten":
-            pattern, priority, call = (p.strip() for p in rest.split(",", 2))
-            ext = next((e for e in plan.contexts[context] if e.pattern == pattern), None)
-            if ext is None:
-                ext = Extension(pattern)
-                plan.contexts[context].append(ext)
-            previous = max(ext.steps, default=0)
-        else:
-            assert last is not None, f"line {lineno}: same => before any exten"
-            ext, previous = last
-            priority, call = (p.strip() for p in rest.split(",", 1))
-        m = _PRIORITY.match(priority)
-        assert m, f"line {lineno}: priority {priority!r}"
-        number = previous + 1 if m.group(1) == "n" else int(m.group(1))
-        if m.group(2):
-            ext.labels[m.group(2)] = number
-        app, paren, data = call.partition("(")
-        assert not paren or data.endswith(")"), f"line {lineno}: unbalanced {call!r}"
-        ext.steps[number] = (app.strip(), data[:-1] if paren else "")
-        last = (ext, number)
-    return plan
-
-
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    out, i = [], 1
-    while i < len(pattern):
-        c = pattern[i]
-        if c in "Xx":
-            out.append("[0-9]")
-        elif c in "Zz":
-            out.append("[1-9]")
-        elif c in "Nn":
-            out.append("[2-9]")
-        elif c == "[":
-            end = pattern.index("]", i)
-            out.append("[" + re.sub(r"([\\\]^])", r"\\\1", pattern[i + 1:end]) + "]")
-            i = end
-        elif c == ".":  # one or more of anything; Asterisk ignores what follows
-            out.append(".+")
-            break
-        elif c == "!":  # zero or more of anything
-            out.append(".*")
-            break
-        elif c != "-":  # a dash outside brackets is only for reading (_555-XXXX)
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out))
-
-
-def matches(pattern: str, exten: str) -> bool:
-    """Asterisk's rule: ``_`` starts a pattern; otherwise the name must be equal."""
-    if not pattern.startswith("_"):
-        return pattern == exten
-    return _pattern_regex(pattern).fullmatch(exten) is not None
-
-
-def _specificity(pattern: str) -> list[int]:
-    """How many characters each position accepts (fewer sorts first, as Asterisk prefers)."""
-    sizes = []
-    for part in re.findall(r"\[[^\]]*\]|.", pattern[1:]):
-        if part in ".!":
-            sizes.append(10**6 + (part == "!"))
-        else:
-            sizes.append(sum(1 for c in map(chr, range(32, 127)) if _pattern_regex("_" + part).fullmatch(c)))
-    return sizes
+pytest_plugins = ["media_rig"]  # the media_rig fixture (tests/media_rig.py)
 
 
 def load() -> Dialplan:
-    return parse((DIALPLANS / "extensions.conf").read_text())
+    return load_dialplan(DIALPLANS / "extensions.conf")
+
+
+def read(text: str) -> Dialplan:
+    return dialplan(parse(text))
 
 
 # -- running it ----------------------------------------------------------------------------
@@ -238,6 +134,17 @@ def run(plan: Dialplan, context: str, exten: str, variables: dict[str, str], *,
         priority = int(prio) if prio.isdigit() else found.labels[prio]
 
 
+def executes(step: Step) -> tuple[str, str] | None:
+    """What an ``ExecIf(expr?app(args))`` step runs (app, args), or None when its condition is
+    false (apps/app_exec.c: the expression is cut at the first ``?``, the true branch at ``:``)."""
+    assert step.app == "ExecIf", step
+    condition, _, branches = step.data.partition("?")
+    if condition.strip() in ("", "0"):
+        return None
+    app, _, args = branches.partition(":")[0].partition("(")
+    return app, args.rpartition(")")[0]
+
+
 # -- the reader itself follows Asterisk's rules --------------------------------------------
 
 @pytest.mark.parametrize("pattern, yes, no", [
@@ -254,10 +161,10 @@ def test_the_reader_matches_extensions_as_asterisk_does(pattern, yes, no):
 
 
 def test_the_walker_sees_a_goto_loop():
-    plan = parse("[a]\nexten => _[a-z].,1,Goto(a,${EXTEN:0},1)\n")
+    plan = read("[a]\nexten => _[a-z].,1,Goto(a,${EXTEN:0},1)\n")
     with pytest.raises(DialplanLoop):
         run(plan, "a", "support", {})
-    plan = parse("[a]\nexten => s,1,NoOp()\n same => n(top),Set(X=1)\n"
+    plan = read("[a]\nexten => s,1,NoOp()\n same => n(top),Set(X=1)\n"
                  ' same => n,GotoIf($["${X}" = "1"]?top)\n')
     with pytest.raises(DialplanLoop):
         run(plan, "a", "s", {})
@@ -314,24 +221,37 @@ def test_the_places_ccserver_sends_channels_exist(context: str, exten: str):
     assert steps and steps[0].priority == 1
 
 
-def _set_by(path: Path, *patterns: str) -> set[str]:
-    text = path.read_text()
-    return {name for p in patterns for name in re.findall(p, text)}
+#: the contexts the scenario below runs through, and what Asterisk itself sets there
+SCENARIO_CONTEXTS = (contexts.INBOUND_CONTEXT, contexts.WAIT_CONTEXT, contexts.CONNECT_CONTEXT,
+                     contexts.SPY_CONTEXT)
+ASTERISK_VARIABLES = {"EXTEN", "CALLERID(num)", "DIALSTATUS"}
 
 
-def test_contexts_read_only_variables_that_someone_sets():
+@pytest.mark.parametrize("media_rig", ["asterisk"], indirect=True)
+async def test_the_contexts_read_only_variables_ccserver_or_the_dialplan_sets(media_rig):
+    # observed, not read from the source: a recorded call and a spy session run through the
+    # adapter, the IVR and the simulated node; what ccserver set is what it sent (Setvar, the
+    # Variable of an Originate) and what the IVR left on the caller (SET VARIABLE)
+    rig = await media_rig(policy="all")
+    call, cid, agent = await rig.connected_call(talk_time=60.0)
+    desk = rig.server.supervision
+    boss = Supervisor(7, "sup7", "supervisor", frozenset({agent}), {rig.node: rig.supervisor_device})
+    session = await desk.start(boss, agent, "listen")
+    await rig.until(lambda: desk.sessions.sessions[session.id].active, what="spy active")
+    await desk.stop(boss, session.id)
+    sent = rig.sim.ami_actions
+    by_ccserver = {m["Variable"] for m in sent if m["Action"] == "Setvar"}
+    by_ccserver |= {v.partition("=")[0] for m in sent if m["Action"] == "Originate"
+                    for v in m.values_of("Variable")}
+    by_ivr = {"CC_QUEUE"} & set(rig.sim.channels[call.channel].variables)
     plan = load()
-    by_adapter = _set_by(ROOT / "ccserver/pbx/asterisk/adapter.py",
-                         r'_setvar\([^,]+,\s*"(\w+)"', r'"(CC_\w+)=')
-    by_ivr = _set_by(ROOT / "ccserver/ivr/engine.py", r'set_var\("(\w+)"')
-    by_dialplan = {data.partition("=")[0].lstrip("_") for app, data in plan.calls() if app == "Set"}
-    asterisk = {"EXTEN", "CALLERID(num)", "DIALSTATUS"}
-    known = set(plan.globals) | by_adapter | by_ivr | by_dialplan | asterisk
-    read = {name for _, data in plan.calls() for name in re.findall(r"\$\{(\w+(?:\([^)]*\))?)", data)}
-    assert read - known == set()
-    # and every variable the adapter hands to the dialplan is read there (SPYGROUP is Asterisk's)
-    assert {v for v in by_adapter if v.startswith("CC_")} - read == set()
-    assert "CC_QUEUE" in by_ivr and "CC_QUEUE" in read
+    calls = [step for ctx in SCENARIO_CONTEXTS for e in plan.contexts[ctx] for step in e.steps.values()]
+    by_dialplan = {data.partition("=")[0].lstrip("_") for app, data in calls if app == "Set"}
+    read = {name for _, data in calls for name in re.findall(r"\$\{(\w+(?:\([^)]*\))?)", data)}
+    assert by_ivr == {"CC_QUEUE"} and {"CC_AGENT_DEVICE", "CC_RECORD_FILE"} <= by_ccserver
+    assert read - (set(plan.globals) | by_ccserver | by_ivr | by_dialplan | ASTERISK_VARIABLES) == set()
+    # and every variable ccserver hands over is read there (SPYGROUP is Asterisk's own)
+    assert {v for v in by_ccserver if v != "SPYGROUP"} - read == set()
 
 
 def test_ccserver_owns_the_queues():
@@ -354,41 +274,70 @@ async def test_the_simulator_runs_the_same_inbound_steps():
     assert ran == [(s.context, s.exten, s.priority, s.app, s.data) for s in expected]
 
 
+RECORD = "/var/spool/asterisk/monitor/pbx1-1.2-ab.wav"
+RING = {"CC_AGENT_DEVICE": "PJSIP/1001", "CC_RING_TIMEOUT": "8"}
+
+
+def _connect(variables: dict[str, str], status: str) -> list[Step]:
+    return run(load(), contexts.CONNECT_CONTEXT, "s", variables,
+               stop_at=("MusicOnHold", "ChanSpy", "VoiceMail"), after={"Dial": {"DIALSTATUS": status}})
+
+
+def test_a_recorded_ring_starts_mixmonitor_before_dial_and_stops_it_when_nobody_answers():
+    steps = _connect({**RING, "CC_RECORD_FILE": RECORD}, "NOANSWER")
+    apps = [s.app for s in steps]
+    execs = [(s.app, executes(s) if s.app == "ExecIf" else None) for s in steps
+             if s.app in ("ExecIf", "Dial")]
+    # option b: audio only while bridged, so the file starts when the agent answers
+    assert execs == [("ExecIf", None), ("ExecIf", ("MixMonitor", f"{RECORD},b")), ("Dial", None),
+                     ("ExecIf", ("StopMixMonitor", ""))]
+    # the variable is taken before Dial: a next ring's Setvar is never cleared by this one
+    cleared = [s for s in steps if s.app == "Set" and s.data == "CC_RECORD_FILE="]
+    assert cleared and steps.index(cleared[0]) < apps.index("Dial")
+    assert (steps[-1].context, steps[-1].app) == (contexts.WAIT_CONTEXT, "MusicOnHold")
+    # the next ring first stops this one's MixMonitor, in case its Redirect came before the stop
+    again = _connect({**RING, "CC_RECORDING": RECORD}, "NOANSWER")
+    assert executes(next(s for s in again if s.app == "ExecIf")) == ("StopMixMonitor", "")
+
+
+def test_an_answered_ring_keeps_its_recording_and_an_unrecorded_ring_starts_none():
+    answered = _connect({**RING, "CC_RECORD_FILE": RECORD}, "ANSWER")
+    assert [executes(s) for s in answered if s.app == "ExecIf"] == [None, ("MixMonitor", f"{RECORD},b")]
+    assert answered[-1].app == "Hangup"
+    plain = _connect(RING, "NOANSWER")
+    assert [executes(s) for s in plain if s.app == "ExecIf"] == [None, None, None]
+
+
+async def test_the_simulator_runs_the_same_connect_steps_and_recording():
+    agent = SimAgent("PJSIP/1001", answers=False)
+    async with Lab([agent], QUEUE_FLOW) as lab:
+        call = lab.sim.place_call(CallerScript())
+        await lab.ami.until(lambda m: m.event == "MusicOnHoldStart")
+        await lab.ami.send(Action="Setvar", Channel=call.channel, Variable="CC_RECORD_FILE", Value=RECORD)
+        await lab.ring(call.channel, "PJSIP/1001", timeout=1)
+        msgs = await lab.ami.until(lambda m: m.event == "MusicOnHoldStart")
+    ran = [(m["Context"], m["Extension"], int(m["Priority"]), m["Application"], m["AppData"])
+           for m in msgs if m.event == "Newexten" and m["Channel"] == call.channel]
+    expected = _connect({**RING, "CC_RING_TIMEOUT": "1", "CC_RECORD_FILE": RECORD, "CC_QUEUE": "support"},
+                        "NOANSWER")
+    assert ran == [(s.context, s.exten, s.priority, s.app, s.data) for s in expected]
+    recording = [m.event for m in msgs if m.event and m.event.startswith("MixMonitor")]
+    assert recording == ["MixMonitorStart", "MixMonitorStop"]
+
+
 # -- manager.conf ----------------------------------------------------------------------------
-
-def _manager_user() -> dict[str, list[str]]:
-    section, user = None, {}
-    for raw in (DIALPLANS / "manager.conf").read_text().splitlines():
-        line = raw.split(";", 1)[0].strip()
-        if m := re.fullmatch(r"\[(\w+)\]", line):
-            section = m.group(1)
-        elif section == "ccserver" and "=" in line:
-            key, _, value = line.partition("=")
-            user.setdefault(key.strip(), []).append(value.strip())
-    return user
-
 
 #: the events the adapter reads itself besides the normalizer's (adapter._callback_event,
 #: adapter._spy_event)
 ADAPTER_EVENTS = {"OriginateResponse", "ChanSpyStart", "Hangup"}
 #: events no capture holds, with the class Asterisk sends them in (main/manager_channels.c)
 UNCAPTURED_EVENT_CLASSES = {"Hold": "call", "Unhold": "call"}
-#: the classes Asterisk checks an action against (main/manager.c, apps/app_mixmonitor.c): any
-#: one of them in the user's ``write`` is enough; empty = every user may send it
-ACTION_CLASSES = {
-    "Login": set(), "Ping": set(), "Redirect": {"call"}, "Setvar": {"call"}, "PlayDTMF": {"call"},
-    "Hangup": {"system", "call"}, "MixMonitor": {"system", "call"},
-    "StopMixMonitor": {"system", "call"}, "MixMonitorMute": {"system", "call"},
-    "Originate": {"originate"}, "CoreShowChannels": {"system", "reporting"},
-    "Status": {"system", "call", "reporting"}, "Filter": {"system"},
-}
 
 
 def test_the_ami_user_reads_exactly_the_event_classes_ccserver_uses():
-    user = _manager_user()
-    (read,) = user["read"]
-    classes = set(read.split(","))
-    assert classes == set(asterisk_adapter.EVENTS_MASK.split(","))
+    # the write side (the actions) is tests/test_asterisk_ami_rights.py
+    user = manager_user(SHIPPED_MANAGER_CONF, "ccserver")
+    assert user.read == set(asterisk_adapter.EVENTS_MASK.split(","))
     privilege = {}  # event -> its class, as the captured Asterisk 22 sent it
     for name in ("02-inbound-queue-answered.in.raw", "02b-ivr-fastagi-queue-agent-hangup.ami.in.raw",
                  "04a-chanspy-listen.in.raw", "05-mixmonitor-start-stop.in.raw"):
@@ -398,19 +347,6 @@ def test_the_ami_user_reads_exactly_the_event_classes_ccserver_uses():
     privilege |= UNCAPTURED_EVENT_CLASSES
     used = set(AmiNormalizer("n", set())._handlers) | ADAPTER_EVENTS
     assert sorted(used - set(privilege)) == [], "no capture shows these events' class"
-    assert {e: privilege[e] for e in used if e in privilege and privilege[e] not in classes} == {}
-    excluded = {re.search(r"name\((\w+)\)", k).group(1) for k in user if k.startswith("eventfilter")}
+    assert {e: privilege[e] for e in used if e in privilege and privilege[e] not in user.read} == {}
+    excluded = {re.search(r"name\((\w+)\)", criteria).group(1) for criteria, _ in user.eventfilters}
     assert excluded and not excluded & used
-
-
-def test_the_ami_user_may_send_every_action_ccserver_sends_and_no_more():
-    (write,) = _manager_user()["write"]
-    classes = set(write.split(","))
-    assert not classes & {"system", "command", "config", "all"}
-    sent = _set_by(ROOT / "ccserver/pbx/asterisk/adapter.py", r'"Action": "(\w+)"') | _set_by(
-        ROOT / "ccserver/pbx/asterisk/ami_client.py", r'"Action": "(\w+)"')
-    # Filter is optional: refused without `system`, and manager.conf's eventfilters stand in
-    refused = {a for a in sent - {"Filter"} if ACTION_CLASSES[a] and not ACTION_CLASSES[a] & classes}
-    assert refused == set()
-    needed = set().union(*(ACTION_CLASSES[a] & classes for a in sent if a != "Filter"))
-    assert classes == needed  # no class granted that no action needs

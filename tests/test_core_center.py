@@ -34,6 +34,7 @@ from ccserver.core.events import (
     LiveCall,
     NodeConnectionChanged,
     NodeResynced,
+    RecordingFailed,
     RecordingStarted,
 )
 
@@ -118,7 +119,9 @@ def test_answered_call_end_to_end():
         "5000", 100.0, "support", ivr_ended_at=102.0, enqueued_at=102.0,
         ivr_path=("welcome", "menu")))
     assert out[1] == AgentStateChange("id5", "a1", "offered", "ready", 102.0, None, "n1:100.1")
-    assert out[2] == RingAgent("n1", "n1:100.1", "PJSIP/trunk-n1:100.1", DEV["a1"], 15)
+    # the queue records every call: the file is named with the ring (Asterisk starts it there)
+    assert out[2] == RingAgent("n1", "n1:100.1", "PJSIP/trunk-n1:100.1", DEV["a1"], 15,
+                               "n1-100.1-id6.wav")
     assert len(out) == 3
     assert cc.calls["n1:100.1"].state is CallState.OFFERED
 
@@ -126,10 +129,10 @@ def test_answered_call_end_to_end():
     out = cc.handle(AgentLegAnswered("n1:100.1", DEV["a1"], 110.0))
     assert agent_rows(out) == [("a1", "offered", "on_call", None)]
     (rec_cmd,) = [d for d in out if isinstance(d, StartRecording)]
-    assert rec_cmd.file == "n1-100.1-id7.wav" and rec_cmd.channel == "PJSIP/trunk-n1:100.1"
+    assert rec_cmd.file == "n1-100.1-id6.wav" and rec_cmd.channel == "PJSIP/trunk-n1:100.1"
     (keep,) = [d for d in out if isinstance(d, KeepCallFacts)]
     assert (keep.facts.agent_id, keep.facts.answered_at, keep.facts.offered_at,
-            keep.facts.recording) == ("a1", 110.0, 102.0, "n1-100.1-id7.wav")
+            keep.facts.recording) == ("a1", 110.0, 102.0, "n1-100.1-id6.wav")
 
     assert cc.handle(HoldChanged("n1:100.1", True, 120.0)) == []
     cc.handle(HoldChanged("n1:100.1", False, 130.0))
@@ -145,22 +148,49 @@ def test_answered_call_end_to_end():
     assert (rec.arrived_at, rec.ivr_ended_at, rec.enqueued_at, rec.offered_at,
             rec.answered_at, rec.ended_at) == (100.0, 102.0, 102.0, 102.0, 110.0, 200.0)
     assert (rec.talk_seconds, rec.hold_seconds, rec.wrapup_seconds) == (80.0, 10.0, 5.0)
-    assert rec.recording == "n1-100.1-id7.wav" and rec.ring_no_answer == 0
+    assert rec.recording == "n1-100.1-id6.wav" and rec.ring_no_answer == 0
     assert rec.ivr_path == ("welcome", "menu") and rec.variables == {"lang": "en"}
     assert (rec.node, rec.did, rec.caller) == ("n1", "5000", "+1555")
     assert cc.agents["a1"].calls_handled == 1
     assert cc.tick(300.0) == []  # exactly one record
 
 
-def test_recording_reported_by_the_pbx_wins():
-    cc = make_center()
+def answered_recorded(cc) -> StartRecording:
+    """Call c1 answered by a1 at 5.0 in the recorded queue; the recording the core asks for."""
     only_a1(cc)
     arrive(cc, "c1", 0.0)
-    cc.handle(AgentLegAnswered("c1", DEV["a1"], 5.0))
+    (start,) = [d for d in cc.handle(AgentLegAnswered("c1", DEV["a1"], 5.0))
+                if isinstance(d, StartRecording)]
+    return start
+
+
+def test_the_cdr_names_the_recording_relative_to_the_root_even_when_the_pbx_reports_its_path():
+    cc = make_center()
+    start = answered_recorded(cc)
     cc.handle(CallHungUp("c1", "normal_clearing", "agent", 9.0))
-    cc.handle(RecordingStarted("c1", "/var/spool/rec/c1-id7.wav", 9.5))  # late but valid
+    cc.handle(RecordingStarted("c1", f"/var/spool/rec/{start.file}", 9.5))  # late but valid
     (rec,) = records(cc.tick(20.0))
-    assert rec.recording == "/var/spool/rec/c1-id7.wav"
+    assert rec.recording == start.file == "c1-id6.wav"
+
+
+def test_a_refused_recording_start_leaves_no_file_in_the_cdr():
+    cc = make_center()
+    start = answered_recorded(cc)
+    assert cc.calls["c1"].recording == start.file
+    cc.handle(RecordingFailed("c1", start.file, "Permission denied", 5.1))
+    assert (cc.calls["c1"].recording, cc.calls["c1"].recording_failure) == (None, "Permission denied")
+    cc.handle(CallHungUp("c1", "normal_clearing", "agent", 9.0))
+    (rec,) = records(cc.tick(20.0))
+    assert rec.recording is None
+
+
+def test_a_call_rung_again_keeps_the_file_named_at_its_first_ring():
+    cc = make_center()
+    only_a1(cc)
+    (first,) = [d for d in arrive(cc, "c1", 0.0) if isinstance(d, RingAgent)]
+    again = cc.handle(AgentLegFailed("c1", DEV["a1"], "rejected", 3.0)) + cc.ready("a2", 4.0)
+    rings = [d for d in again if isinstance(d, RingAgent)]
+    assert first.record_file and [r.record_file for r in rings] == [first.record_file]
 
 
 def test_recording_file_name_only_from_safe_id_characters():

@@ -8,6 +8,7 @@ import json
 
 from ccserver.api.store import Store
 from ccserver.db.pool import open_pool
+from rig import SYSTEM_GRANTED
 from test_supervision_api import PASSWORD, login, people
 
 pytest_plugins = ["media_rig"]  # the media_rig fixture (tests/media_rig.py)
@@ -63,7 +64,8 @@ async def test_an_agent_pauses_and_resumes_only_their_own_calls_recording(media_
     async with agent, sup_b:
         assert await state(agent, mine) == {"call_id": mine, "policy": "all", "state": "running",
                                             "recording_id": (await rig.rows(
-                                                "SELECT id FROM recordings WHERE call_id = $1", mine))[0]["id"]}
+                                                "SELECT id FROM recordings WHERE call_id = $1", mine))[0]["id"],
+                                            "reason": None}
         for action in ("pause", "resume", "start"):
             async with agent.post(f"/api/v1/calls/{theirs}/recording/{action}", headers=h) as r:
                 assert r.status == 403, await r.text()
@@ -97,13 +99,13 @@ async def test_an_agent_pauses_and_resumes_only_their_own_calls_recording(media_
 
 
 async def test_an_agent_starts_an_on_demand_recording_of_their_own_call_only(media_rig):
-    rig = await media_rig(policy="on_demand")
+    rig = await media_rig(policy="on_demand", ami_write=SYSTEM_GRANTED)
     mine, theirs = await mine_and_theirs(rig)
     agent, h = await login(rig, "agent1")
     other, h2 = await login(rig, "agent2")
     async with agent, other:
         assert await state(agent, mine) == {"call_id": mine, "policy": "on_demand", "state": "none",
-                                            "recording_id": None}
+                                            "recording_id": None, "reason": None}
         async with other.post(f"/api/v1/calls/{mine}/recording/start", headers=h2) as r:
             assert r.status == 403
         assert rig.server.center.calls[mine].recording is None

@@ -10,6 +10,8 @@ import pytest
 
 from ccserver.recording.service import RecordingRefused
 
+from rig import SYSTEM_GRANTED
+
 pytest_plugins = ["media_rig"]  # the media_rig fixture (tests/media_rig.py)
 
 
@@ -34,7 +36,7 @@ async def test_answered_call_is_recorded_with_size_and_checksum(media_rig):
     # the name comes from ids only: nothing of the caller's number in it
     assert "15551230000" not in row["file"] and "/" not in row["file"]
     cdr = await rig.until_rows("SELECT recording FROM calls WHERE call_id = $1", cid)
-    assert cdr[0]["recording"] == f"{rig.root}/{row['file']}"  # the CDR keeps the path the PBX reported
+    assert cdr[0]["recording"] == row["file"]  # one form: the name under the recording root
 
 
 async def test_pause_and_resume_store_the_span(media_rig):
@@ -73,8 +75,12 @@ async def test_unwritable_storage_root_records_nothing(media_rig, tmp_path):
     assert not await rig.rows("SELECT * FROM recordings")
     cdr = await rig.until_rows("SELECT recording FROM calls WHERE call_id = $1", cid)
     assert cdr[0]["recording"] is None
+    # the refusal reached the recorder: a standing alert for the node, naming the reason
+    (alert,) = rig.server.alerts()
+    assert rig.node in alert and "not a folder" in alert and cid in alert
     if rig.kind == "asterisk":
-        assert not [m for m in rig.sim.received if m.get("Action") == "MixMonitor"]
+        assert not [m for m in rig.sim.received if m.get("Action") == "MixMonitor"
+                    or m.get("Variable") == "CC_RECORD_FILE"]
     else:
         assert not [c for c in rig.sim.received if "uuid_record" in c]
     with pytest.raises(RecordingRefused):  # nothing runs, so nothing to pause
@@ -82,7 +88,7 @@ async def test_unwritable_storage_root_records_nothing(media_rig, tmp_path):
 
 
 async def test_on_demand_policy_records_only_when_asked(media_rig):
-    rig = await media_rig(policy="on_demand")
+    rig = await media_rig(policy="on_demand", ami_write=SYSTEM_GRANTED)
     _call, cid, _agent = await rig.connected_call(talk_time=30.0)
     await asyncio.sleep(0.3)
     assert not await rig.rows("SELECT * FROM recordings")

@@ -151,15 +151,16 @@ def shape(msgs: list[Message], caller: str) -> list[tuple[str, str, tuple[str, .
 class Lab:
     """A simulator, a scripted AGI server and a logged-in AMI client acting as ccserver."""
 
-    def __init__(self, agents: list[SimAgent], agi_commands: list[str]):
+    def __init__(self, agents: list[SimAgent], agi_commands: list[str], ami_write: str | None = None):
         self.agi = ScriptedAgi(agi_commands)
         self.agents = agents
+        self.ami_write = ami_write
         self.ami = AmiClient()
 
     async def __aenter__(self) -> Lab:
         port = await self.agi.start()
         self.sim = SimulatedAsterisk(node="pbx1", agi_host="127.0.0.1", agi_port=port,
-                                     agents=self.agents, time_scale=SCALE)
+                                     agents=self.agents, time_scale=SCALE, ami_write=self.ami_write)
         await self.ami.connect(await self.sim.start())
         await self.ami.login()
         await self.ami.until(lambda m: m.event == "SuccessfulAuth")
@@ -244,7 +245,7 @@ async def test_busy_and_unknown_device_go_back_to_wait():
 
 
 async def test_ami_hangup_and_mixmonitor_actions():
-    async with Lab([], QUEUE_FLOW) as lab:
+    async with Lab([], QUEUE_FLOW, ami_write="all") as lab:  # capture 05's user: write = all
         call = lab.sim.place_call(CallerScript())
         await lab.ami.until(lambda m: m.event == "MusicOnHoldStart")
         await lab.ami.send(Action="MixMonitor", ActionID="mm", Channel=call.channel, File="/tmp/x.wav")

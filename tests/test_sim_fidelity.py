@@ -14,8 +14,9 @@ from ccserver.sim.asterisk import CallerScript, SimAgent, SimulatedAsterisk
 @pytest.fixture
 async def sim():
     agi = ScriptedAgi(QUEUE_FLOW)
+    # the user of the asterisk-ami captures: write = all (their README)
     s = SimulatedAsterisk(agi_host="127.0.0.1", agi_port=await agi.start(), agents=[],
-                          time_scale=50.0)
+                          time_scale=50.0, ami_write="all")
     await s.start()
     yield s
     await s.stop()

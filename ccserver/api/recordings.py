@@ -79,9 +79,11 @@ class LiveRecordingOut(BaseModel):
     call_id: str
     #: the policy that applies to the call (all, none, on_demand)
     policy: str
-    #: none: not recorded; starting: asked, not reported by the PBX yet; running; paused
-    state: Literal["none", "starting", "running", "paused"]
+    #: none: not recorded; starting: asked, not reported by the PBX yet; running; paused;
+    #: failed: the PBX refused the start (``reason`` says why)
+    state: Literal["none", "starting", "running", "paused", "failed"]
     recording_id: int | None = None
+    reason: str | None = None
 
 
 #: a seek in a recording its user played this recently is not audited again
@@ -228,6 +230,9 @@ async def live_recording(ctx: Ctx) -> LiveRecordingOut:
     config = ctx.api.source.config()
     policy = recording_policy(config, config.queue(call.queue or ""), call.did, call.flow_recording)
     if call.recording is None:
+        if call.recording_failure is not None:
+            return LiveRecordingOut(call_id=call.call_id, policy=policy, state="failed",
+                                    reason=call.recording_failure)
         return LiveRecordingOut(call_id=call.call_id, policy=policy, state="none")
     rec = next(reversed(await RecordingStore(ctx.api.pool).open_of_call(call.call_id)), None)
     if rec is None:

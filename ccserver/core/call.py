@@ -70,7 +70,14 @@ class Call:
     #: the IVR reported its path (completed, or the caller left it)
     ivr_reported: bool = False
     variables: dict[str, str] = field(default_factory=dict)
+    #: the recording's file, relative to the node's recording root (the CDR's form); set when
+    #: the core asks for it, cleared if the start is refused
     recording: str | None = None
+    #: the file a recorded call gets once an agent answers, named at its first ring (and kept
+    #: for the next rings: Asterisk's dialplan starts MixMonitor before Dial)
+    recording_planned: str | None = None
+    #: why the last start of a recording was refused (the live API says ``failed``)
+    recording_failure: str | None = None
     #: the recording policy of the IVR flow the call ran, if it set one (overrides the queue's)
     flow_recording: str | None = None
     hangup_cause: str | None = None

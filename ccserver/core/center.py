@@ -59,6 +59,7 @@ from ccserver.core.events import (
     LegFailure,
     NodeConnectionChanged,
     NodeResynced,
+    RecordingFailed,
     RecordingStarted,
     RecordingStopped,
     SpyEnded,
@@ -348,12 +349,15 @@ class ContactCenter:
                 if call := self._live(event.call_id, "HoldChanged"):
                     call.hold(event.on, event.at)
             case RecordingStarted():
-                # May follow the hang-up while the agent wraps up: still this call's file.
-                call = self._calls.get(event.call_id) or next(
-                    (c for c in self._wrapping.values() if c.call_id == event.call_id), None
-                )
-                if call is not None:
-                    call.recording = event.file
+                # May follow the hang-up while the agent wraps up: still this call's file. The
+                # CDR keeps the name the core gave (relative to the root), not the PBX's path.
+                if call := self._recorded_call(event.call_id):
+                    call.recording_failure = None
+            case RecordingFailed():
+                if (call := self._recorded_call(event.call_id)) and call.recording == event.file:
+                    log.warning("call %s: recording %s did not start: %s", call.call_id, event.file,
+                                event.reason)
+                    call.recording, call.recording_failure = None, event.reason
             case CallerLeaving():
                 if (call := self._calls.get(event.call_id)) is not None:
                     call.leaving = True  # no longer routable (see _routable)
@@ -546,11 +550,8 @@ class ContactCenter:
         if not call.leg_answered(at):
             return
         self._agent_changed(agent, agent.answer(call.call_id, at))
-        queue = self._queues.get(call.queue or "")
-        # a callback's conversation runs on the agent's channel, which the core does not know
-        policy = recording_policy(self._config, queue, call.did, call.flow_recording)
-        if policy == "all" and call.call_id not in self._callbacks:
-            call.recording = self._recording_file(call)
+        if call.recording_planned is not None:  # named when the agent was rung
+            call.recording = call.recording_planned
             self._out.append(StartRecording(call.node, call.call_id, call.channel, call.recording))
         self._keep(call)
 
@@ -925,7 +926,23 @@ class ContactCenter:
             if number is not None:
                 self._out.append(CallbackAgent(call.node, call_id, device, number, self._config.acd.ring_timeout))
             else:
-                self._out.append(RingAgent(call.node, call_id, call.channel, device, self._config.acd.ring_timeout))
+                self._out.append(RingAgent(call.node, call_id, call.channel, device,
+                                           self._config.acd.ring_timeout, self._planned_recording(call)))
+
+    def _planned_recording(self, call: Call) -> str | None:
+        """The file ``call`` is recorded into once answered, if its policy records every call.
+        (A callback is never planned: its conversation runs on the agent's channel, which the
+        core does not know.)"""
+        if call.recording_planned is None and recording_policy(
+            self._config, self._queues.get(call.queue or ""), call.did, call.flow_recording
+        ) == "all":
+            call.recording_planned = self._recording_file(call)
+        return call.recording_planned
+
+    def _recorded_call(self, call_id: str) -> Call | None:
+        """A live call, or one that ended while its agent wraps up (its CDR is not written yet)."""
+        return self._calls.get(call_id) or next(
+            (c for c in self._wrapping.values() if c.call_id == call_id), None)
 
     def transfer(self, call_id: str, destination: str, now: float) -> list[Decision]:
         """Transfer a waiting, rung or connected caller to the external number ``destination``.

@@ -15,6 +15,11 @@ class RingAgent:
 
     If the agent does not answer within ``timeout`` seconds the caller goes back to the wait
     music and the adapter reports ``AgentLegFailed(reason="no_answer")``.
+
+    ``record_file`` (a name under the node's recording root, as in :class:`StartRecording`) is
+    the file the call is recorded into if this agent answers; the core still sends
+    ``StartRecording`` with it at the answer. It lets a PBX start the recording with the ring
+    (Asterisk's [ccserver-connect] runs MixMonitor before Dial, which needs no AMI right).
     """
 
     node: str
@@ -22,6 +27,7 @@ class RingAgent:
     channel: str
     device: str
     timeout: int
+    record_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

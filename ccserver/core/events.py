@@ -151,6 +151,16 @@ class RecordingStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingFailed:
+    """A ``StartRecording`` of ``file`` (the name the core gave) was refused or could not run."""
+
+    call_id: str
+    file: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingStopped:
     call_id: str
     file: str
@@ -257,6 +267,7 @@ DomainEvent = (
     | AgentLegFailed
     | HoldChanged
     | RecordingStarted
+    | RecordingFailed
     | RecordingStopped
     | SpyStarted
     | SpyEnded

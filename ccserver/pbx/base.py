@@ -34,6 +34,11 @@ class PbxAdapter(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    @property
+    def recording_problems(self) -> tuple[str, ...]:
+        """Why a recording started during a call would be refused on this node (e.g. an AMI
+        user without the right to start one), known at login; empty when nothing stands in the way."""
+
     async def start(self) -> None:
         """Connect (and keep reconnecting) in the background; return at once."""
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from ccserver.config import Config, QueueConfig, RecordingPolicy
+
+if TYPE_CHECKING:
+    from ccserver.ivr.flow import Flow
 
 
 def recording_policy(
@@ -22,6 +28,13 @@ def recording_policy(
     if queue.recording is not None:
         return queue.recording
     return "all" if queue.record else "none"
+
+
+def on_demand_possible(config: Config, flows: Iterable[Flow]) -> bool:
+    """Whether any call of the site may be recorded on demand (a queue's, a DID's or a flow's
+    policy says so): only then does a node that cannot start a recording mid-call matter."""
+    policies = {q.recording for q in config.queues} | set(config.recording.did_policies.values())
+    return "on_demand" in policies | {f.recording for f in flows}
 
 
 def may_be_recorded(config: Config, did: str, queues: set[str], flow: RecordingPolicy | None = None) -> bool:

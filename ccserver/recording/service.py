@@ -11,9 +11,8 @@ from pathlib import Path
 from ccserver.cdr.record import CallRecord
 from ccserver.core.call import CallState
 from ccserver.core.center import ContactCenter
-from ccserver.core.commands import Command, MuteRecording, StartRecording
-from ccserver.core.events import DomainEvent, RecordingStarted, RecordingStopped
-from ccserver.pbx.base import CommandFailed
+from ccserver.core.commands import Command, MuteRecording
+from ccserver.core.events import DomainEvent, RecordingFailed, RecordingStarted, RecordingStopped
 from ccserver.recording.files import UnsafePath, recording_path, relative_name, root_problem
 from ccserver.recording.store import RecordingStore, file_digest
 
@@ -33,10 +32,12 @@ def _at(ts: float) -> datetime:
 
 
 class Recorder:
-    """Registers recordings, pauses / resumes them, and refuses to start one it cannot store.
+    """Registers recordings, pauses / resumes them, refuses to start one it cannot store, and
+    keeps an alert per node whose recordings fail to start (until one starts there again).
 
     ``roots`` maps each node to its recording root as this host sees it (the nodes write there:
-    a shared folder, so size and checksum are those of the real file).
+    a shared folder, so size and checksum are those of the real file). The ``recording`` column
+    of the CDR and the ``file`` of the ``recordings`` table are names relative to that root.
     """
 
     def __init__(self, store: RecordingStore, roots: Mapping[str, Path],
@@ -44,15 +45,19 @@ class Recorder:
                  execute: Callable[[Command], Awaitable[None]], clock: Callable[[], float]) -> None:
         self.store, self.roots = store, dict(roots)
         self._center, self._execute, self._clock = center, execute, clock
+        #: node -> why its last recording did not start
+        self._failing: dict[str, str] = {}
 
-    def allow(self, cmd: StartRecording) -> bool:
-        """Whether to send ``cmd`` to the PBX: its node must have a writable recording root."""
-        root = self.roots.get(cmd.node)
-        problem = f"node {cmd.node!r} has no recording root" if root is None else root_problem(root)
-        if problem is not None:
-            log.error("call %s is not recorded: %s", cmd.call_id, problem)
-            return False
-        return True
+    def problem(self, node: str) -> str | None:
+        """Why no recording may be started on ``node`` now (its recording root must be a
+        writable folder), or None."""
+        root = self.roots.get(node)
+        return f"node {node!r} has no recording root" if root is None else root_problem(root)
+
+    def problems(self) -> tuple[str, ...]:
+        """Console alerts: the nodes whose last recording failed to start, and why."""
+        return tuple(f"recordings on node {node} do not start: {why}"
+                     for node, why in sorted(self._failing.items()))
 
     async def on_event(self, event: DomainEvent | CallRecord) -> None:
         """Register starts and stops of recordings under a node's root (others are not ours).
@@ -66,14 +71,19 @@ class Recorder:
             for rec in await self.store.open_of_call(event.call_id):
                 await self._close(rec.node, rec.file, event.ended_at)
             return
-        if not isinstance(event, (RecordingStarted, RecordingStopped)):
+        if not isinstance(event, (RecordingStarted, RecordingFailed, RecordingStopped)):
             return
         node = event.call_id.partition(":")[0]
+        if isinstance(event, RecordingFailed):
+            log.error("call %s on node %s is not recorded: %s", event.call_id, node, event.reason)
+            self._failing[node] = f"{event.reason} (call {event.call_id})"
+            return
         root = self.roots.get(node)
         name = relative_name(root, event.file) if root is not None else None
         if name is None:
             return
         if isinstance(event, RecordingStarted):
+            self._failing.pop(node, None)
             center = self._center()
             call = center.calls.get(event.call_id) if center else None
             await self.store.started(event.call_id, node, name, call.agent_id if call else None,
@@ -124,9 +134,6 @@ class Recorder:
             cmd = center.record_on_demand(call_id)
         except ValueError as e:
             raise RecordingRefused(409, "call_id", str(e)) from None
-        try:
-            await self._execute(cmd)
-        except (CommandFailed, LookupError):
-            center.calls[call_id].recording = None  # nothing runs: allow another attempt
-            raise
+        # a refusal reaches the core through execute (RecordingFailed): another attempt may follow
+        await self._execute(cmd)
         return cmd.file

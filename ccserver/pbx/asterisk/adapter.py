@@ -114,6 +114,7 @@ class AsteriskAdapter:
         self._callbacks_ringing: dict[str, tuple[str, str]] = {}
         #: callbacks the agent answered: agent channel Uniqueid -> call id
         self._callback_legs: dict[str, str] = {}
+        self._recording_problems: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"AsteriskAdapter({self.node!r})"
@@ -121,6 +122,11 @@ class AsteriskAdapter:
     @property
     def connected(self) -> bool:
         return self._conn.connected
+
+    @property
+    def recording_problems(self) -> tuple[str, ...]:
+        """Why an on-demand start would be refused: the AMI user's rights, read at each login."""
+        return self._recording_problems
 
     async def start(self) -> None:
         """Connect (and keep reconnecting) in the background; return at once."""
@@ -157,7 +163,21 @@ class AsteriskAdapter:
         for event in self.normalizer.feed(msg, self._clock()):
             self._sink(event)
 
+    def _check_rights(self) -> None:
+        """Say at login, not at the first call, what this AMI user's write classes keep from
+        ccserver. Recordings of policy "all" start in the dialplan and need no right, but an
+        on-demand start during a call is AMI ``MixMonitor``, registered with the ``system``
+        class only (apps/app_mixmonitor.c)."""
+        allowed = self._conn.allowed
+        problems = () if allowed is None or "MixMonitor" in allowed else (
+            f"node {self.node}: AMI user {self._conn.username!r} may not send MixMonitor (write "
+            "class system): recordings started on demand during a call are refused",)
+        if problems and problems != self._recording_problems:
+            log.warning("%s", problems[0])
+        self._recording_problems = problems
+
     async def _on_up(self) -> None:
+        self._check_rights()
         self._sink(NodeConnectionChanged(self.node, True, self._clock()))
         # before the listing: only ccserver writes the facts, and none is written meanwhile
         # that a call this listing shows for the first time could need
@@ -256,10 +276,20 @@ class AsteriskAdapter:
             raise CommandFailed(f"unsupported command {type(command).__name__}")
 
     async def _ring(self, cmd: RingAgent) -> None:
-        # The dialplan's [ccserver-connect] dials ${CC_AGENT_DEVICE} for ${CC_RING_TIMEOUT}s.
+        # The dialplan's [ccserver-connect] dials ${CC_AGENT_DEVICE} for ${CC_RING_TIMEOUT}s,
+        # recording into ${CC_RECORD_FILE} (MixMonitor option b: only while bridged) if set.
+        record = None
+        if cmd.record_file is not None:
+            try:
+                record = self._recording_path(cmd.record_file)
+            except CommandFailed as e:
+                log.error("call %s: not recorded: %s", cmd.call_id, e)
         try:
             await self._setvar(cmd.channel, "CC_AGENT_DEVICE", cmd.device)
             await self._setvar(cmd.channel, "CC_RING_TIMEOUT", str(cmd.timeout))
+            if record is not None:
+                self.normalizer.expect_ring_recording(cmd.channel, record)
+                await self._setvar(cmd.channel, "CC_RECORD_FILE", record)
             await self._act({"Action": "Redirect", "Channel": cmd.channel,
                              "Context": CONNECT_CONTEXT, "Exten": "s", "Priority": "1"})
         except CommandFailed:
@@ -317,11 +347,29 @@ class AsteriskAdapter:
         await self._act({"Action": "Setvar", "Channel": channel, "Variable": name,
                          "Value": value})
 
-    async def _record(self, cmd: StartRecording) -> None:
-        name = normpath(cmd.file)
+    def _recording_path(self, file: str) -> str:
+        """``file`` (a name ccserver made) under the node's recording root, as the PBX sees it."""
+        name = normpath(file)
         if name.startswith(("/", "..")) or not name or name == ".":
-            raise CommandFailed(f"recording file {cmd.file!r} must stay under the node's root")
-        file = f"{self._recording_root}/{name}"
+            raise CommandFailed(f"recording file {file!r} must stay under the node's root")
+        return f"{self._recording_root}/{name}"
+
+    async def _record(self, cmd: StartRecording) -> None:
+        file = self._recording_path(cmd.file)
+        started = self.normalizer.ring_recording_started(cmd.channel, file, self._clock())
+        if started is not None:  # [ccserver-connect] started it with the ring
+            self._sink(started)
+            return
+        # Not started by the dialplan (an on-demand start, or an [ccserver-connect] older than
+        # its MixMonitor line): the AMI action, which needs the system class.
+        unstarted = self.normalizer.forget_ring_recording(cmd.channel, file)
+        allowed = self._conn.allowed
+        if allowed is not None and "MixMonitor" not in allowed:  # Asterisk: Permission denied
+            why = (" and [ccserver-connect] did not start it (does it run MixMonitor before Dial?)"
+                   if unstarted else "")
+            raise CommandFailed(f"MixMonitor on {self.node}: AMI user {self._conn.username!r} "
+                                f"lacks the write class system, needed to start recording "
+                                f"during a call{why}")
         self.normalizer.expect_recording(cmd.channel, file)  # MixMonitorStart has no file name
         try:
             await self._act({"Action": "MixMonitor", "Channel": cmd.channel, "File": file,

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: ``Filter`` actions sent after login: drop at the source the busy events ccserver never reads.
-#: (``Filter`` needs the ``system`` write class; without it they fail and we only log that.)
+#: (``Filter`` needs the ``system`` write class, main/manager.c; a user without it does not send
+#: them, and manager.conf's static ``eventfilter``s stand in.)
 DEFAULT_FILTERS: tuple[str, ...] = (
     "VarSet", "CEL", "Newexten", "RTCPSent", "RTCPReceived", "DeviceStateChange",
 )
@@ -173,6 +174,11 @@ class AmiConnection:
         self._protocol: AmiProtocol | None = None
         self._up = False
         self._task: asyncio.Task[None] | None = None
+        #: the actions this user may send, as ``ListCommands`` listed them at the last login
+        #: (None: not known, e.g. the reply was refused)
+        self.allowed: frozenset[str] | None = None
+        #: the missing-Filter-right line is logged once for this link, not at every login
+        self._filters_refusal_logged = False
 
     def __repr__(self) -> str:  # never the secret
         return f"AmiConnection({self.username}@{self.host}:{self.port})"
@@ -268,6 +274,7 @@ class AmiConnection:
             )
             if reply.get("Response") != "Success":
                 raise LoginFailed(reply.get("Message", "login refused"))
+            self.allowed = await self._list_commands()
             await self._set_filters()
             self._up = True
             self._backoff.link_up()
@@ -281,15 +288,33 @@ class AmiConnection:
                 self._up = False
                 self._on_down()
 
+    async def _list_commands(self) -> frozenset[str] | None:
+        """The actions this user may send: ``ListCommands`` lists exactly those
+        (``action_listcommands`` in main/manager.c; every user may send it), one header each."""
+        reply = await self.send_action({"Action": "ListCommands"}, self._connect_timeout)
+        if reply.get("Response") != "Success":
+            return None
+        return frozenset(k for k in reply if k not in ("Response", "ActionID", "Message"))
+
     async def _set_filters(self) -> None:
-        for name in self._filters:
-            reply = await self.send_action(
-                {"Action": "Filter", "Operation": "Add",
-                 "MatchCriteria": f"action(exclude),name({name})", "Filter": ""}
-            )
-            if reply.get("Response") != "Success":
-                log.warning("AMI %s:%s: Filter excluding %s refused: %s", self.host, self.port,
-                            name, reply.get("Message", ""))
+        if not self._filters:
+            return
+        refused: list[str] = []
+        if self.allowed is not None and "Filter" not in self.allowed:
+            refused = list(self._filters)
+        else:
+            for name in self._filters:
+                reply = await self.send_action(
+                    {"Action": "Filter", "Operation": "Add",
+                     "MatchCriteria": f"action(exclude),name({name})", "Filter": ""}
+                )
+                if reply.get("Response") != "Success":
+                    refused.append(name)
+        if refused and not self._filters_refusal_logged:
+            self._filters_refusal_logged = True
+            log.warning("AMI %s:%s: user %r may not send Filter (needs the write class system): "
+                        "%s not filtered at the source; manager.conf's eventfilter lines can drop "
+                        "them", self.host, self.port, self.username, ", ".join(refused))
 
     async def _keepalive(self, proto: AmiProtocol) -> None:
         """Ping every ``ping_interval``; no reply within ``ping_timeout`` means a dead link."""

@@ -114,6 +114,8 @@ class _Call:
     hangup_by: HangupSide | None = None
     #: files of running recordings, most recent last (StopMixMonitor stops the last one)
     recordings: list[str] = field(default_factory=list)
+    #: the recording [ccserver-connect] started with the ring, kept back until the agent answers
+    ringing_recording: str | None = None
 
 
 @dataclass(slots=True)
@@ -140,6 +142,7 @@ class AmiNormalizer:
         self._unclaimed: dict[str, _Unclaimed] = {}
         self._our_contexts = CCSERVER_CONTEXTS | self.inbound_contexts
         self._expected_files: dict[str, str] = {}  # channel -> file we asked MixMonitor for
+        self._dialplan_files: dict[str, str] = {}  # channel -> file its next ring records into
         self._handlers: dict[str, Callable[[Message, float], list[DomainEvent]]] = {
             "Newchannel": self._newchannel,
             "Newstate": self._newstate,
@@ -175,6 +178,31 @@ class AmiNormalizer:
             self._expected_files.pop(channel, None)
         else:
             self._expected_files[channel] = file
+
+    def expect_ring_recording(self, channel: str, file: str) -> None:
+        """The caller on ``channel`` is rung with ``CC_RECORD_FILE=file``: [ccserver-connect]
+        starts MixMonitor on it before Dial. That start is only reported (by
+        :meth:`ring_recording_started`) once the agent answered: a ring nobody answers ends in
+        the dialplan's StopMixMonitor and is no recording of the call."""
+        self._dialplan_files[channel] = file
+
+    def ring_recording_started(self, channel: str, file: str, now: float) -> RecordingStarted | None:
+        """The core asks to record ``channel`` into ``file`` (the agent answered): the
+        :class:`RecordingStarted` of the dialplan's MixMonitor, or None if it never started."""
+        call = next((c for c in self._calls.values() if c.channel == channel), None)
+        if call is None or call.ringing_recording != file:
+            return None
+        call.ringing_recording = None
+        call.recordings.append(file)
+        return RecordingStarted(call.call_id, file, now)
+
+    def forget_ring_recording(self, channel: str, file: str) -> bool:
+        """Drop the ring recording of ``file`` on ``channel`` that never started; whether there
+        was one (the dialplan was handed ``file`` but ran no MixMonitor)."""
+        if self._dialplan_files.get(channel) != file:
+            return False
+        del self._dialplan_files[channel]
+        return True
 
     def feed(self, msg: Message, now: float) -> list[DomainEvent]:
         """Turn one AMI message into zero or more domain events. Never raises."""
@@ -305,13 +333,20 @@ class AmiNormalizer:
         call = self._call_of(msg)
         if call is None:
             return []
-        file = self._expected_files.pop(msg["Channel"], "")
+        channel = msg["Channel"]
+        if channel == call.channel and channel in self._dialplan_files:
+            call.ringing_recording = self._dialplan_files.pop(channel)
+            return []
+        file = self._expected_files.pop(channel, "")
         call.recordings.append(file)
         return [RecordingStarted(call.call_id, file, now)]
 
     def _mixmonitor_stop(self, msg: Message, now: float) -> list[DomainEvent]:
         call = self._call_of(msg)
         if call is None:
+            return []
+        if call.ringing_recording is not None:  # the ring was not answered: no recording
+            call.ringing_recording = None
             return []
         file = call.recordings.pop() if call.recordings else ""
         return [RecordingStopped(call.call_id, file, now)]
@@ -357,6 +392,7 @@ class AmiNormalizer:
         for uid in [u for u, k in self._channels.items() if k == call.key]:
             del self._channels[uid]
         self._expected_files.pop(call.channel, None)
+        self._dialplan_files.pop(call.channel, None)
 
     # -- resynchronization -------------------------------------------------------------------
 
@@ -405,6 +441,7 @@ class AmiNormalizer:
             )
             if prev is not None:
                 call.hangup_by, call.recordings = prev.hangup_by, prev.recordings
+                call.ringing_recording = prev.ringing_recording
             calls[key] = call
             channels[key] = key
             try:

@@ -108,6 +108,9 @@ CALLER_ONLY_DIGIT = "1"
 class FreeSwitchAdapter:
     """A :class:`~ccserver.pbx.base.PbxAdapter` for one FreeSWITCH node."""
 
+    #: uuid_record needs no right an ESL login could lack (see PbxAdapter.recording_problems)
+    recording_problems: tuple[str, ...] = ()
+
     def __init__(
         self,
         node: FreeSwitchNodeConfig,

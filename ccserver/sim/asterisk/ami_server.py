@@ -1,8 +1,10 @@
 """The AMI side of the simulated Asterisk: a TCP server speaking AMI 11.0.0 like Asterisk 22.
 
 Session handling mirrors ``main/manager.c``: banner, Login/Logoff, per-session event class mask
-(``Events:`` at login and the ``Events`` action), per-session filters, Ping, and the error texts
-for unknown or unauthenticated actions. Everything else is delegated to an action handler.
+(``Events:`` at login and the ``Events`` action), per-session filters, Ping, ListCommands, the
+user's ``write`` classes checked against each action's (``ami_privileges``: an action the user may
+not send gets ``Permission denied``, as ``process_message`` answers), and the error texts for
+unknown or unauthenticated actions. Everything else is delegated to an action handler.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from ccserver.pbx.asterisk.ami_codec import AmiParser, BadFrame, Message, encode
 
 from .ami_filters import EventFilter, FilterError, parse_filter, should_send
+from .ami_privileges import ACTION_CLASSES, CLASS_ORDER, allowed_actions, may_send, priv_text
 from .channels import Pairs
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
@@ -56,6 +59,10 @@ def event_tv(t: float | None = None) -> str:
     """``2026-11-24T00:48:23.562+0000`` (security events)."""
     t = time.time() if t is None else t
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}+0000"
+
+
+#: actions Asterisk 22 registers, lower-cased (Asterisk finds an action whatever its case)
+_REGISTERED = frozenset(name.lower() for name in ACTION_CLASSES)
 
 
 class AmiEvent:
@@ -178,12 +185,18 @@ class AmiSession:
             return True
         if low == "login":
             return await self._login(msg)
+        self.server.actions.append(msg)
         if low == "logoff":
             self.respond(msg, "Goodbye", "Thanks for all the fish.")
             await self._drain()
             return False
-        if low == "ping":
+        if low in _REGISTERED and not may_send(self.server.write, action):
+            self.error(msg, "Permission denied")
+            self._security_event("RequestNotAllowed", action)
+        elif low == "ping":
             self.ack(msg, extra=[("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")])
+        elif low == "listcommands":
+            self._list_commands(msg)
         elif low == "events":
             self._events(msg)
         elif low == "filter":
@@ -191,12 +204,21 @@ class AmiSession:
         elif not await self.server.handler(self, msg):
             self.error(msg, f"Invalid/unknown command: {action}. Use Action: ListCommands to "
                             "show available commands.")
-            self.server.broadcast("RequestBadFormat", CLASSES["security"], [
-                ("EventTV", event_tv()), ("Severity", "Error"), ("Service", "AMI"),
-                ("EventVersion", "1"), *self.security_headers(),
-                ("RequestType", f"Action: {action}"), ("SessionTV", event_tv(self.started)),
-                ("AccountID", self.username)])
+            self._security_event("RequestBadFormat", action)
         return True
+
+    def _security_event(self, name: str, action: str) -> None:
+        self.server.broadcast(name, CLASSES["security"], [
+            ("EventTV", event_tv()), ("Severity", "Error"), ("Service", "AMI"),
+            ("EventVersion", "1"), *self.security_headers(),
+            ("RequestType", f"Action: {action}"), ("SessionTV", event_tv(self.started)),
+            ("AccountID", self.username)])
+
+    def _list_commands(self, msg: Message) -> None:
+        """``action_listcommands``: one ``Name: synopsis (Priv: ...)`` line per action the user
+        may send (capture 08 shows the real list; the synopsis here is the action's name)."""
+        self.ack(msg, extra=[(name, f"{name}.  (Priv: {priv_text(name)})")
+                             for name in allowed_actions(self.server.write)])
 
     async def _login(self, msg: Message) -> bool:
         if self.authenticated:
@@ -251,10 +273,14 @@ class AmiServer:
     """Accepts AMI clients and fans events out to them."""
 
     def __init__(self, handler: ActionHandler, *, user: str, secret: str,
-                 auth_fail_delay: float = 1.0):
+                 write: frozenset[str] = frozenset(CLASS_ORDER), auth_fail_delay: float = 1.0):
         self.handler = handler
         self.user = user
         self.secret = secret
+        #: the user's ``write`` classes (manager.conf): what it may send
+        self.write = write
+        #: every action a logged-in session sent, allowed or not, in order
+        self.actions: list[Message] = []
         self.auth_fail_delay = auth_fail_delay
         self.sessions: set[AmiSession] = set()
         self.frozen = False

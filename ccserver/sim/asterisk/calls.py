@@ -1,7 +1,8 @@
 """One inbound call running OUR dialplan (``dialplans/asterisk/extensions.conf``), as a coroutine.
 
 [ccserver-inbound] Answer + FastAGI -> [ccserver-wait] MusicOnHold -> (AMI Redirect)
-[ccserver-connect] Dial(CC_AGENT_DEVICE, CC_RING_TIMEOUT) -> bridge, or back to the wait.
+[ccserver-connect] MixMonitor(CC_RECORD_FILE) if set, Dial(CC_AGENT_DEVICE, CC_RING_TIMEOUT)
+-> bridge, or StopMixMonitor and back to the wait.
 Event order and headers follow the captures (app_queue-only events aside).
 """
 
@@ -335,14 +336,28 @@ class CallRun:
         self._goto(CONNECT)
         device = ch.variables.get("CC_AGENT_DEVICE", "")
         timeout = ch.variables.get("CC_RING_TIMEOUT", "")
+        record, previous = ch.variables.get("CC_RECORD_FILE", ""), ch.variables.get("CC_RECORDING", "")
         self._exten(1, "NoOp", f"ccserver ringing {device}")
-        self._exten(2, "Dial", f"{device},{timeout}")
+        self._exten(2, "ExecIf", f"{int(bool(previous))}?StopMixMonitor()")
+        if previous:
+            self.sim.stop_mixmonitor(ch)  # nothing left running after its own no-answer path
+        self._exten(3, "Set", f"CC_RECORDING={record}")
+        self.set_var("CC_RECORDING", record)
+        self._exten(4, "Set", "CC_RECORD_FILE=")
+        self.set_var("CC_RECORD_FILE", "")
+        self._exten(5, "ExecIf", f"{int(bool(record))}?MixMonitor({record},b)")
+        if record:
+            self.sim.start_mixmonitor(ch, record)
+        self._exten(6, "Dial", f"{device},{timeout}")
         status = await self._dial(device, float(timeout) if timeout.strip().isdigit() else None)
         if isinstance(status, tuple):
             return status
         self.set_var("DIALSTATUS", status)
-        self._exten(3, "GotoIf", "0?done")
-        self._exten(4, "Goto", "ccserver-wait,s,1")
+        self._exten(7, "GotoIf", "0?done")
+        self._exten(8, "ExecIf", f"{int(bool(record))}?StopMixMonitor()")
+        if record:
+            self.sim.stop_mixmonitor(ch)
+        self._exten(9, "Goto", "ccserver-wait,s,1")
         return WAIT
 
     async def _dial(self, device: str, timeout: float | None) -> str | Target:
@@ -437,8 +452,8 @@ class CallRun:
                 self._leave(bridge, leg)
                 self._leave(bridge, ch)
                 self.set_var("DIALSTATUS", "ANSWER")
-                self._exten(3, "GotoIf", "1?done")
-                self._exten(5, "Hangup", "")
+                self._exten(7, "GotoIf", "1?done")
+                self._exten(10, "Hangup", "")
                 self._ev("SoftHangupRequest", ch, [("Cause", "16")])
             self._bridge_ev("BridgeDestroy", bridge)
             self._hangup(leg, 16)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.contexts import CALLBACK_CONTEXT
 
 from .agents import CallerScript, SimAgent, SimCall
 from .agi_client import DIALPLAN_CLASS, DTMF_CLASS, lookup_variable
+from .ami_privileges import write_classes
 from .ami_server import AmiServer, AmiSession
 from .calls import CALL, CallRun, Signal
 from .channels import DOWN, RING, RINGING, UP, Channel, IdAllocator
+from .conf import SHIPPED_MANAGER_CONF, manager_user
 from .media import SimRecording, SimSpy
 
 CARRIER = "PJSIP/carrier"
@@ -44,12 +47,17 @@ class SimulatedAsterisk:
     AMI is served on TCP (``start()`` returns the port); for each placed call the simulator
     connects to the FastAGI server at ``agi_host:agi_port``. ``time_scale`` divides every
     simulated duration (2.0 = twice as fast).
+
+    The AMI user may send what its ``write`` classes allow, as on a real node: ``ami_write``
+    (manager.conf syntax, e.g. ``"call,reporting,originate,system"``), else the ``write`` of
+    user ``ami_user`` in ``manager_conf`` (by default the shipped dialplans/asterisk/manager.conf).
     """
 
     def __init__(self, *, node: str = "sim", agi_host: str, agi_port: int,
                  agents: list[SimAgent], ami_user: str = "ccserver",
                  ami_secret: str = "ccserver", time_scale: float = 1.0,
-                 host: str = "127.0.0.1", ami_port: int = 0):
+                 host: str = "127.0.0.1", ami_port: int = 0, ami_write: str | None = None,
+                 manager_conf: Path = SHIPPED_MANAGER_CONF):
         self.node = node
         self.agi_host = agi_host
         self.agi_port = agi_port
@@ -71,7 +79,9 @@ class SimulatedAsterisk:
         self.callback_talk_time = 1.0
         #: every AMI action received after login, in order (tests check their exact shape)
         self.received: list[Message] = []
-        self._ami = AmiServer(self._handle_action, user=ami_user, secret=ami_secret,
+        write = (write_classes(ami_write) if ami_write is not None
+                 else manager_user(manager_conf, ami_user).write)
+        self._ami = AmiServer(self._handle_action, user=ami_user, secret=ami_secret, write=write,
                               auth_fail_delay=self.seconds(1.0))
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -98,6 +108,11 @@ class SimulatedAsterisk:
         self._ami.frozen = frozen
 
     # -- introspection ---------------------------------------------------------------------
+    @property
+    def ami_actions(self) -> list[Message]:
+        """Every AMI action sent after login, refused ones, Pings and Filters included."""
+        return self._ami.actions
+
     @property
     def live_calls(self) -> list[SimCall]:
         """Calls whose caller channel still exists."""
@@ -271,13 +286,25 @@ class SimulatedAsterisk:
         s.ack(m, "Channel Hungup")
         ch.owner.post(Signal("ami_hangup", ch, int(cause) if cause.isdigit() else 16))
 
+    def start_mixmonitor(self, ch: Channel, file: str) -> None:
+        """MixMonitor on ``ch`` (the AMI action or the dialplan application): MixMonitorStart."""
+        ch.mixmonitors.append(SimRecording(file))
+        self.emit("MixMonitorStart", CALL, ch.snapshot())
+
+    def stop_mixmonitor(self, ch: Channel) -> bool:
+        """StopMixMonitor on ``ch``: the last recording closes, MixMonitorStop (False: none ran)."""
+        if not ch.mixmonitors:
+            return False
+        ch.mixmonitors.pop().close()
+        self.emit("MixMonitorStop", CALL, ch.snapshot())
+        return True
+
     async def _mixmonitor(self, s: AmiSession, m: Message) -> None:
         ch = self._channel(s, m, "No channel specified")
         if ch is None:
             return
-        ch.mixmonitors.append(SimRecording(m.get("File", f"{ch.uniqueid}.wav")))
         s.ack(m)  # no Message, no MixMonitorID (capture 05)
-        self.emit("MixMonitorStart", CALL, ch.snapshot())
+        self.start_mixmonitor(ch, m.get("File", f"{ch.uniqueid}.wav"))
 
     async def _stop_mixmonitor(self, s: AmiSession, m: Message) -> None:
         ch = self._channel(s, m, "No channel specified")
@@ -286,9 +313,8 @@ class SimulatedAsterisk:
         if not ch.mixmonitors:
             s.error(m, "Could not stop MixMonitor")
             return
-        ch.mixmonitors.pop().close()
         s.ack(m)
-        self.emit("MixMonitorStop", CALL, ch.snapshot())
+        self.stop_mixmonitor(ch)
 
     async def _mixmonitor_mute(self, s: AmiSession, m: Message) -> None:
         ch = self._channel(s, m, "No channel specified")

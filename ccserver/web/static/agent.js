@@ -14,7 +14,7 @@
   // it, whether it is paused): fetched when that call changes and after each button.
   const recError = document.getElementById("recording-error");
   const REC_TEXT = { none: "Not recorded", starting: "Recording is starting…", running: "Recording",
-    paused: "Recording paused" };
+    paused: "Recording paused", failed: "Recording did not start" };
   let recCall = null;  // the connected call the controls are for
   let rec = null;  // its GET /api/v1/calls/{id}/recording
   let recTimer = null;
@@ -25,10 +25,10 @@
     // shown only on a call that is (or may be, on demand) recorded
     box.hidden = !s || (s.state === "none" && s.policy !== "on_demand");
     if (!s) return;
-    document.getElementById("recording-state").textContent = REC_TEXT[s.state];
+    document.getElementById("recording-state").textContent = REC_TEXT[s.state] + (s.reason ? ` (${s.reason})` : "");
     document.getElementById("btn-rec-pause").hidden = s.state !== "running";
     document.getElementById("btn-rec-resume").hidden = s.state !== "paused";
-    document.getElementById("btn-rec-start").hidden = !(s.state === "none" && s.policy === "on_demand");
+    document.getElementById("btn-rec-start").hidden = !(["none", "failed"].includes(s.state) && s.policy === "on_demand");
   };
 
   const loadRecording = async () => {
