@@ -239,7 +239,9 @@ class Switch:
         """Install the repository's files into the running switch and ``reloadxml`` them."""
         install_shipped_files(self.conf_dir, outbound=outbound)
         answer = await self.api("reloadxml")
-        if not answer.startswith("+OK"):
+        # "+OK [Success]"; a file that does not load is "+OK [<the error>]" too (mod_commands.c,
+        # reload_xml_function), and the switch keeps the XML it had
+        if answer.strip() != "+OK [Success]":
             raise AssertionError(f"reloadxml with the shipped files: {answer.strip()}")
         # a profile reads its context when it starts
         if not await self._profile_context_is("external", "ccserver-inbound"):
@@ -333,11 +335,13 @@ class Phones:
         return self._start("fs_agent_no_answer.xml", self.switch.internal, self.agent_ports[ext],
                            ["-m", str(calls)], f"agent-{ext}-no-answer")
 
-    def call(self, caller: str, did: str = "support", press_1: bool = True, talk: float = 5.0) -> Sipp:
-        """The carrier calls ``did`` from ``caller``; hangs up ``talk`` s after the menu digit."""
+    def call(self, caller: str, did: str = "support", press_1: bool = True, talk: float = 5.0,
+             wait: float = 1.5) -> Sipp:
+        """The carrier calls ``did`` from ``caller``, presses 1 (or not) ``wait`` s after the
+        answer, hangs up ``talk`` s after that."""
         return self._start("fs_caller.xml", self.switch.external, free_udp_port(),
                            ["-m", "1", "-s", did, "-key", "caller", caller,
-                            "-key", "press", "1" if press_1 else "0",
+                            "-key", "press", "1" if press_1 else "0", "-key", "wait", str(int(wait * 1000)),
                             "-key", "talk", str(int(talk * 1000)), "-timeout", "120s"],
                            f"call-{caller}")
 
