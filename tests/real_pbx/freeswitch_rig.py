@@ -19,7 +19,6 @@ Phones are SIPp (Debian's ``sip-tester``) processes on loopback, scenarios in ``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import math
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from rig import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "dialplans" / "freeswitch"
@@ -293,13 +293,7 @@ class Sipp:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _end(self.process, signal.SIGTERM, 5)
         self._out.close()
 
 
@@ -360,7 +354,7 @@ class ThrowawaySwitch:
         self.folder = folder
         self.conf = folder / "conf"
         shutil.copytree(switch.conf_dir, self.conf)
-        self.esl_port = _free_tcp_port()
+        self.esl_port = free_port()
         install_shipped_files(self.conf, outbound="127.0.0.1:1", esl_port=self.esl_port)
         vars_xml = self.conf / "vars.xml"
         text = vars_xml.read_text()
@@ -398,20 +392,19 @@ class ThrowawaySwitch:
         raise AssertionError(f"FreeSWITCH neither started nor exited in {timeout} s:\n{self.printed()[-3000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # -nc -nf: SIGINT is a clean shutdown (switch.c)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _end(self.process, signal.SIGINT, 30)  # -nc -nf: SIGINT is a clean shutdown (switch.c)
         self._out.close()
 
 
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _end(process: subprocess.Popen, sig: int, grace: float) -> None:
+    """Stop a process this suite started: ``sig``, then SIGKILL after ``grace`` seconds."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 async def rows(dsn: str, sql: str, *args):
@@ -474,7 +467,7 @@ class CcServer:
                 "inbound_contexts": ["ccserver-inbound"], "recording_root": recording_root,
                 "ping_interval": 2.0, "ping_timeout": 2.0, "command_timeout": 5.0}.items()))
         parts = [
-            _table("server", {"agi_port": _free_tcp_port(), "esl_outbound_host": "127.0.0.1",
+            _table("server", {"agi_port": free_port(), "esl_outbound_host": "127.0.0.1",
                               "esl_outbound_port": outbound_port, "state_dir": folder / "state"}),
             _table("database", {"dsn": dsn}),
             _table("acd", {"ring_timeout": ring_timeout}),
