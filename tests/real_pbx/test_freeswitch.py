@@ -82,6 +82,13 @@ def site(switch, tmp_path_factory) -> Site:
     # flow's language (main: en) sets to $${sounds_dir}/en
     for name in _prompts(ROOT / "ivr_flows" / "main.yaml"):
         write_prompt(switch.sounds_dir / "en" / f"{name}.wav")
+    # ccserver_hold_music local_stream://moh falls back to the "default" stream of the vanilla
+    # local_stream.conf.xml, $${sounds_dir}/music/8000, which a source build leaves empty
+    # (mod_local_stream.c logs "Can't open directory" and starts no stream to play)
+    music = switch.sounds_dir / "music" / "8000"
+    if not any(music.glob("*.wav")):
+        write_prompt(music / "ccserver-test-hold.wav", seconds=10, hz=330)
+        _run(switch.api("local_stream start default"))
     logs = tmp_path_factory.mktemp("sipp")
     site = Site(switch, outbound_port, {ext: free_udp_port() for ext in AGENTS}, logs)
     phones = Phones(switch, logs / "registration", site.agent_ports)
