@@ -288,6 +288,18 @@ class Sipp:
             await asyncio.sleep(0.1)
         return self.process.returncode
 
+    async def listening(self, port: int, timeout: float = 10.0) -> None:
+        """Wait until this SIPp has bound UDP ``port`` (it loaded its scenario); fail with its
+        errors when it exits first."""
+        deadline = time.monotonic() + timeout
+        while not _udp_bound(port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                errors = self.log.with_suffix(".errors")
+                raise AssertionError(f"SIPp {self.name} is not listening on {port}: "
+                                     f"{self.log.read_text(errors='replace')}"
+                                     f"{errors.read_text(errors='replace') if errors.exists() else ''}")
+            await asyncio.sleep(0.05)
+
     def messages(self) -> str:
         path = self.log.with_suffix(".messages")
         return path.read_text(errors="replace") if path.exists() else ""
@@ -320,14 +332,19 @@ class Phones:
         if await sipp.wait(15) != 0:
             raise AssertionError(f"agent {ext} could not register: {sipp.log.read_text(errors='replace')}")
 
-    def agent(self, ext: str, answer_after: float = 1.0, calls: int = 10) -> Sipp:
+    async def agent(self, ext: str, answer_after: float = 1.0, calls: int = 10) -> Sipp:
         """Agent ``ext``'s phone answering every call after ``answer_after`` seconds of ringing."""
-        return self._start("fs_agent_answer.xml", self.switch.internal, self.agent_ports[ext],
-                           ["-m", str(calls), "-d", str(int(answer_after * 1000))], f"agent-{ext}")
+        return await self._phone(ext, "fs_agent_answer.xml", ["-d", str(int(answer_after * 1000))], calls)
 
-    def agent_never_answering(self, ext: str, calls: int = 10) -> Sipp:
-        return self._start("fs_agent_no_answer.xml", self.switch.internal, self.agent_ports[ext],
-                           ["-m", str(calls)], f"agent-{ext}-no-answer")
+    async def agent_never_answering(self, ext: str, calls: int = 10) -> Sipp:
+        return await self._phone(ext, "fs_agent_no_answer.xml", [], calls)
+
+    async def _phone(self, ext: str, scenario: str, extra: list[str], calls: int) -> Sipp:
+        port = self.agent_ports[ext]
+        sipp = self._start(scenario, self.switch.internal, port, ["-m", str(calls), *extra],
+                           f"agent-{ext}-{Path(scenario).stem}")
+        await sipp.listening(port)
+        return sipp
 
     def call(self, caller: str, did: str = "support", press_1: bool = True, talk: float = 5.0,
              wait: float = 1.5) -> Sipp:
@@ -394,6 +411,12 @@ class ThrowawaySwitch:
     def stop(self) -> None:
         _end(self.process, signal.SIGINT, 30)  # -nc -nf: SIGINT is a clean shutdown (switch.c)
         self._out.close()
+
+
+def _udp_bound(port: int) -> bool:
+    """Whether some socket on this machine is bound to UDP ``port`` (``/proc/net/udp``)."""
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1].endswith(f":{port:04X}") for line in list(table)[1:])
 
 
 def _end(process: subprocess.Popen, sig: int, grace: float) -> None:

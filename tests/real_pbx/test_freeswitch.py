@@ -200,7 +200,7 @@ async def test_event_socket_takes_no_password_at_all_when_the_variable_is_unset(
 
 async def test_caller_pressing_1_in_the_menu_is_queued_and_connected_to_the_agent_who_answers(fs):
     cc = await fs.ccserver([agent("1001")])
-    fs.phones.agent("1001", answer_after=1.0)
+    await fs.phones.agent("1001", answer_after=1.0)
     caller = fs.phones.call("15550001001", talk=6)
     assert await caller.wait(60) == 0, caller.messages()[-3000:]
     row = await cc.cdr("15550001001")
@@ -217,7 +217,7 @@ async def test_menu_prompts_play_from_the_flow_language_folder_so_a_silent_calle
     # main.yaml's menu waits 5 s for a digit, three times; a prompt that fails to open makes
     # play_and_get_digits return at once (issue 10 item 5), and the three "timeouts" take ~1 s
     cc = await fs.ccserver([agent("1001")])
-    fs.phones.agent("1001", answer_after=0.5)
+    await fs.phones.agent("1001", answer_after=0.5)
     caller = fs.phones.call("15550001009", press_1=False, talk=25)
     assert await caller.wait(60) == 0, caller.messages()[-3000:]
     row = await cc.cdr("15550001009")
@@ -228,7 +228,7 @@ async def test_menu_prompts_play_from_the_flow_language_folder_so_a_silent_calle
 
 async def test_caller_waits_on_hold_music_until_an_agent_logs_in(fs):
     cc = await fs.ccserver([agent("1001", auto_login=False)])
-    fs.phones.agent("1001", answer_after=0.5)
+    await fs.phones.agent("1001", answer_after=0.5)
     caller = fs.phones.call("15550001002", talk=14)
     await until(lambda: (c := cc.call_from("15550001002")) is not None and c.state == "queued", 20, "queued")
 
@@ -246,8 +246,8 @@ async def test_caller_waits_on_hold_music_until_an_agent_logs_in(fs):
 
 async def test_agent_not_answering_is_paused_and_the_caller_is_connected_to_the_next_agent(fs):
     cc = await fs.ccserver([agent("1001"), agent("1002", priorities={"support": 2})], ring_timeout=4)
-    fs.phones.agent_never_answering("1001")
-    fs.phones.agent("1002", answer_after=0.5)
+    await fs.phones.agent_never_answering("1001")
+    await fs.phones.agent("1002", answer_after=0.5)
     caller = fs.phones.call("15550001003", talk=14)
     assert await caller.wait(60) == 0, caller.messages()[-3000:]
     row = await cc.cdr("15550001003")
@@ -269,7 +269,7 @@ async def test_caller_hanging_up_on_hold_is_abandoned(fs):
 
 async def test_caller_hanging_up_in_the_ivr_is_an_ivr_hangup(fs):
     cc = await fs.ccserver([agent("1001")])
-    fs.phones.agent("1001")
+    await fs.phones.agent("1001")
     caller = fs.phones.call("15550001005", press_1=False, wait=0.2, talk=0)
     assert await caller.wait(60) == 0, caller.messages()[-3000:]
     row = await cc.cdr("15550001005")
@@ -280,7 +280,7 @@ async def test_caller_hanging_up_in_the_ivr_is_an_ivr_hangup(fs):
 
 async def test_recorded_queue_call_is_written_by_uuid_record_into_the_recording_root(fs):
     cc = await fs.ccserver([agent("1001")], queue={"recording": "all"})
-    fs.phones.agent("1001", answer_after=0.5)
+    await fs.phones.agent("1001", answer_after=0.5)
     caller = fs.phones.call("15550001006", talk=6)
     assert await caller.wait(60) == 0, caller.messages()[-3000:]
     row = await cc.cdr("15550001006")
@@ -294,9 +294,9 @@ async def test_recorded_queue_call_is_written_by_uuid_record_into_the_recording_
 async def test_agent_answering_while_the_esl_link_is_down_is_bridged_after_the_reconnect(fs):
     # issue 10 item 3: the originate's BACKGROUND_JOB goes only to listeners connected then
     cc = await fs.ccserver([agent("1001")], ring_timeout=15)
-    fs.phones.agent("1001", answer_after=3.0)
+    await fs.phones.agent("1001", answer_after=3.0)
     caller = fs.phones.call("15550001007", talk=30)
-    await until(lambda: (c := cc.call_from("15550001007")) is not None and c.state == "offered", 20, "offered")
+    await until(lambda: fs.agent_leg("1001"), 20, "the switch ringing agent 1001's phone")
     await fs.proxy.cut()
 
     async def agent_answered() -> bool:
@@ -317,7 +317,7 @@ async def test_agent_answering_while_the_esl_link_is_down_is_bridged_after_the_r
 async def test_ccserver_restart_while_an_agent_talks_keeps_the_agent_on_the_call(fs):
     # issue 10 item 4: the resync must find the agent of a live call by what the switch keeps
     cc = await fs.ccserver([agent("1001")])
-    fs.phones.agent("1001", answer_after=0.5)
+    await fs.phones.agent("1001", answer_after=0.5)
     caller = fs.phones.call("15550001008", talk=25)
     await until(lambda: (c := cc.call_from("15550001008")) is not None and c.state == "connected", 30, "connected")
     answered_at = cc.call_from("15550001008").answered_at
