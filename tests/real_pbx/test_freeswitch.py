@@ -331,3 +331,24 @@ async def test_ccserver_restart_while_an_agent_talks_keeps_the_agent_on_the_call
     row = await cc.cdr("15550001008")
     assert (row["disposition"], row["queue"], row["agent_id"]) == ("answered", "support", "1001")
     assert abs(row["answered_at"].timestamp() - answered_at) < 1
+
+
+async def test_ccserver_restart_while_a_caller_waits_keeps_the_callers_queue_facts(fs):
+    # issue 10 item 16: DID, queue, enqueue time and IVR path live across a restart
+    cc = await fs.ccserver([agent("1001", auto_login=False)])
+    await fs.phones.agent("1001", answer_after=0.5)
+    caller = fs.phones.call("15550001010", talk=20)
+    await until(lambda: (c := cc.call_from("15550001010")) is not None and c.state == "queued", 20, "queued")
+    waiting = cc.call_from("15550001010")
+    enqueued_at, ivr_path = waiting.enqueued_at, list(waiting.ivr_path)
+    await cc.stop()
+    await cc.start()
+    await until(lambda: cc.call_from("15550001010") is not None, 15, "the waiting caller adopted after the restart")
+    adopted = cc.call_from("15550001010")
+    assert (adopted.state, adopted.queue) == ("queued", "support")
+    cc.login("1001")
+    assert await caller.wait(60) == 0, caller.messages()[-3000:]
+    row = await cc.cdr("15550001010")
+    assert (row["disposition"], row["did"], row["queue"], row["agent_id"]) == ("answered", "support", "support", "1001")
+    assert abs(row["enqueued_at"].timestamp() - enqueued_at) < 1
+    assert row["ivr_path"] == ivr_path
