@@ -146,6 +146,17 @@ async def fs(site, db_dsn, tmp_path):
     await rig.close()
 
 
+async def until_call(cc: CcServer, caller: str, predicate, timeout: float, what: str):
+    """Wait until the live call from ``caller`` satisfies ``predicate``; the failure shows it."""
+    try:
+        await until(lambda: (c := cc.call_from(caller)) is not None and predicate(c), timeout, what)
+    except AssertionError as e:
+        c = cc.call_from(caller)
+        seen = None if c is None else {"state": str(c.state), "queue": c.queue, "agent": c.agent_id}
+        raise AssertionError(f"{e}; the call is {seen}") from None
+    return cc.call_from(caller)
+
+
 def _seconds(later, earlier) -> float:
     return (later - earlier).total_seconds()
 
@@ -230,7 +241,7 @@ async def test_caller_waits_on_hold_music_until_an_agent_logs_in(fs):
     cc = await fs.ccserver([agent("1001", auto_login=False)])
     await fs.phones.agent("1001", answer_after=0.5)
     caller = fs.phones.call("15550001002", talk=14)
-    await until(lambda: (c := cc.call_from("15550001002")) is not None and c.state == "queued", 20, "queued")
+    await until_call(cc, "15550001002", lambda c: c.state == "queued", 20, "queued")
 
     async def on_hold_music() -> bool:
         return any(ch.get("application") == "endless_playback"
@@ -305,8 +316,8 @@ async def test_agent_answering_while_the_esl_link_is_down_is_bridged_after_the_r
 
     await until(agent_answered, 15, "agent 1001's phone to answer")
     await fs.proxy.restore()
-    await until(lambda: (c := cc.call_from("15550001007")) is not None and c.state == "connected", 30,
-                "the caller connected to the agent who answered")
+    await until_call(cc, "15550001007", lambda c: c.state == "connected", 30,
+                     "the caller connected to the agent who answered")
     assert cc.center.agents["1001"].state == "on_call"
     assert await caller.wait(60) == 0, caller.messages()[-3000:]
     row = await cc.cdr("15550001007")
@@ -319,13 +330,13 @@ async def test_ccserver_restart_while_an_agent_talks_keeps_the_agent_on_the_call
     cc = await fs.ccserver([agent("1001")])
     await fs.phones.agent("1001", answer_after=0.5)
     caller = fs.phones.call("15550001008", talk=25)
-    await until(lambda: (c := cc.call_from("15550001008")) is not None and c.state == "connected", 30, "connected")
+    await until_call(cc, "15550001008", lambda c: c.state == "connected", 30, "connected")
     answered_at = cc.call_from("15550001008").answered_at
     await cc.stop()
     await cc.start()
-    await until(lambda: cc.call_from("15550001008") is not None, 15, "the live call adopted after the restart")
-    call = cc.call_from("15550001008")
-    assert (call.agent_id, call.queue) == ("1001", "support")
+    # the resync may adopt the call first and learn its facts from the switch after
+    await until_call(cc, "15550001008", lambda c: (c.agent_id, c.queue) == ("1001", "support"), 15,
+                     "the live call adopted with its agent and queue after the restart")
     assert cc.center.agents["1001"].state == "on_call"
     assert await caller.wait(60) == 0, caller.messages()[-3000:]
     row = await cc.cdr("15550001008")
@@ -338,14 +349,13 @@ async def test_ccserver_restart_while_a_caller_waits_keeps_the_callers_queue_fac
     cc = await fs.ccserver([agent("1001", auto_login=False)])
     await fs.phones.agent("1001", answer_after=0.5)
     caller = fs.phones.call("15550001010", talk=20)
-    await until(lambda: (c := cc.call_from("15550001010")) is not None and c.state == "queued", 20, "queued")
+    await until_call(cc, "15550001010", lambda c: c.state == "queued", 20, "queued")
     waiting = cc.call_from("15550001010")
     enqueued_at, ivr_path = waiting.enqueued_at, list(waiting.ivr_path)
     await cc.stop()
     await cc.start()
-    await until(lambda: cc.call_from("15550001010") is not None, 15, "the waiting caller adopted after the restart")
-    adopted = cc.call_from("15550001010")
-    assert (adopted.state, adopted.queue) == ("queued", "support")
+    await until_call(cc, "15550001010", lambda c: (c.state, c.queue) == ("queued", "support"), 15,
+                     "the waiting caller queued again after the restart")
     cc.login("1001")
     assert await caller.wait(60) == 0, caller.messages()[-3000:]
     row = await cc.cdr("15550001010")
