@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from freeswitch_rig import (
+from pgproxy import PgProxy
+from rig import free_port
+
+from .freeswitch_rig import (
     AGENTS,
     NODE,
     PASSWORD_ENV,
@@ -34,8 +37,6 @@ from freeswitch_rig import (
     until,
     write_prompt,
 )
-from pgproxy import PgProxy
-from rig import free_port
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
