@@ -11,6 +11,7 @@ calls with SIPp and checks the CDR rows and agent state changes in Postgres.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -363,3 +364,15 @@ async def test_ccserver_restart_while_a_caller_waits_keeps_the_callers_queue_fac
     assert (row["disposition"], row["did"], row["queue"], row["agent_id"]) == ("answered", "support", "support", "1001")
     assert abs(row["enqueued_at"].timestamp() - enqueued_at) < 1
     assert row["ivr_path"] == ivr_path
+
+
+async def test_ccserver_closing_the_outbound_socket_after_the_ivr_is_not_logged_as_the_caller_gone(fs, caplog):
+    # issue 10 item 6: ccserver closes the socket itself when the flow hands the call to a queue
+    caplog.set_level(logging.INFO, logger="ccserver.pbx.freeswitch.outbound")
+    cc = await fs.ccserver([agent("1001", auto_login=False)])
+    caller = fs.phones.call("15550001011", talk=4)
+    queued = await until_call(cc, "15550001011", lambda c: c.state == "queued", 20, "queued")
+    assert await caller.wait(60) == 0, caller.messages()[-3000:]
+    assert (await cc.cdr("15550001011"))["disposition"] == "abandoned"
+    said = [r.getMessage() for r in caplog.records]
+    assert [m for m in said if "caller gone" in m and queued.call_id in m] == []
