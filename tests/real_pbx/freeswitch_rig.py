@@ -367,12 +367,17 @@ class ThrowawaySwitch:
     """A second FreeSWITCH process from the running one's binary and a copy of its
     configuration, with the repository's files installed and ports of its own."""
 
-    def __init__(self, switch: Switch, folder: Path, env: dict[str, str]) -> None:
+    def __init__(self, switch: Switch, folder: Path, env: dict[str, str], acl_allow: str | None = None) -> None:
+        """``acl_allow``: the only address block the ``ccserver`` ACL list allows, if given."""
         self.folder = folder
         self.conf = folder / "conf"
         shutil.copytree(switch.conf_dir, self.conf)
         self.esl_port = free_port()
         install_shipped_files(self.conf, outbound="127.0.0.1:1", esl_port=self.esl_port)
+        if acl_allow is not None:
+            acl = self.conf / "autoload_configs" / "acl.conf.xml"
+            only = f'<list name="ccserver" default="deny"><node type="allow" cidr="{acl_allow}"/></list>'
+            acl.write_text(re.sub(r'<list name="ccserver".*?</list>', only, acl.read_text(), flags=re.S))
         vars_xml = self.conf / "vars.xml"
         text = vars_xml.read_text()
         for var in ("internal_sip_port", "external_sip_port", "internal_tls_port", "external_tls_port"):
@@ -507,7 +512,8 @@ class CcServer:
         self.config_path.write_text(f"hardware_dir = {_toml(folder / 'hardware')}\n\n" + "\n".join(parts))
         self.server = None
 
-    async def start(self) -> None:
+    async def start(self, logged_in: bool = True) -> None:
+        """Start; with ``logged_in``, return once the ESL login went through."""
         from ccserver.app import Server
         from ccserver.config import load_config
         from ccserver.hardware import check_site, load_nodes
@@ -517,7 +523,8 @@ class CcServer:
         check_site(config, nodes)
         self.server = Server(config, nodes)
         await self.server.start()
-        await until(lambda: self.server.adapters[NODE].connected, 15, "ccserver's ESL login")
+        if logged_in:
+            await until(lambda: self.server.adapters[NODE].connected, 15, "ccserver's ESL login")
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -209,6 +209,29 @@ async def test_event_socket_takes_no_password_at_all_when_the_variable_is_unset(
         second.stop()
 
 
+async def test_an_event_socket_acl_refusal_is_logged_as_freeswitchs_access_denied(
+        switch, tmp_path, db_dsn, caplog, monkeypatch):
+    # issue 10 item 6: FreeSWITCH answers a refused address with text/rude-rejection, no auth/request
+    secret = secrets.token_urlsafe(24)
+    monkeypatch.setenv(PASSWORD_ENV, secret)
+    second = ThrowawaySwitch(switch, tmp_path / "fs", dict(os.environ), acl_allow="192.0.2.1/32")
+    cc = CcServer(tmp_path / "ccserver", db_dsn, ("127.0.0.1", second.esl_port), free_port(), tmp_path, [agent("1001")])
+    try:
+        assert await second.started(), f"FreeSWITCH did not start:\n{second.printed()[-3000:]}"
+
+        async def refusing() -> bool:
+            return (await login_answer("127.0.0.1", second.esl_port, secret)).startswith("text/rude-rejection")
+
+        await until(refusing, 10, "the event socket to listen and refuse 127.0.0.1")
+        await cc.start(logged_in=False)
+        await until(lambda: any("Access Denied" in r.getMessage() for r in caplog.records), 15,
+                    "ccserver to log FreeSWITCH's Access Denied")
+        assert not [r for r in caplog.records if "no auth/request" in r.getMessage()]
+    finally:
+        await cc.stop()
+        second.stop()
+
+
 # --- calls -------------------------------------------------------------------------------------
 
 async def test_caller_pressing_1_in_the_menu_is_queued_and_connected_to_the_agent_who_answers(fs):
