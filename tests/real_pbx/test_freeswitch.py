@@ -399,3 +399,19 @@ async def test_ccserver_closing_the_outbound_socket_after_the_ivr_is_not_logged_
     assert (await cc.cdr("15550001011"))["disposition"] == "abandoned"
     said = [r.getMessage() for r in caplog.records]
     assert [m for m in said if "caller gone" in m and queued.call_id in m] == []
+
+
+async def test_call_arriving_while_the_esl_link_is_down_keeps_its_arrival_time(fs):
+    # issue 10 item 6: the call's CHANNEL_CREATE is lost with the link; the outbound socket's
+    # connect reply carries the channel's creation time
+    cc = await fs.ccserver([agent("1001")])
+    await fs.phones.agent("1001", answer_after=0.5)
+    await fs.proxy.cut()
+    caller = fs.phones.call("15550001012", talk=8)
+    await until_call(cc, "15550001012", lambda c: c.ivr_ended_at is not None, 20, "the IVR's end")
+    await fs.proxy.restore()
+    assert await caller.wait(60) == 0, caller.messages()[-3000:]
+    row = await cc.cdr("15550001012")
+    assert (row["disposition"], row["agent_id"]) == ("answered", "1001")
+    # the digit is pressed 1.5 s after the answer: the IVR took at least that long
+    assert _seconds(row["ivr_ended_at"], row["arrived_at"]) >= 1.5
