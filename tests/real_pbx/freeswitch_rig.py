@@ -1,17 +1,21 @@
 """A real FreeSWITCH, SIPp phones and the real ccserver in front of them (tests/real_pbx/).
 
-What ``CCSERVER_REAL_FREESWITCH`` holds: ``host:port`` of the ESL inbound socket of a FreeSWITCH
-running **on this machine** (the suite writes into its configuration and sounds folders), e.g.
-``127.0.0.1:8021``. That FreeSWITCH was started with ``CCSERVER_ESL_PASSWORD`` in its
-environment, as README "Connecting FreeSWITCH" says, and the tests get the same variable: it is
-the password ccserver and the suite log in with. The suite learns the rest from the switch itself
-(``global_getvar``): its ``conf_dir`` (into which it installs the repository's
-``dialplans/freeswitch/`` files exactly as README step 1 says, then ``reloadxml``), ``base_dir``
-(the binary, for the start-up tests that run a second, throw-away FreeSWITCH), ``sounds_dir``
-(the prompts of ``ivr_flows/main.yaml`` are written under ``<sounds_dir>/en/``), ``domain``,
-``default_password`` (the SIP password of the directory users 1001..1003 the agent phones
-register as) and the SIP profiles' ports (carrier calls go to the ``external`` profile, whose
-``context`` the suite sets to ``ccserver-inbound``; agents register on ``internal``).
+``CCSERVER_REAL_FREESWITCH`` holds ``host:port`` of the ESL inbound socket of a lab FreeSWITCH
+running **on this machine**, e.g. ``127.0.0.1:8021``, set up as README "Connecting FreeSWITCH"
+says (ccserver's files installed, the ``ccserver`` ACL allowing 127.0.0.1, started with
+``CCSERVER_ESL_PASSWORD`` in its environment); the tests get that same variable, the password
+ccserver and the suite log in with. The switch needs mod_sofia with the vanilla ``internal`` and
+``external`` profiles and directory users 1001..1003, mod_event_socket, mod_commands,
+mod_dptools, mod_dialplan_xml, mod_sndfile and mod_local_stream. The suite learns the rest from
+the switch (``global_getvar``): ``conf_dir`` (it installs the tree's ``dialplans/freeswitch/``
+files there as README step 1 says, sets the ``external`` profile's ``context`` to
+``ccserver-inbound``, then ``reloadxml``), ``base_dir`` (the binary, for the start-up tests, which
+run a second, throw-away FreeSWITCH on a copy of ``conf_dir`` with ports of its own),
+``sounds_dir`` (it writes the prompts of ``ivr_flows/main.yaml`` under ``<sounds_dir>/en/``, and
+hold music when there is none), ``domain`` and ``default_password`` (the agent phones register
+as the directory users) and the profiles' ports (carrier calls go to ``external``, agents
+register on ``internal``). Every test hangs up all calls on the switch (``hupall``): use a lab
+switch, and one run of the suite at a time.
 
 Phones are SIPp (Debian's ``sip-tester``) processes on loopback, scenarios in ``sipp/``.
 """
