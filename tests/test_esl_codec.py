@@ -20,7 +20,7 @@ from ccserver.pbx.freeswitch.esl_codec import (
     encode_frame,
     parse_event,
 )
-from tests.captures import FREESWITCH_CAPTURES
+from captures import FREESWITCH_CAPTURES
 
 RX = sorted(FREESWITCH_CAPTURES.glob("*.rx.raw"))
 

@@ -24,7 +24,7 @@ import pytest
 from ccserver.ivr.media import CallerHungUp, MediaSession
 from ccserver.pbx.freeswitch.esl_codec import EslCommandParser, EslParser, parse_event
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer, OutboundSession
-from tests.captures import FREESWITCH_CAPTURES
+from captures import FREESWITCH_CAPTURES
 
 #: recorded seconds -> replayed seconds
 TIME_SCALE = 0.01
