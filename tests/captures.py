@@ -9,7 +9,7 @@ are tested against.
 import os
 from pathlib import Path
 
-FIXTURES = Path(os.environ.get("CCSERVER_FIXTURES", Path(__file__).resolve().parent / "fixtures"))
+FIXTURES = Path(os.environ.get("CCSERVER_FIXTURES") or Path(__file__).resolve().parent / "fixtures")
 ASTERISK_CAPTURES = FIXTURES / "asterisk-ami"
 FREESWITCH_CAPTURES = FIXTURES / "freeswitch-esl"
 #: ccserver's own AMI / FastAGI and ESL / outbound-socket traffic through its shipped dialplans
