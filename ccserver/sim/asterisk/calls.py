@@ -155,12 +155,13 @@ class CallRun:
     def _bridge_ev(self, name: str, bridge: Bridge, ch: Channel | None = None) -> None:
         self.sim.emit(name, CALL, bridge.snapshot() + (ch.snapshot() if ch else []))
 
-    def _request_hangup(self, sig: Signal) -> None:
-        """A BYE shows as HangupRequest; an AMI Hangup as SoftHangupRequest with its Cause."""
+    def _request_hangup(self, sig: Signal, cause: int | None = None) -> None:
+        """A BYE shows as HangupRequest (with ``cause`` if the channel has one); an AMI Hangup
+        as SoftHangupRequest with its Cause."""
         if sig.kind == "ami_hangup":
             self._ev("SoftHangupRequest", sig.chan, [("Cause", str(sig.cause))])
         else:
-            self._ev("HangupRequest", sig.chan)
+            self._ev("HangupRequest", sig.chan, [] if cause is None else [("Cause", str(cause))])
 
     def _hangup(self, ch: Channel, cause: int) -> None:
         # Asterisk 22 closes a running MixMonitor at hang-up without a MixMonitorStop event
@@ -227,6 +228,9 @@ class CallRun:
 
     async def _inbound(self) -> Target:
         ch, s, did = self.channel, self.script, self.channel.exten
+        if ch.context != INBOUND_CONTEXT:  # the trunk's own context hands the call over
+            self._exten(1, "Goto", f"{INBOUND_CONTEXT},{did},1")
+            self._goto((INBOUND_CONTEXT, did, 1))
         self._phase, self._agi_exit = "ivr", None
         self._exten(1, "NoOp", f"ccserver inbound {did} from {s.caller}")
         self._exten(2, "Set", f"__CC_DID={did}")
@@ -357,6 +361,9 @@ class CallRun:
                 self._cancel("patience")
                 leg.state, leg.answered_wall = UP, time.time()
                 self._ev("Newstate", leg)
+                # Dial empties the answered leg's Exten (DialEnd's DestExten and its later
+                # events say "": capture asterisk-ccserver/c01)
+                leg.exten = ""
                 self._dial_ev("DialEnd", leg, [("DialStatus", "ANSWER")])
                 self.call.agent = device
                 return await self._bridge(leg)
@@ -403,7 +410,9 @@ class CallRun:
                 self._hangup(leg, 16)
                 self.sim.release(leg)
                 return sig.target
-            self._request_hangup(sig)
+            # a caller's BYE in Dial's bridge carries Cause 16 (captures asterisk-ccserver/c01,
+            # c02, c05-c08; app_queue's bridge in asterisk-ami/02 gives none)
+            self._request_hangup(sig, 16 if sig.chan is ch else None)
             if sig.chan is ch:  # the caller ends it (capture 02)
                 self._leave(bridge, ch)
                 self._ev("SoftHangupRequest", ch, [("Cause", "16")])

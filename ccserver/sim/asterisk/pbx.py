@@ -111,7 +111,7 @@ class SimulatedAsterisk:
     def place_call(self, script: CallerScript) -> SimCall:
         """An inbound call from the carrier arrives now; returns its handle at once."""
         ch = self.new_channel(f"{CARRIER}-{self.ids.suffix()}", script.caller, script.caller_name,
-                              "ccserver-inbound", script.did)
+                              script.context, script.did)
         ch.state = RING
         call = SimCall(script, ch.uniqueid, ch.name)
         run = CallRun(self, script, ch, call)
