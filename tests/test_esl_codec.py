@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given, settings
@@ -20,9 +21,63 @@ from ccserver.pbx.freeswitch.esl_codec import (
     encode_frame,
     parse_event,
 )
-from captures import FREESWITCH_CAPTURES
+from captures import FREESWITCH_CAPTURES, FREESWITCH_CCSERVER_CAPTURES
 
 RX = sorted(FREESWITCH_CAPTURES.glob("*.rx.raw"))
+#: every stream a FreeSWITCH sent: the lab's and ccserver's own sessions (ESL and outbound)
+ALL_RX = RX + sorted(FREESWITCH_CCSERVER_CAPTURES.glob("*.in.raw"))
+
+
+def plain_frames(raw: bytes) -> list[tuple[dict[str, str], bytes]]:
+    """The reference the parser is checked against, in a few lines of plain splitting: a header
+    block to the empty line, ``Name: value`` lines (URL-decoded), then ``Content-Length`` bytes."""
+    out, at = [], 0
+    while at < len(raw):
+        end = raw.index(b"\n\n", at)
+        headers = dict(line.split(": ", 1) for line in raw[at:end].decode().split("\n"))
+        headers = {k: unquote(v) for k, v in headers.items()}
+        length = int(headers.get("Content-Length", 0))
+        out.append((headers, raw[end + 2:end + 2 + length]))
+        at = end + 2 + length
+    return out
+
+
+def plain_event(headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """An event's headers (and ``_body``) read without the codec: JSON, or URL-encoded lines."""
+    if headers["Content-Type"] == "text/event-json":
+        # a repeated variable is a JSON array (variable_DP_MATCH); an event keeps it as JSON text
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(body).items()}
+    block, _, rest = body.decode().partition("\n\n")
+    fields = {k: unquote(v) for k, v in (line.split(": ", 1) for line in block.split("\n"))}
+    if "Content-Length" in fields:
+        fields["_body"] = rest[:int(fields.pop("Content-Length"))]
+    return fields
+
+
+@pytest.mark.parametrize("path", ALL_RX, ids=lambda p: p.name)
+def test_every_frame_and_event_is_read_as_plain_splitting_reads_it(path):
+    raw = path.read_bytes()
+    frames = EslParser().feed(raw)
+    reference = plain_frames(raw)
+    assert [(f.headers, f.body) for f in frames] == reference
+    for frame, (headers, body) in zip(frames, reference):
+        if frame.content_type.startswith("text/event-"):
+            ev = parse_event(frame)
+            expected = plain_event(headers, body)
+            assert ev.body == expected.pop("_body", "")
+            assert ev.headers == expected
+
+
+@pytest.mark.parametrize("path", RX, ids=lambda p: p.name)
+def test_the_raw_files_are_the_timelines_reads_put_together(path):
+    """The .timeline.tsv (what the outbound replay reads) covers both raw files, read by read."""
+    tsv = path.with_name(path.name.replace(".rx.raw", ".timeline.tsv"))
+    rows = [line.split("\t") for line in tsv.read_text().splitlines() if not line.startswith("#")]
+    for direction in ("rx", "tx"):
+        raw = path.with_name(path.name.replace(".rx.raw", f".{direction}.raw")).read_bytes()
+        slices = [(int(o), int(n)) for _, d, o, n in rows if d == direction]
+        assert b"".join(raw[o:o + n] for o, n in slices) == raw
+        assert all(o == sum(n for _, n in slices[:i]) for i, (o, _) in enumerate(slices))
 
 
 def frames_of(name: str) -> list[Frame]:
