@@ -3,7 +3,6 @@ is known to have made is "system", as on Asterisk."""
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from test_e2e_asterisk import make_rig  # noqa: F401  (fixture)
@@ -55,7 +54,10 @@ async def test_hold_time_reaches_the_cdr(make_rig):  # noqa: F811
     call, cid = await rig.connected_call(CallerScript(digits=["1"], talk_time=1.5))
     assert rig.sim.hold(call, True)
     assert rig.sim.hold(call, True)  # the phone says it again: FreeSWITCH fires nothing new
-    await asyncio.sleep(0.5)
+    held = rig.server.center.calls[cid]
+    await rig.until(lambda: held.hold_started is not None, what="the hold reaching the core")
+    # half a second on hold, by the clock the CDR is written with
+    await rig.until(lambda: rig.server.clock() >= held.hold_started + 0.5, what="0.5 s on hold")
     assert rig.sim.hold(call, False)
     assert await call.wait(15) == "answered"
     row = await rig.cdr(cid)
