@@ -98,21 +98,22 @@ def _ami(port: int) -> AmiConnection:
                          ping_interval=30, ping_timeout=3, logoff_timeout=0.5)
 
 
-async def _until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
+async def connected_then_stopped(conn: AmiConnection | EslConnection) -> float:
+    """Start ``conn``, wait until it is logged in, stop it: the seconds ``stop()`` took."""
+    await conn.start()
+    async with asyncio.timeout(5):
+        while not conn.connected:
             await asyncio.sleep(0.01)
+    started = time.monotonic()
+    await conn.stop()
+    return time.monotonic() - started
 
 
 async def test_ami_stop_logs_off_and_waits_for_asterisks_goodbye(caplog: pytest.LogCaptureFixture) -> None:
     async with Peer(BANNER, b"\r\n\r\n", _ami_answer(True)) as peer:
-        conn = _ami(peer.port)
-        await conn.start()
-        await _until(lambda: conn.connected)
         caplog.set_level(logging.INFO)
-        started = time.monotonic()
-        await conn.stop()
-        took = time.monotonic() - started
+        conn = _ami(peer.port)
+        took = await connected_then_stopped(conn)
     assert peer.requests[-1].startswith("Action: Logoff\r\n")
     assert took < 0.4  # the Goodbye came: no waiting out the bound
     assert "connection lost" not in caplog.text and "reconnecting" not in caplog.text
@@ -121,12 +122,7 @@ async def test_ami_stop_logs_off_and_waits_for_asterisks_goodbye(caplog: pytest.
 
 async def test_ami_stop_gives_a_silent_asterisk_a_bounded_wait() -> None:
     async with Peer(BANNER, b"\r\n\r\n", _ami_answer(False)) as peer:
-        conn = _ami(peer.port)
-        await conn.start()
-        await _until(lambda: conn.connected)
-        started = time.monotonic()
-        await conn.stop()
-        took = time.monotonic() - started
+        took = await connected_then_stopped(_ami(peer.port))
         async with asyncio.timeout(2):
             await peer.closed_by_client.wait()  # and the socket is closed
     assert peer.requests[-1].startswith("Action: Logoff\r\n")
@@ -161,15 +157,11 @@ def _esl(port: int) -> EslConnection:
 @pytest.mark.parametrize("bye", [True, False], ids=["freeswitch-says-bye", "silent-freeswitch"])
 async def test_esl_stop_says_exit_with_a_bounded_wait(bye: bool, caplog: pytest.LogCaptureFixture) -> None:
     async with Peer(b"Content-Type: auth/request\n\n", b"\n\n", _esl_answer(bye)) as peer:
-        conn = _esl(peer.port)
-        await conn.start()
-        await _until(lambda: conn.connected)
         caplog.set_level(logging.INFO)
-        started = time.monotonic()
-        await conn.stop()
-        took = time.monotonic() - started
+        took = await connected_then_stopped(_esl(peer.port))
         if not bye:
-            await asyncio.wait_for(peer.closed_by_client.wait(), 2)
+            async with asyncio.timeout(2):
+                await peer.closed_by_client.wait()
     assert peer.requests[-1] == "exit"
     assert took < 0.4 if bye else 0.4 < took < 1.5
     if bye:  # FreeSWITCH's goodbye is read, and its close is no "connection lost"
