@@ -1,4 +1,5 @@
-"""ccserver's own AMI sessions with a real Asterisk 22.10.1 replayed into AmiNormalizer.
+"""ccserver's own AMI and FastAGI sessions with a real Asterisk 22.10.1, replayed: the AMI ones
+into AmiNormalizer, the FastAGI ones into ccserver's FastAGI server running the shipped IVR.
 
 The captures in ``tests/fixtures/asterisk-ccserver/`` are ccserver (commit d4e882f) driving calls
 through its shipped ``dialplans/asterisk/`` (README there). Each session's ``.jsonl`` timeline is
@@ -11,8 +12,10 @@ expected domain events are what the timeline shows happened, written by hand fro
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -26,15 +29,20 @@ from ccserver.core.events import (
     DigitsReceived,
     DomainEvent,
     HoldChanged,
+    IvrFinished,
     LiveCall,
     NodeResynced,
     RecordingStarted,
 )
+from ccserver.ivr.library import FlowLibrary
+from ccserver.ivr.runner import serve_ivr
 from ccserver.pbx.asterisk.ami_codec import AmiParser, Message
+from ccserver.pbx.asterisk.fastagi import FastAgiServer
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
 
 from captures import ASTERISK_CCSERVER_CAPTURES
 
+ROOT = Path(__file__).resolve().parents[1]
 NODE = "pbx1"
 #: the trunk's context and ccserver's, as that lab's ccserver.toml lists them (capture README)
 INBOUND = {"from-carrier", "ccserver-inbound"}
@@ -247,3 +255,51 @@ def test_c08_a_link_cut_mid_call_and_the_resync_keep_the_call_and_its_agent() ->
     events = [e for t, m in parsed[end + 1:] for e in n.feed(m, base + t)]
     assert events == [CallHungUp(cid, "normal_clearing", "caller", base + 8.854)]
     assert n.live_call_ids == []
+
+
+# -- the FastAGI side: the IVR of the shipped flow, against the recorded Asterisk -------------
+
+AGI_SESSIONS = sorted(p.name.removesuffix(".jsonl")
+                      for p in ASTERISK_CCSERVER_CAPTURES.glob("*.agi*.jsonl"))
+
+
+async def replay_agi(name: str) -> tuple[list[str], list[IvrFinished]]:
+    """Play the recorded Asterisk side of ``<name>.jsonl`` to ccserver's FastAGI server running
+    the shipped ``ivr_flows/``: its environment, then each recorded reply once ccserver has sent
+    the command it answered. Returns the commands ccserver sent and what the IVR reported."""
+    reads = [json.loads(line) for line in
+             (ASTERISK_CCSERVER_CAPTURES / f"{name}.jsonl").read_text().splitlines()]
+    finished: list[IvrFinished] = []
+    library = FlowLibrary(ROOT / "ivr_flows", {"*": "main"})
+    server = FastAgiServer("127.0.0.1", 0, lambda s: serve_ivr(s, library, finished.append,
+                                                               lambda: 0.0), command_timeout=2.0)
+    port = await server.start()
+    sent: list[str] = []
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for read in reads:
+            if read["dir"] == "out":  # ccserver's command: wait for it
+                async with asyncio.timeout(5):
+                    sent.append((await reader.readline()).decode())
+            else:
+                writer.write(read["data"].encode("latin-1"))
+                await writer.drain()
+        async with asyncio.timeout(5):  # then ccserver closes the session, as recorded
+            assert await reader.read() == b""
+        writer.close()
+    finally:
+        await server.stop()
+    return sent, finished
+
+
+@pytest.mark.parametrize("name", AGI_SESSIONS)
+async def test_the_shipped_ivr_sends_what_it_sent_to_the_real_asterisk(name: str) -> None:
+    sent, finished = await replay_agi(name)
+    recorded = (ASTERISK_CCSERVER_CAPTURES / f"{name}.out.raw").read_bytes().decode()
+    assert "".join(sent) == recorded
+    (done,) = finished
+    if name.startswith("c04-"):  # GET DATA answered "200 result=-1": the caller hung up
+        assert done.caller_hung_up and done.queue is None
+    else:  # digit 1 of the main menu
+        assert (done.queue, done.did, done.node) == ("support", "5551000" if "c05" not in name
+                                                     else "5559000", "pbx1")
