@@ -193,7 +193,8 @@ ADAPTER_READS = frozenset({"Newchannel", "Newstate", "DTMFEnd", "DialBegin", "Di
 COMPARED = ("Context", "Exten", "Priority", "ChannelState", "CallerIDNum", "ConnectedLineNum",
             "Cause", "DialStatus", "Digit", "Direction", "Application", "ApplicationData",
             "DestContext", "DestExten", "DestPriority", "ListItems")
-IDS = ("Channel", "Uniqueid", "Linkedid", "DestChannel", "DestUniqueid", "DestLinkedid")
+PREFIXES = ("", "Dest", "Spyer", "Spyee")
+IDS = tuple(f"{p}{k}" for p in PREFIXES for k in ("Channel", "Uniqueid", "Linkedid"))
 CC_CALLER = "+15551231"  # the capture's caller, so that CallerIDNum compares too
 
 
@@ -221,12 +222,18 @@ def per_channel(msgs: list[dict[str, str]], caller: str) -> dict[str, list[tuple
     """Each channel's events in order, as (name, header names, ids as roles, compared values);
     channels are named by role: ``caller``, the agent's device (``PJSIP/1001``), ``""`` for
     events of no channel (bridges, list ends)."""
+    def role(channel: str) -> str:
+        base, _, suffix = channel.rpartition("-")
+        if channel == caller:
+            return "caller"
+        return f"{base.partition('@')[2]};{suffix[-1]}" if channel.startswith("Local/") else base
+
     roles: dict[str, str] = {}
     for m in msgs:
-        for prefix in ("", "Dest"):
+        for prefix in PREFIXES:
             ch, uid = m.get(f"{prefix}Channel", ""), m.get(f"{prefix}Uniqueid", "")
             if ch and uid:
-                roles[ch] = roles[uid] = "caller" if ch == caller else ch.rsplit("-", 1)[0]
+                roles[ch] = roles[uid] = role(ch)
     out: dict[str, list[tuple]] = {}
     for m in msgs:
         name = m.get("Event", "")
@@ -234,7 +241,8 @@ def per_channel(msgs: list[dict[str, str]], caller: str) -> dict[str, list[tuple
             continue
         ids = tuple((k, roles.get(m[k], "other")) for k in IDS if k in m)
         values = tuple((k, m[k]) for k in COMPARED if k in m)
-        out.setdefault(roles.get(m.get("Channel", ""), ""), []).append((name, tuple(m), ids, values))
+        channel = m.get("Channel") or m.get("SpyerChannel", "")
+        out.setdefault(roles.get(channel, ""), []).append((name, tuple(m), ids, values))
     return out
 
 
@@ -261,7 +269,10 @@ class RawAmi:
         self._seen = 0
 
     async def send(self, **headers: str) -> None:
-        self.writer.write("".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode() + b"\r\n")
+        await self.send_pairs(list(headers.items()))
+
+    async def send_pairs(self, pairs: list[tuple[str, str]]) -> None:
+        self.writer.write("".join(f"{k}: {v}\r\n" for k, v in pairs).encode() + b"\r\n")
         await self.writer.drain()
 
     async def until(self, pred, timeout: float = 10.0) -> dict[str, str]:
@@ -315,6 +326,19 @@ class CcLab:
         return self.sim.place_call(CallerScript(caller=CC_CALLER, did="5551000",
                                                 context="from-carrier", **script))
 
+    async def ring_when_waiting(self, call: SimCall, device: str) -> None:
+        """Ring ``device`` once the caller waits on hold music, as ccserver does."""
+        await self.ami.until(lambda m: m.get("Event") == "MusicOnHoldStart")
+        await self.ami.ring(call.channel, device)
+
+    async def connected(self, call: SimCall, device: str) -> str:
+        """Ring ``device`` for the waiting caller; the agent's channel once both are bridged."""
+        await self.ring_when_waiting(call, device)
+        enter = await self.ami.until(lambda m: m.get("Event") == "BridgeEnter"
+                                     and m["Channel"].startswith(f"{device}-"))
+        await self.ami.until(lambda m: m.get("Event") == "BridgeEnter" and m["Channel"] == call.channel)
+        return enter["Channel"]
+
     async def ended(self, call: SimCall) -> dict[str, list[tuple]]:
         """The call's events, channel by channel, once its last channel is gone."""
         await call.wait(10)
@@ -326,8 +350,7 @@ class CcLab:
 async def test_an_answered_call_through_ccservers_dialplan_matches_capture_c01() -> None:
     async with CcLab([SimAgent("PJSIP/1001", answer_delay=1.0)], "c01-ivr-queue-answered") as lab:
         call = lab.call(talk_time=6.0)
-        await lab.ami.until(lambda m: m.get("Event") == "MusicOnHoldStart")
-        await lab.ami.ring(call.channel, "PJSIP/1001")
+        await lab.ring_when_waiting(call, "PJSIP/1001")
         ours = await lab.ended(call)
     assert ours == captured_call("c01-ivr-queue-answered.ami.in.raw", "PJSIP/carrier-0000006a")
 
@@ -336,11 +359,9 @@ async def test_ring_no_answer_then_the_next_agent_matches_capture_c02() -> None:
     agents = [SimAgent("PJSIP/1001", answers=False), SimAgent("PJSIP/1002", answer_delay=1.0)]
     async with CcLab(agents, "c02-rona-next-agent") as lab:
         call = lab.call(talk_time=16.0)
-        await lab.ami.until(lambda m: m.get("Event") == "MusicOnHoldStart")
-        await lab.ami.ring(call.channel, "PJSIP/1001")
+        await lab.ring_when_waiting(call, "PJSIP/1001")
         await lab.ami.until(lambda m: m.get("Event") == "DialEnd")
-        await lab.ami.until(lambda m: m.get("Event") == "MusicOnHoldStart")
-        await lab.ami.ring(call.channel, "PJSIP/1002")
+        await lab.ring_when_waiting(call, "PJSIP/1002")
         ours = await lab.ended(call)
     assert ours == captured_call("c02-rona-next-agent.ami.in.raw", "PJSIP/carrier-0000006c")
 
@@ -367,9 +388,7 @@ async def test_a_caller_hanging_up_in_the_ivr_matches_capture_c04() -> None:
 async def test_the_listing_of_a_bridged_call_matches_capture_c08() -> None:
     async with CcLab([SimAgent("PJSIP/1001", answer_delay=1.0)], "c08-link-cut-resync") as lab:
         call = lab.call(talk_time=100.0)
-        await lab.ami.until(lambda m: m.get("Event") == "MusicOnHoldStart")
-        await lab.ami.ring(call.channel, "PJSIP/1001")
-        await lab.ami.until(lambda m: m.get("Event") == "BridgeEnter" and m["Channel"] == call.channel)
+        await lab.connected(call, "PJSIP/1001")
         await lab.ami.send(Action="CoreShowChannels", ActionID="ccserver-resync-2")
         await lab.ami.until(lambda m: m.get("Event") == "CoreShowChannelsComplete")
         ours = [m for m in lab.ami.msgs if m.get("ActionID") == "ccserver-resync-2"]
@@ -378,3 +397,67 @@ async def test_the_listing_of_a_bridged_call_matches_capture_c08() -> None:
     assert [tuple(ours[0].items())] == [tuple(theirs[0].items())]  # "Channels will follow"
     assert per_channel(ours, call.channel) == per_channel(theirs, "PJSIP/carrier-0000007d")
     assert len({m["BridgeId"] for m in ours if "BridgeId" in m}) == 1
+
+
+async def test_hold_from_the_agents_phone_matches_capture_c07() -> None:
+    async with CcLab([SimAgent("PJSIP/1001", answer_delay=1.0)], "c07-hold-then-transfer") as lab:
+        call = lab.call(talk_time=11.0)
+        await lab.connected(call, "PJSIP/1001")
+        assert lab.sim.hold(call, True)
+        assert lab.sim.hold(call, True)  # said again: the state did not change, nothing new
+        await lab.ami.until(lambda m: m.get("Event") == "Hold")
+        assert lab.sim.hold(call, False)
+        ours = await lab.ended(call)
+    assert ours == captured_call("c07-hold-then-transfer.ami.in.raw", "PJSIP/carrier-00000078")
+
+
+async def test_a_transfer_through_the_trunk_matches_capture_c07() -> None:
+    async with CcLab([SimAgent("PJSIP/1002", answer_delay=1.0)], "c07-hold-then-transfer") as lab:
+        call = lab.call(talk_time=16.0)
+        await lab.connected(call, "PJSIP/1002")
+        # what ccserver sends for POST /calls/{id}/transfer (capture c07's out stream)
+        await lab.ami.send(Action="Redirect", Channel=call.channel, Context="ccserver-transfer",
+                           Exten="+15550001", Priority="1")
+        ours = await lab.ended(call)
+        assert call.outcome == "transferred" and call.transferred_to == "+15550001"
+    assert ours == captured_call("c07-hold-then-transfer.ami.in.raw", "PJSIP/carrier-0000007a")
+
+
+async def test_listen_whisper_barge_and_stop_match_capture_c06_in_what_the_adapter_reads() -> None:
+    """The simulator's spy answers at once and never dials the supervisor's phone (no
+    PJSIP/9000 leg, no Dial or bridge on ``;1``, so other caller ids and priorities on the Local
+    halves): of the spy, only what AsteriskAdapter acts on is compared (OriginateResponse,
+    ChanSpyStart / Stop, the mode digits read on ``;2``, the hang-ups), besides the whole call
+    of the caller and the agent."""
+    session = "a8a1486bda918347"  # the capture's, so the Local channels' names compare too
+    async with CcLab([SimAgent("PJSIP/1001", answer_delay=1.0)], "c06-supervisor-listen-whisper-barge") as lab:
+        call = lab.call(talk_time=40.0)
+        agent = await lab.connected(call, "PJSIP/1001")
+        # ccserver's listen, then whisper / barge / listen, then stop (capture c06's out stream)
+        await lab.ami.send(Action="Setvar", Channel=agent, Variable="SPYGROUP", Value=f"cc{session}")
+        await lab.ami.send_pairs([
+            ("Action", "Originate"), ("Channel", f"Local/{session}@ccserver-spy/n"),
+            ("Application", "Dial"), ("Data", "PJSIP/9000,30"),
+            ("CallerID", f'"Supervisor" <{session[:8]}>'), ("Timeout", "30000"), ("Async", "true"),
+            ("Variable", f"CC_SPY_TARGET={agent}"),
+            ("Variable", f"CC_SPY_OPTIONS=qdEg(cc{session})"), ("ActionID", "spy")])
+        start = await lab.ami.until(lambda m: m.get("Event") == "ChanSpyStart")
+        spy = start["SpyerChannel"][:-2]
+        for digit in "564":
+            await lab.ami.send(Action="PlayDTMF", Channel=f"{spy};2", Digit=digit, Receive="true",
+                               Async="false")
+            await lab.ami.until(lambda m: m.get("Event") == "DTMFEnd" and m.get("Digit") == digit)
+        await lab.ami.send(Action="Hangup", Channel=f"{spy};1", Cause="16")
+        ours = await lab.ended(call)
+    theirs = captured_call("c06-supervisor-listen-whisper-barge.ami.in.raw", "PJSIP/carrier-00000075")
+
+    for role in ("caller", "PJSIP/1001"):
+        assert ours[role] == theirs[role]
+
+    def spy(channels: dict[str, list[tuple]]) -> list[tuple]:
+        """The spy's events the adapter acts on, by name, ids and the values it reads."""
+        return [(role, name, ids, tuple(v for v in values if v[0] in ("Digit", "Direction", "Cause")))
+                for role in ("ccserver-spy;1", "ccserver-spy;2")
+                for name, _keys, ids, values in channels[role]
+                if name in ("OriginateResponse", "ChanSpyStart", "ChanSpyStop", "DTMFEnd", "Hangup")]
+    assert spy(ours) == spy(theirs)

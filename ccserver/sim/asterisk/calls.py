@@ -17,7 +17,7 @@ from ccserver.pbx.contexts import INBOUND_CONTEXT, TRANSFER_CONTEXT
 
 from .agents import CallerScript, Outcome, SimCall
 from .agi_client import DIALPLAN_CLASS, FastAgiSession
-from .channels import CAUSE_TXT, RINGING, UP, Bridge, Channel, Pairs
+from .channels import CARRIER, CAUSE_TXT, RINGING, UP, Bridge, Channel, Pairs
 
 if TYPE_CHECKING:
     from .pbx import SimulatedAsterisk
@@ -26,6 +26,10 @@ CALL, CDR = 2, 1024
 Target = tuple[str, str, int]
 WAIT: Target = ("ccserver-wait", "s", 1)
 CONNECT: Target = ("ccserver-connect", "s", 1)
+#: the trunk's own context (README step 1's example) and how long the far end rings before it
+#: answers a transfer (c07: DialBegin to DialEnd ANSWER about 1 s)
+TRUNK_CONTEXT = "from-carrier"
+TRUNK_ANSWER_DELAY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +214,7 @@ class CallRun:
                 elif target == CONNECT:
                     target = await self._connect()
                 elif target[0] == TRANSFER_CONTEXT:
-                    await self._transfer(target)
+                    target = await self._transfer(target)
                 elif target[0] == INBOUND_CONTEXT:  # a transfer to another DID of ours
                     self._goto(target)
                     target = await self._inbound()
@@ -273,21 +277,41 @@ class CallRun:
             self._end(sig.cause if sig.kind == "ami_hangup" else 0, outcome, soft=False)
         self._end(sig.cause if sig.kind == "ami_hangup" else 0, outcome)
 
-    async def _transfer(self, target: Target) -> None:
-        """``[ccserver-transfer]``: dial the external number through the trunk; the call ends
-        when either side hangs up (the caller after ``talk_time``)."""
-        ch, number = self.channel, target[1]
+    async def _transfer(self, target: Target) -> Target:
+        """``[ccserver-transfer]``: Dial the external number through the trunk. Its leg is a new
+        ``PJSIP/carrier`` channel born in the trunk's context; it answers after
+        ``TRUNK_ANSWER_DELAY`` and is bridged with the caller until one of them hangs up (the
+        caller after ``talk_time``), as in capture asterisk-ccserver/c07."""
+        ch, number, sim = self.channel, target[1], self.sim
         self._goto(target)
         self._exten(1, "NoOp", f"ccserver transfer to {number}")
         self._exten(2, "Dial", f"PJSIP/{number}@carrier,60")
         self.call.transferred_to = number
         self.call.outcome = "transferred"
+        leg = sim.new_channel(f"{CARRIER}-{sim.ids.suffix()}", "<unknown>", "<unknown>",
+                              TRUNK_CONTEXT, "s", linkedid=ch.uniqueid, owner=self)
+        self._ev("Newchannel", leg)
+        leg.caller_num, leg.exten = number, number  # the number dialed (NewCallerid, noise here)
+        self._dial_ev("DialBegin", leg, [("DialString", f"{number}@carrier")])
+        ch.connected_num, ch.connected_name = leg.caller_num, leg.caller_name
+        leg.connected_num, leg.connected_name = ch.caller_num, ch.caller_name
+        leg.state = RINGING
+        self._ev("Newstate", leg)
+        self._dial_ev("DialState", leg, [("DialStatus", "RINGING")])
+        self._later("answer", TRUNK_ANSWER_DELAY, Signal("answer", leg))
         while True:
-            sig = await self._next(self.script.talk_time)
-            if sig is None or (sig.chan is ch and sig.kind in ("bye", "ami_hangup")):
+            sig = await self._next(None)
+            assert sig is not None
+            if sig.kind == "answer" and sig.chan is leg:
                 break
-        self._exten(3, "Hangup", "")
-        self._end(16, "transferred")
+            if sig.chan is ch and sig.kind in ("bye", "ami_hangup"):
+                self._cancel("answer")
+                self._caller_hangup(sig, leg)
+        leg.state, leg.answered_wall = UP, time.time()
+        self._ev("Newstate", leg)
+        leg.exten = ""  # as Dial does for any answered leg (DialEnd's DestExten)
+        self._dial_ev("DialEnd", leg, [("DialStatus", "ANSWER")])
+        return await self._bridge(leg, "transferred")  # only a redirect returns
 
     async def _wait(self) -> Target:
         ch = self.channel
@@ -384,7 +408,7 @@ class CallRun:
                 sim.release(leg)
                 return "NOANSWER"
 
-    async def _bridge(self, leg: Channel) -> Target:
+    async def _bridge(self, leg: Channel, outcome: Outcome = "answered") -> Target:
         ch = self.channel
         bridge = Bridge()
         self._bridge_ev("BridgeCreate", bridge)
@@ -392,7 +416,7 @@ class CallRun:
             bridge.channels.append(member)
             member.bridge = bridge
             self._bridge_ev("BridgeEnter", bridge, member)
-        self.call.outcome = "answered"
+        self.call.outcome = outcome
         ender = leg if self.script.hangup_side == "agent" else ch
         self._later("talk", self.script.talk_time, Signal("talk_end", ender))
         while True:
@@ -404,6 +428,8 @@ class CallRun:
                 continue
             self._cancel("talk")
             if sig.kind == "redirect" and sig.target is not None:
+                # the caller leaves the bridge already at its new place (c07's BridgeLeave)
+                self._goto(sig.target)
                 self._leave(bridge, ch)
                 self._leave(bridge, leg)
                 self._bridge_ev("BridgeDestroy", bridge)

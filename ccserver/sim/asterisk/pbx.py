@@ -12,10 +12,9 @@ from .agents import CallerScript, SimAgent, SimCall
 from .agi_client import DIALPLAN_CLASS, DTMF_CLASS, lookup_variable
 from .ami_server import AmiServer, AmiSession
 from .calls import CALL, CallRun, Signal
-from .channels import DOWN, RING, RINGING, UP, Channel, IdAllocator
+from .channels import CARRIER, DOWN, RING, RINGING, UP, Channel, IdAllocator
 from .media import SimRecording, SimSpy
 
-CARRIER = "PJSIP/carrier"
 
 
 class _Originated:
@@ -108,6 +107,26 @@ class SimulatedAsterisk:
         return sim_seconds / self.time_scale
 
     # -- calls -----------------------------------------------------------------------------
+    def hold(self, call: SimCall, on: bool) -> bool:
+        """The agent's phone puts ``call``'s caller on hold (a re-INVITE with ``a=sendonly``) or
+        takes them off it: Hold / Unhold on the agent's channel, then the caller's hold music,
+        only when that changes anything (``res_pjsip_sdp_rtp.c``: remotely_held_changed;
+        capture asterisk-ccserver/c07). False when no agent is connected."""
+        caller = self.channels.get(call.channel)
+        bridge = caller.bridge if caller is not None else None
+        leg = next((c for c in bridge.channels if c is not caller), None) if bridge else None
+        if caller is None or leg is None:
+            return False
+        if leg.holding != on:
+            leg.holding = on
+            if on:
+                self.emit("Hold", CALL, leg.snapshot() + [("MusicClass", "default")])
+                self.emit("MusicOnHoldStart", CALL, caller.snapshot() + [("Class", "default")])
+            else:
+                self.emit("Unhold", CALL, leg.snapshot())
+                self.emit("MusicOnHoldStop", CALL, caller.snapshot())
+        return True
+
     def place_call(self, script: CallerScript) -> SimCall:
         """An inbound call from the carrier arrives now; returns its handle at once."""
         ch = self.new_channel(f"{CARRIER}-{self.ids.suffix()}", script.caller, script.caller_name,
