@@ -323,8 +323,8 @@ class CcLab:
         await self.agi.stop()
 
     def call(self, **script: object) -> SimCall:
-        return self.sim.place_call(CallerScript(caller=CC_CALLER, did="5551000",
-                                                context="from-carrier", **script))
+        return self.sim.place_call(CallerScript(**{"caller": CC_CALLER, "did": "5551000",
+                                                   "context": "from-carrier", **script}))
 
     async def ring_when_waiting(self, call: SimCall, device: str) -> None:
         """Ring ``device`` once the caller waits on hold music, as ccserver does."""
@@ -364,6 +364,17 @@ async def test_ring_no_answer_then_the_next_agent_matches_capture_c02() -> None:
         await lab.ring_when_waiting(call, "PJSIP/1002")
         ours = await lab.ended(call)
     assert ours == captured_call("c02-rona-next-agent.ami.in.raw", "PJSIP/carrier-0000006c")
+
+
+async def test_a_recording_started_by_mixmonitor_matches_capture_c05b() -> None:
+    async with CcLab([SimAgent("PJSIP/1001", answer_delay=1.0)], "c05b-recording-system-granted") as lab:
+        call = lab.call(did="5559000", talk_time=8.0)
+        await lab.connected(call, "PJSIP/1001")
+        # what ccserver sends when the DID's policy records (capture c05b's out stream)
+        await lab.ami.send(Action="MixMonitor", Channel=call.channel,
+                           File="/var/spool/asterisk/monitor/pbx1-x.wav", Options="b", ActionID="rec")
+        ours = await lab.ended(call)
+    assert ours == captured_call("c05b-recording-system-granted.ami.in.raw", "PJSIP/carrier-00000073")
 
 
 async def test_a_caller_abandoning_on_hold_music_matches_capture_c03() -> None:
