@@ -358,7 +358,7 @@ class CallRun:
                               "from-agents", "s", linkedid=ch.uniqueid, owner=self)
         leg.application, leg.app_data = "AppDial", "(Outgoing Line)"
         self._ev("Newchannel", leg)
-        self._dial_ev("DialBegin", leg, [("DialString", device)])
+        self._dial_ev("DialBegin", leg, [("DialString", device.partition("/")[2])])  # "1001" (c01)
         if not sim.occupy(device, leg):
             self._dial_ev("DialEnd", leg, [("DialStatus", "BUSY")])
             self._hangup(leg, 17)
