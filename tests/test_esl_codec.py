@@ -252,3 +252,39 @@ def test_a_json_event_with_bytes_that_are_not_utf8_is_kept():
     event = parse_event(Frame({"Content-Type": "text/event-json", "Content-Length": str(len(body))}, body))
     assert event.headers["Event-Name"] == "CHANNEL_CREATE"
     assert event.headers["Caller-Caller-ID-Name"].startswith("Zo")
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+async def test_the_simulators_bytes_read_as_plain_splitting_reads_them(fmt):
+    """The FreeSWITCH simulator checked with the same oracle as the captures: every byte it sends
+    for a whole call (events, replies, the goodbye) frames and decodes as plain splitting does."""
+    import asyncio
+
+    from ccserver.sim.freeswitch import CallerScript, SimAgent, SimulatedFreeSwitch
+
+    sim = SimulatedFreeSwitch(node="fs", esl_password="ClueCon", outbound_host="127.0.0.1",
+                              outbound_port=1, agents=[SimAgent("user/1001", answer_delay=0.1)])
+    port = await sim.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"auth ClueCon\n\nevent {fmt} ALL\n\napi show channels as json\n\n".encode())
+        raw = b""
+        async with asyncio.timeout(10):
+            while raw.count(b"Content-Type: api/response") < 1:
+                raw += await reader.read(65536)
+            sim.place_call(CallerScript())  # its IVR socket cannot connect: the call ends at once
+            while b"CHANNEL_HANGUP_COMPLETE" not in raw:
+                raw += await reader.read(65536)
+            writer.write(b"exit\n\n")
+            while chunk := await reader.read(65536):
+                raw += chunk
+    finally:
+        await sim.stop()
+    frames = EslParser().feed(raw)
+    assert [(f.headers, f.body) for f in frames] == plain_frames(raw)
+    events = [(f, h, b) for f, (h, b) in zip(frames, plain_frames(raw))
+              if f.content_type.startswith("text/event-")]
+    assert len(events) >= 3
+    for frame, headers, body in events:
+        ev, expected = parse_event(frame), plain_event(headers, body)
+        assert (ev.body, ev.headers) == (expected.pop("_body", ""), expected)
