@@ -340,6 +340,11 @@ def _blocks(reads: list[dict]) -> list[tuple[float, str, str]]:
     return out
 
 
+#: what the test, acting as the core, does at a recorded action: a command, and the kind of
+#: event the core acts after (None: at once)
+Core = tuple[Command, type | None] | None
+
+
 @dataclass
 class ReplayingAsterisk:
     """Asterisk as recorded in ccserver's captures, for AsteriskAdapter over real TCP: the n-th
@@ -354,15 +359,21 @@ class ReplayingAsterisk:
     """
 
     sessions: list[str]
-    command_for: Callable[[dict[str, str]], Command | None]
+    #: the core's command (and the kind of event it acts after) for a recorded action
+    command_for: Callable[[dict[str, str]], Core]
     adapter: AsteriskAdapter | None = None
+    events: list[object] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     scale: float = 0.02
 
-    async def _execute(self, command: Command) -> None:
+    async def _execute(self, command: Command, after: type | None) -> None:
+        """Execute ``command`` once the core would: after it heard of an ``after`` event."""
         assert self.adapter is not None
+        async with asyncio.timeout(10):
+            while after is not None and not any(isinstance(e, after) for e in self.events):
+                await asyncio.sleep(0.01)
         try:
             await self.adapter.execute(command)
         except CommandFailed as e:
@@ -385,9 +396,9 @@ class ReplayingAsterisk:
                 if headers.get("Action") == "Ping":
                     pings.add(headers["ActionID"])
                     continue
-                command = self.command_for(headers)
-                if command is not None:
-                    self.tasks.append(asyncio.create_task(self._execute(command)))
+                core = self.command_for(headers)
+                if core is not None:
+                    self.tasks.append(asyncio.create_task(self._execute(*core)))
                 async with asyncio.timeout(10):
                     while "\r\n\r\n" not in buf:
                         data = await reader.read(65536)
@@ -414,12 +425,12 @@ def _timeless(events: list[object]) -> list[object]:
     return [replace(e, at=0.0) if hasattr(e, "at") else e for e in events]
 
 
-async def adapter_replay(sessions: list[str], command_for: Callable[[dict[str, str]], Command | None]
+async def adapter_replay(sessions: list[str], command_for: Callable[[dict[str, str]], Core]
                          ) -> tuple[ReplayingAsterisk, list[object]]:
     """Replay ``sessions`` to an AsteriskAdapter of node pbx1 (the capture lab's settings);
     returns the peer and the domain events, times left out, once the last link went down."""
-    events: list[object] = []
     peer = ReplayingAsterisk(list(sessions), command_for)
+    events = peer.events
     server = await asyncio.start_server(peer.serve, "127.0.0.1", 0)
     node = NodeConfig(name=NODE, kind="asterisk", host="127.0.0.1",
                       ami_port=server.sockets[0].getsockname()[1], ami_user="ccserver",
@@ -439,10 +450,10 @@ async def adapter_replay(sessions: list[str], command_for: Callable[[dict[str, s
     return peer, _timeless(events)
 
 
-def ring(cid: str, caller: str, *devices: str) -> Callable[[dict[str, str]], Command | None]:
+def ring(cid: str, caller: str, *devices: str) -> Callable[[dict[str, str]], Core]:
     """The core's rings, in order, at each CC_AGENT_DEVICE Setvar of the recording."""
     left = list(devices)
-    return lambda action: (RingAgent(NODE, cid, caller, left.pop(0), 8)
+    return lambda action: ((RingAgent(NODE, cid, caller, left.pop(0), 8), CallStarted)
                            if action.get("Variable") == "CC_AGENT_DEVICE" else None)
 
 
@@ -483,9 +494,9 @@ async def test_c05b_a_granted_recording_through_the_adapter() -> None:
     file = "pbx1-1796356461.119-d6c19a79-38e.wav"  # the name the core chose in the capture
     rings = ring(cid, caller, "PJSIP/1001")
 
-    def command_for(action: dict[str, str]) -> Command | None:
+    def command_for(action: dict[str, str]) -> Core:
         if action.get("Action") == "MixMonitor":  # the DID's policy: record at the answer
-            return StartRecording(NODE, cid, caller, file)
+            return StartRecording(NODE, cid, caller, file), AgentLegAnswered
         return rings(action)
 
     peer, events = await adapter_replay(["c05b-recording-system-granted.ami"], command_for)
@@ -514,15 +525,16 @@ async def test_c08_a_link_cut_and_the_resync_through_the_adapter() -> None:
 async def test_c06_listen_whisper_barge_and_stop_through_the_adapter() -> None:
     cid, caller, session = f"{NODE}:1796356489.121", "PJSIP/carrier-00000075", "a8a1486bda918347"
     rings = ring(cid, caller, "PJSIP/1001")
-    spy = {
-        ("Setvar", "SPYGROUP"): StartSpy(NODE, cid, caller, session, "PJSIP/9000", "listen"),
-        ("PlayDTMF", "5"): ChangeSpyMode(NODE, session, "whisper"),
-        ("PlayDTMF", "6"): ChangeSpyMode(NODE, session, "barge"),
-        ("PlayDTMF", "4"): ChangeSpyMode(NODE, session, "listen"),
-        ("Hangup", None): StopSpy(NODE, session),
+    spy: dict[tuple[str | None, str | None], Core] = {
+        ("Setvar", "SPYGROUP"): (StartSpy(NODE, cid, caller, session, "PJSIP/9000", "listen"),
+                                 AgentLegAnswered),
+        ("PlayDTMF", "5"): (ChangeSpyMode(NODE, session, "whisper"), SpyStarted),
+        ("PlayDTMF", "6"): (ChangeSpyMode(NODE, session, "barge"), SpyStarted),
+        ("PlayDTMF", "4"): (ChangeSpyMode(NODE, session, "listen"), SpyStarted),
+        ("Hangup", None): (StopSpy(NODE, session), SpyStarted),
     }
 
-    def command_for(action: dict[str, str]) -> Command | None:
+    def command_for(action: dict[str, str]) -> Core:
         key = (action.get("Action"), action.get("Digit") or (
             action.get("Variable") if action.get("Variable") == "SPYGROUP" else None))
         return spy.get(key) or rings(action)
@@ -549,13 +561,13 @@ async def _c07_through_the_adapter() -> tuple[ReplayingAsterisk, list[object]]:
     calls = iter([first, second])
     current = [next(calls)]
 
-    def command_for(action: dict[str, str]) -> Command | None:
+    def command_for(action: dict[str, str]) -> Core:
         if action.get("Context") == "ccserver-transfer":  # POST /calls/{id}/transfer
-            return TransferCall(NODE, *C07_SECOND, action["Exten"])
-        command = current[0](action)
-        if isinstance(command, RingAgent) and current[0] is first:
+            return TransferCall(NODE, *C07_SECOND, action["Exten"]), AgentLegAnswered
+        core = current[0](action)
+        if core is not None and current[0] is first:
             current[0] = next(calls)
-        return command
+        return core
 
     return await adapter_replay(["c07-hold-then-transfer.ami"], command_for)
 

@@ -11,9 +11,11 @@ happened, written by hand from the capture (the capture README's table says the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -28,10 +30,26 @@ from ccserver.core.events import (
     DomainEvent,
     HoldChanged,
     LiveCall,
+    NodeConnectionChanged,
     NodeResynced,
     RecordingStarted,
     RecordingStopped,
+    SpyEnded,
+    SpyModeChanged,
+    SpyStarted,
 )
+from ccserver.core.commands import (
+    ChangeSpyMode,
+    Command,
+    RingAgent,
+    StartRecording,
+    StartSpy,
+    StopSpy,
+    TransferCall,
+)
+from ccserver.hardware import FreeSwitchNodeConfig
+from ccserver.pbx.base import CommandFailed
+from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
 from ccserver.pbx.freeswitch.esl_codec import EslParser, Frame, parse_event
 from ccserver.pbx.freeswitch.normalize import EslNormalizer
 
@@ -223,3 +241,268 @@ def test_c08_a_restarted_ccserver_finds_the_agent_of_the_bridged_call_by_its_dia
     (call,) = EslNormalizer(NODE, INBOUND).resync_from(body, at).calls
     assert (call.call_id, call.agent_device) == (f"{NODE}:3e5d3c61-a916-447c-8a6a-37724f7cb358",
                                                  "user/1001")
+
+
+# -- the whole adapter: FreeSwitchAdapter over real TCP against the recorded FreeSWITCH -------
+
+_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _frames_of(data: bytes) -> tuple[list[bytes], bytes]:
+    """Whole ESL frames of ``data`` by plain splitting (header block, Content-Length body)."""
+    frames = []
+    while (end := data.find(b"\n\n")) >= 0:
+        head = data[:end].decode()
+        length = next((int(line.split(": ", 1)[1]) for line in head.split("\n")
+                       if line.startswith("Content-Length: ")), 0)
+        if len(data) < end + 2 + length:
+            break
+        frames.append(data[:end + 2 + length])
+        data = data[end + 2 + length:]
+    return frames, data
+
+
+@dataclass
+class ReplayingFreeSwitch:
+    """FreeSWITCH as recorded in ccserver's captures, for FreeSwitchAdapter over real TCP: the
+    n-th connection gets the n-th of ``sessions`` (c08 reconnects).
+
+    Each recorded frame goes out at its recorded time (compressed). At each command ccserver
+    recorded, the peer hands it to ``command_for`` (the test, acting as the core, may answer
+    with the command that sends it), waits for the adapter's command and checks it equals the
+    recorded one once the uuids ccserver picks itself (agent and supervisor legs, jobs) are
+    renamed; the recorded frames then carry the adapter's uuids (same length: every
+    Content-Length holds). Recorded ``api status`` keepalives and their replies are left out.
+    """
+
+    sessions: list[str]
+    #: the core's command (and the kind of event it acts after) for a recorded command
+    command_for: Callable[[str], tuple[Command, type | None] | None]
+    adapter: FreeSwitchAdapter | None = None
+    events: list[object] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: recorded uuid -> the adapter's, across sessions (a leg outlives a link cut)
+    renames: dict[bytes, bytes] = field(default_factory=dict)
+    scale: float = 0.02
+
+    async def _execute(self, command: Command, after: type | None) -> None:
+        """Execute ``command`` once the core would: after it heard of an ``after`` event (the
+        frames come to the adapter through another thread, so later than they were sent)."""
+        assert self.adapter is not None
+        async with asyncio.timeout(10):
+            while after is not None and not any(isinstance(e, after) for e in self.events):
+                await asyncio.sleep(0.01)
+        try:
+            await self.adapter.execute(command)
+        except CommandFailed as e:
+            self.failures.append(str(e))
+
+    def _rename(self, data: bytes) -> bytes:
+        return _UUID.sub(lambda m: self.renames.get(m.group(0), m.group(0)), data)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        name = self.sessions.pop(0)
+        steps: list[tuple[float, str, bytes]] = []
+        rest = {"in": b"", "out": b""}
+        for r in map(json.loads, (FREESWITCH_CCSERVER_CAPTURES / f"{name}.jsonl").read_text().splitlines()):
+            data = rest[r["dir"]] + r["data"].encode("latin-1")
+            if r["dir"] == "in":
+                frames, rest["in"] = _frames_of(data)
+            else:
+                *frames, rest["out"] = data.split(b"\n\n")
+                frames = [f + b"\n\n" for f in frames]
+            steps += [(r["t"], r["dir"], f) for f in frames]
+        buf, last, drop_replies = b"", 0.0, 0
+        for at, direction, frame in steps:
+            if direction == "out":
+                command = frame.decode().strip()
+                if command == "api status":
+                    drop_replies += 1
+                    continue
+                core = self.command_for(command)
+                if core is not None:
+                    self.tasks.append(asyncio.create_task(self._execute(*core)))
+                async with asyncio.timeout(10):
+                    while b"\n\n" not in buf:
+                        data = await reader.read(65536)
+                        assert data, f"the adapter closed the link while {command!r} was due"
+                        buf += data
+                got, buf = buf.split(b"\n\n", 1)
+                for mine, theirs in zip(_UUID.findall(got), _UUID.findall(frame)):
+                    if theirs not in self.renames and mine != theirs:
+                        self.renames[theirs] = mine
+                if self._rename(frame) != got + b"\n\n":
+                    self.mismatches.append(f"{got!r} where the recording has {frame!r}")
+                continue
+            if drop_replies and frame.startswith(b"Content-Type: api/response"):
+                drop_replies -= 1  # the reply to a keepalive this adapter did not send
+                continue
+            await asyncio.sleep(max(0.0, at - last) * self.scale)
+            last = at
+            writer.write(self._rename(frame))
+            await writer.drain()
+        writer.close()  # the capture ends: the link goes down
+
+
+async def adapter_replay(sessions: list[str],
+                         command_for: Callable[[str], tuple[Command, type | None] | None]
+                         ) -> tuple[ReplayingFreeSwitch, list[object]]:
+    """Replay ``sessions`` to a FreeSwitchAdapter of node fs1 (the capture lab's settings);
+    returns the peer and the domain events, times left out, once the last link went down."""
+    peer = ReplayingFreeSwitch(list(sessions), command_for)
+    events = peer.events
+    server = await asyncio.start_server(peer.serve, "127.0.0.1", 0)
+    node = FreeSwitchNodeConfig(name=NODE, kind="freeswitch", host="127.0.0.1",
+                                esl_port=server.sockets[0].getsockname()[1],
+                                esl_password_env="UNUSED", ping_interval=300)
+    peer.adapter = FreeSwitchAdapter(node, events.append, "ccserver-lab-secret")
+    await peer.adapter.start()
+    try:
+        async with asyncio.timeout(30):
+            while len([e for e in events if isinstance(e, NodeConnectionChanged) and not e.up]) \
+                    < len(sessions):
+                await asyncio.sleep(0.01)
+        await asyncio.gather(*peer.tasks)
+    finally:
+        await peer.adapter.stop()
+        server.close()
+    return peer, [replace(e, at=0.0) if hasattr(e, "at") else e for e in events]
+
+
+Core = tuple[Command, type | None] | None
+
+
+def rings(cid: str, *devices: str) -> Callable[[str], Core]:
+    """The core's rings, in order, at each agent originate of the recording."""
+    left = list(devices)
+    return lambda command: ((RingAgent(NODE, cid, cid.partition(":")[2], left.pop(0), 8), CallStarted)
+                            if command.startswith("bgapi originate") and "&park()" in command
+                            else None)
+
+
+def _answered(cid: str, caller: str, did: str, *devices: str) -> list[object]:
+    """A call through the IVR (digit 1) rung to ``devices`` in turn, the last one answering."""
+    rung: list[object] = []
+    for device in devices[:-1]:
+        rung += [AgentLegRinging(cid, device, 0.0), AgentLegFailed(cid, device, "no_answer", 0.0)]
+    return [CallStarted(cid, NODE, cid.partition(":")[2], caller, did, 0.0), CallAnswered(cid, 0.0),
+            DigitsReceived(cid, "1", 0.0), *rung, AgentLegRinging(cid, devices[-1], 0.0),
+            AgentLegAnswered(cid, devices[-1], 0.0)]
+
+
+def _up_down(*middle: object) -> list[object]:
+    return [NodeConnectionChanged(NODE, True, 0.0), NodeResynced(NODE, (), 0.0), *middle,
+            NodeConnectionChanged(NODE, False, 0.0)]
+
+
+async def test_c01_through_the_adapter() -> None:
+    cid = f"{NODE}:510dcc2b-62a7-4c45-af73-5de5c5215972"
+    peer, events = await adapter_replay(["c01-ivr-queue-answered.esl"], rings(cid, "user/1001"))
+    assert peer.mismatches == [] and peer.failures == []
+    assert events == _up_down(*_answered(cid, "15550352411", "support", "user/1001"),
+                              CallHungUp(cid, "normal_clearing", "caller", 0.0))
+
+
+async def test_c02_ring_no_answer_then_the_next_agent_through_the_adapter() -> None:
+    cid = f"{NODE}:b9517bdf-e656-4a3a-bcbb-920c7fd47d9a"
+    peer, events = await adapter_replay(["c02-rona-next-agent.esl"],
+                                        rings(cid, "user/1001", "user/1002"))
+    assert peer.mismatches == [] and peer.failures == []
+    assert events == _up_down(*_answered(cid, "15550353073", "support", "user/1001", "user/1002"),
+                              CallHungUp(cid, "normal_clearing", "caller", 0.0))
+
+
+@pytest.mark.parametrize("capture, uuid, caller", [
+    ("c03-caller-abandons-waiting", "7aba626d-be02-40be-b5f8-77a863f86915", "15550353412"),
+    ("c04-caller-hangup-in-ivr", "5e05df9d-d09b-459f-af78-1dd1539e609d", "15550354004"),
+])
+async def test_c03_c04_calls_no_agent_answers_through_the_adapter(capture, uuid, caller) -> None:
+    cid = f"{NODE}:{uuid}"
+    peer, events = await adapter_replay([f"{capture}.esl"], lambda command: None)
+    assert peer.mismatches == [] and peer.failures == []
+    digits = [DigitsReceived(cid, "1", 0.0)] if capture.startswith("c03") else []
+    assert events == _up_down(CallStarted(cid, NODE, uuid, caller, "support", 0.0),
+                              CallAnswered(cid, 0.0), *digits,
+                              CallHungUp(cid, "normal_clearing", "caller", 0.0))
+
+
+async def test_c05_uuid_record_through_the_adapter() -> None:
+    uuid = "2e0c04b7-6c8c-41e5-b7f6-51435d71640e"
+    cid, file = f"{NODE}:{uuid}", f"fs1-{uuid}-c63894ec-fd0.wav"  # the name the core chose
+    ring = rings(cid, "user/1001")
+
+    def command_for(command: str) -> Core:
+        if command.startswith("api uuid_record"):  # the DID's policy: record at the answer
+            return StartRecording(NODE, cid, uuid, file), AgentLegAnswered
+        return ring(command)
+
+    peer, events = await adapter_replay(["c05-recording-uuid-record.esl"], command_for)
+    assert peer.mismatches == [] and peer.failures == []
+    path = f"/var/lib/freeswitch/recordings/{file}"
+    assert events == _up_down(*_answered(cid, "155503541510", "8005550100", "user/1001"),
+                              RecordingStarted(cid, path, 0.0), RecordingStopped(cid, path, 0.0),
+                              CallHungUp(cid, "normal_clearing", "caller", 0.0))
+
+
+async def test_c06_listen_whisper_barge_and_stop_through_the_adapter() -> None:
+    uuid, session = "edd6ada6-5c06-4844-aaef-fd05470ff0c3", "3fe7ce52d9b4e9e7"
+    cid, ring = f"{NODE}:{uuid}", rings(f"{NODE}:{uuid}", "user/1001")
+    modes = {"2": "whisper", "3": "barge", "0": "listen"}
+
+    def command_for(command: str) -> Core:
+        if command.startswith("api uuid_setvar") and "eavesdrop_group" in command:
+            return StartSpy(NODE, cid, uuid, session, "user/9000", "listen"), AgentLegAnswered
+        if command.startswith("api uuid_recv_dtmf"):
+            return ChangeSpyMode(NODE, session, modes[command[-1]]), SpyStarted
+        if command.startswith("api uuid_kill"):
+            return StopSpy(NODE, session), SpyStarted
+        return ring(command)
+
+    peer, events = await adapter_replay(["c06-supervisor-listen-whisper-barge.esl"], command_for)
+    assert peer.mismatches == [] and peer.failures == []
+    assert events == _up_down(
+        *_answered(cid, "155503544011", "support", "user/1001"),
+        SpyStarted(cid, session, 0.0),
+        SpyModeChanged(cid, session, "whisper", 0.0),
+        SpyModeChanged(cid, session, "barge", 0.0),
+        SpyModeChanged(cid, session, "listen", 0.0),
+        SpyEnded(cid, session, 0.0),
+        CallHungUp(cid, "normal_clearing", "caller", 0.0),
+    )
+
+
+async def test_c07_hold_from_the_agents_phone_then_a_transfer_through_the_adapter() -> None:
+    uuid = "e0bdf5ef-2943-439d-b15d-d2f8d98df99d"
+    cid, ring = f"{NODE}:{uuid}", rings(f"{NODE}:{uuid}", "user/1001")
+
+    def command_for(command: str) -> Core:
+        if command.startswith("api uuid_transfer"):  # POST /calls/{id}/transfer
+            return TransferCall(NODE, cid, uuid, command.split()[3]), AgentLegAnswered
+        return ring(command)
+
+    peer, events = await adapter_replay(["c07-hold-then-transfer.esl"], command_for)
+    assert peer.mismatches == [] and peer.failures == []
+    assert events == _up_down(*_answered(cid, "1555031999", "support", "user/1001"),
+                              HoldChanged(cid, True, 0.0), HoldChanged(cid, False, 0.0),
+                              CallHungUp(cid, "normal_clearing", "caller", 0.0))
+
+
+async def test_c08_a_link_cut_and_the_resync_through_the_adapter() -> None:
+    uuid = "3e5d3c61-a916-447c-8a6a-37724f7cb358"
+    cid = f"{NODE}:{uuid}"
+    peer, events = await adapter_replay(["c08-link-cut-resync.esl", "c08-link-cut-resync.esl-2"],
+                                        rings(cid, "user/1001"))
+    assert peer.mismatches == [] and peer.failures == []
+    resynced = next(e for e in events if isinstance(e, NodeResynced) and e.calls)
+    assert events == [
+        NodeConnectionChanged(NODE, True, 0.0), NodeResynced(NODE, (), 0.0),
+        *_answered(cid, "15550356095", "support", "user/1001"),
+        NodeConnectionChanged(NODE, False, 0.0), NodeConnectionChanged(NODE, True, 0.0),
+        # the duration is the adapter's clock less the switch's created_epoch: not replayed
+        NodeResynced(NODE, (LiveCall(cid, uuid, "15550356095", "support", "user/1001",
+                                     resynced.calls[0].duration),), 0.0),
+        CallHungUp(cid, "normal_clearing", "caller", 0.0),
+        NodeConnectionChanged(NODE, False, 0.0),
+    ]
