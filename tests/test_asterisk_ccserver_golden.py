@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,6 @@ from ccserver.core.events import (
 )
 from ccserver.core.commands import (
     ChangeSpyMode,
-    Command,
     RingAgent,
     StartRecording,
     StartSpy,
@@ -56,9 +55,9 @@ from ccserver.pbx.asterisk.adapter import AsteriskAdapter
 from ccserver.pbx.asterisk.ami_codec import AmiParser, Message
 from ccserver.pbx.asterisk.fastagi import FastAgiServer
 from ccserver.pbx.asterisk.normalize import AmiNormalizer
-from ccserver.pbx.base import CommandFailed
 
 from captures import ASTERISK_CCSERVER_CAPTURES
+from pbx_replay import Core, ReplayingPbx, answered, run_adapter, up_down
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = "pbx1"
@@ -340,44 +339,16 @@ def _blocks(reads: list[dict]) -> list[tuple[float, str, str]]:
     return out
 
 
-#: what the test, acting as the core, does at a recorded action: a command, and the kind of
-#: event the core acts after (None: at once)
-Core = tuple[Command, type | None] | None
-
-
 @dataclass
-class ReplayingAsterisk:
-    """Asterisk as recorded in ccserver's captures, for AsteriskAdapter over real TCP: the n-th
-    connection gets the n-th of ``sessions`` (c08 reconnects).
+class ReplayingAsterisk(ReplayingPbx):
+    """Asterisk as recorded in ccserver's captures, for AsteriskAdapter over real TCP.
 
     Each recorded message goes out at its recorded time (compressed). At each action ccserver
-    recorded, the peer hands it to ``command_for`` (the test, acting as the core, may answer
-    with the command that sends it, which the adapter then executes), waits for the adapter's
+    recorded, the peer lets the test act as the core (``command_for``), waits for the adapter's
     action and checks it has the recorded lines, its own ActionID aside; the recorded replies
     then carry the adapter's ActionIDs. Recorded Pings and their replies are left out: this
     adapter is told to ping rarely.
     """
-
-    sessions: list[str]
-    #: the core's command (and the kind of event it acts after) for a recorded action
-    command_for: Callable[[dict[str, str]], Core]
-    adapter: AsteriskAdapter | None = None
-    events: list[object] = field(default_factory=list)
-    mismatches: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    scale: float = 0.02
-
-    async def _execute(self, command: Command, after: type | None) -> None:
-        """Execute ``command`` once the core would: after it heard of an ``after`` event."""
-        assert self.adapter is not None
-        async with asyncio.timeout(10):
-            while after is not None and not any(isinstance(e, after) for e in self.events):
-                await asyncio.sleep(0.01)
-        try:
-            await self.adapter.execute(command)
-        except CommandFailed as e:
-            self.failures.append(str(e))
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         name = self.sessions.pop(0)
@@ -396,9 +367,7 @@ class ReplayingAsterisk:
                 if headers.get("Action") == "Ping":
                     pings.add(headers["ActionID"])
                     continue
-                core = self.command_for(headers)
-                if core is not None:
-                    self.tasks.append(asyncio.create_task(self._execute(*core)))
+                self.act(headers)
                 async with asyncio.timeout(10):
                     while "\r\n\r\n" not in buf:
                         data = await reader.read(65536)
@@ -421,33 +390,18 @@ class ReplayingAsterisk:
         writer.close()  # the capture ends: the link goes down
 
 
-def _timeless(events: list[object]) -> list[object]:
-    return [replace(e, at=0.0) if hasattr(e, "at") else e for e in events]
-
-
 async def adapter_replay(sessions: list[str], command_for: Callable[[dict[str, str]], Core]
                          ) -> tuple[ReplayingAsterisk, list[object]]:
-    """Replay ``sessions`` to an AsteriskAdapter of node pbx1 (the capture lab's settings);
-    returns the peer and the domain events, times left out, once the last link went down."""
+    """Replay ``sessions`` to an AsteriskAdapter of node pbx1 (the capture lab's settings)."""
     peer = ReplayingAsterisk(list(sessions), command_for)
-    events = peer.events
-    server = await asyncio.start_server(peer.serve, "127.0.0.1", 0)
-    node = NodeConfig(name=NODE, kind="asterisk", host="127.0.0.1",
-                      ami_port=server.sockets[0].getsockname()[1], ami_user="ccserver",
-                      ami_secret_env="UNUSED", inbound_contexts=sorted(INBOUND),
-                      ping_interval=300)
-    peer.adapter = AsteriskAdapter(node, events.append, "ccserver-lab-secret")
-    await peer.adapter.start()
-    try:
-        async with asyncio.timeout(30):
-            while len([e for e in events if isinstance(e, NodeConnectionChanged) and not e.up]) \
-                    < len(sessions):
-                await asyncio.sleep(0.01)
-        await asyncio.gather(*peer.tasks)
-    finally:
-        await peer.adapter.stop()
-        server.close()
-    return peer, _timeless(events)
+
+    def adapter(port: int) -> AsteriskAdapter:
+        node = NodeConfig(name=NODE, kind="asterisk", host="127.0.0.1", ami_port=port,
+                          ami_user="ccserver", ami_secret_env="UNUSED",
+                          inbound_contexts=sorted(INBOUND), ping_interval=300)
+        return AsteriskAdapter(node, peer.events.append, "ccserver-lab-secret")
+
+    return peer, await run_adapter(peer, adapter)
 
 
 def ring(cid: str, caller: str, *devices: str) -> Callable[[dict[str, str]], Core]:
@@ -458,18 +412,11 @@ def ring(cid: str, caller: str, *devices: str) -> Callable[[dict[str, str]], Cor
 
 
 def _up_down(*middle: object) -> list[object]:
-    return [NodeConnectionChanged(NODE, True, 0.0), NodeResynced(NODE, (), 0.0), *middle,
-            NodeConnectionChanged(NODE, False, 0.0)]
+    return up_down(NODE, *middle)
 
 
 def _answered(cid: str, caller: str, did: str, *devices: str) -> list[object]:
-    """A call through the IVR (digit 1) rung to ``devices`` in turn, the last one answering."""
-    rings: list[object] = []
-    for device in devices[:-1]:
-        rings += [AgentLegRinging(cid, device, 0.0), AgentLegFailed(cid, device, "no_answer", 0.0)]
-    return [CallStarted(cid, NODE, caller, CALLER, did, 0.0), CallAnswered(cid, 0.0),
-            DigitsReceived(cid, "1", 0.0), *rings, AgentLegRinging(cid, devices[-1], 0.0),
-            AgentLegAnswered(cid, devices[-1], 0.0)]
+    return answered(NODE, cid, caller, CALLER, did, *devices)
 
 
 async def test_c01_through_the_adapter() -> None:

@@ -15,7 +15,7 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -40,7 +40,6 @@ from ccserver.core.events import (
 )
 from ccserver.core.commands import (
     ChangeSpyMode,
-    Command,
     RingAgent,
     StartRecording,
     StartSpy,
@@ -48,12 +47,12 @@ from ccserver.core.commands import (
     TransferCall,
 )
 from ccserver.hardware import FreeSwitchNodeConfig
-from ccserver.pbx.base import CommandFailed
 from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
 from ccserver.pbx.freeswitch.esl_codec import EslParser, Frame, parse_event
 from ccserver.pbx.freeswitch.normalize import EslNormalizer
 
 from captures import FREESWITCH_CCSERVER_CAPTURES
+from pbx_replay import Core, ReplayingPbx, answered, run_adapter, up_down
 
 NODE = "fs1"
 INBOUND = {"ccserver-inbound"}  # hardware/examples/freeswitch.toml.example
@@ -263,41 +262,19 @@ def _frames_of(data: bytes) -> tuple[list[bytes], bytes]:
 
 
 @dataclass
-class ReplayingFreeSwitch:
-    """FreeSWITCH as recorded in ccserver's captures, for FreeSwitchAdapter over real TCP: the
-    n-th connection gets the n-th of ``sessions`` (c08 reconnects).
+class ReplayingFreeSwitch(ReplayingPbx):
+    """FreeSWITCH as recorded in ccserver's captures, for FreeSwitchAdapter over real TCP.
 
     Each recorded frame goes out at its recorded time (compressed). At each command ccserver
-    recorded, the peer hands it to ``command_for`` (the test, acting as the core, may answer
-    with the command that sends it), waits for the adapter's command and checks it equals the
-    recorded one once the uuids ccserver picks itself (agent and supervisor legs, jobs) are
-    renamed; the recorded frames then carry the adapter's uuids (same length: every
-    Content-Length holds). Recorded ``api status`` keepalives and their replies are left out.
+    recorded, the peer lets the test act as the core (``command_for``), waits for the adapter's
+    command and checks it equals the recorded one once the uuids ccserver picks itself (agent
+    and supervisor legs, jobs) are renamed; the recorded frames then carry the adapter's uuids
+    (same length: every Content-Length holds). Recorded ``api status`` keepalives and their
+    replies are left out.
     """
 
-    sessions: list[str]
-    #: the core's command (and the kind of event it acts after) for a recorded command
-    command_for: Callable[[str], tuple[Command, type | None] | None]
-    adapter: FreeSwitchAdapter | None = None
-    events: list[object] = field(default_factory=list)
-    mismatches: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     #: recorded uuid -> the adapter's, across sessions (a leg outlives a link cut)
     renames: dict[bytes, bytes] = field(default_factory=dict)
-    scale: float = 0.02
-
-    async def _execute(self, command: Command, after: type | None) -> None:
-        """Execute ``command`` once the core would: after it heard of an ``after`` event (the
-        frames come to the adapter through another thread, so later than they were sent)."""
-        assert self.adapter is not None
-        async with asyncio.timeout(10):
-            while after is not None and not any(isinstance(e, after) for e in self.events):
-                await asyncio.sleep(0.01)
-        try:
-            await self.adapter.execute(command)
-        except CommandFailed as e:
-            self.failures.append(str(e))
 
     def _rename(self, data: bytes) -> bytes:
         return _UUID.sub(lambda m: self.renames.get(m.group(0), m.group(0)), data)
@@ -321,9 +298,7 @@ class ReplayingFreeSwitch:
                 if command == "api status":
                     drop_replies += 1
                     continue
-                core = self.command_for(command)
-                if core is not None:
-                    self.tasks.append(asyncio.create_task(self._execute(*core)))
+                self.act(command)
                 async with asyncio.timeout(10):
                     while b"\n\n" not in buf:
                         data = await reader.read(65536)
@@ -346,32 +321,17 @@ class ReplayingFreeSwitch:
         writer.close()  # the capture ends: the link goes down
 
 
-async def adapter_replay(sessions: list[str],
-                         command_for: Callable[[str], tuple[Command, type | None] | None]
+async def adapter_replay(sessions: list[str], command_for: Callable[[str], Core]
                          ) -> tuple[ReplayingFreeSwitch, list[object]]:
-    """Replay ``sessions`` to a FreeSwitchAdapter of node fs1 (the capture lab's settings);
-    returns the peer and the domain events, times left out, once the last link went down."""
+    """Replay ``sessions`` to a FreeSwitchAdapter of node fs1 (the capture lab's settings)."""
     peer = ReplayingFreeSwitch(list(sessions), command_for)
-    events = peer.events
-    server = await asyncio.start_server(peer.serve, "127.0.0.1", 0)
-    node = FreeSwitchNodeConfig(name=NODE, kind="freeswitch", host="127.0.0.1",
-                                esl_port=server.sockets[0].getsockname()[1],
-                                esl_password_env="UNUSED", ping_interval=300)
-    peer.adapter = FreeSwitchAdapter(node, events.append, "ccserver-lab-secret")
-    await peer.adapter.start()
-    try:
-        async with asyncio.timeout(30):
-            while len([e for e in events if isinstance(e, NodeConnectionChanged) and not e.up]) \
-                    < len(sessions):
-                await asyncio.sleep(0.01)
-        await asyncio.gather(*peer.tasks)
-    finally:
-        await peer.adapter.stop()
-        server.close()
-    return peer, [replace(e, at=0.0) if hasattr(e, "at") else e for e in events]
 
+    def adapter(port: int) -> FreeSwitchAdapter:
+        node = FreeSwitchNodeConfig(name=NODE, kind="freeswitch", host="127.0.0.1", esl_port=port,
+                                    esl_password_env="UNUSED", ping_interval=300)
+        return FreeSwitchAdapter(node, peer.events.append, "ccserver-lab-secret")
 
-Core = tuple[Command, type | None] | None
+    return peer, await run_adapter(peer, adapter)
 
 
 def rings(cid: str, *devices: str) -> Callable[[str], Core]:
@@ -383,18 +343,11 @@ def rings(cid: str, *devices: str) -> Callable[[str], Core]:
 
 
 def _answered(cid: str, caller: str, did: str, *devices: str) -> list[object]:
-    """A call through the IVR (digit 1) rung to ``devices`` in turn, the last one answering."""
-    rung: list[object] = []
-    for device in devices[:-1]:
-        rung += [AgentLegRinging(cid, device, 0.0), AgentLegFailed(cid, device, "no_answer", 0.0)]
-    return [CallStarted(cid, NODE, cid.partition(":")[2], caller, did, 0.0), CallAnswered(cid, 0.0),
-            DigitsReceived(cid, "1", 0.0), *rung, AgentLegRinging(cid, devices[-1], 0.0),
-            AgentLegAnswered(cid, devices[-1], 0.0)]
+    return answered(NODE, cid, cid.partition(":")[2], caller, did, *devices)
 
 
 def _up_down(*middle: object) -> list[object]:
-    return [NodeConnectionChanged(NODE, True, 0.0), NodeResynced(NODE, (), 0.0), *middle,
-            NodeConnectionChanged(NODE, False, 0.0)]
+    return up_down(NODE, *middle)
 
 
 async def test_c01_through_the_adapter() -> None:
