@@ -19,10 +19,15 @@ from ccserver.pbx.asterisk.ami_codec import (
     encode,
 )
 
-from captures import ASTERISK_CAPTURES
+from captures import ASTERISK_CAPTURES, ASTERISK_CCSERVER_CAPTURES
 
 FIXTURES = ASTERISK_CAPTURES
-CAPTURES = sorted(p for p in FIXTURES.glob("*.in.raw") if ".agi." not in p.name)
+#: every AMI stream Asterisk sent: the lab's and ccserver's own sessions
+CAPTURES = sorted(p for p in FIXTURES.glob("*.in.raw") if ".agi." not in p.name) + sorted(
+    ASTERISK_CCSERVER_CAPTURES.glob("*.ami*.in.raw"))
+#: and every stream of actions ccserver (or the lab's client) sent
+ACTIONS = sorted(p for p in FIXTURES.glob("*.out.raw") if ".agi." not in p.name) + sorted(
+    ASTERISK_CCSERVER_CAPTURES.glob("*.ami*.out.raw"))
 
 
 def _norm(items: list[Item]) -> list[object]:
@@ -41,7 +46,53 @@ def _whole(raw: bytes) -> list[Item]:
 
 
 def test_captures_are_there() -> None:
-    assert len(CAPTURES) >= 15
+    assert len(CAPTURES) >= 24 and len(ACTIONS) >= 24
+
+
+def plain_split(raw: bytes, banner: bool) -> list[dict[str, list[str]]]:
+    """The reference the parser is checked against, in a few lines of plain splitting: the
+    banner line, then blocks ending in an empty line, each line ``Key: Value`` (``Key:`` alone
+    is an empty value), every value of a repeated key kept in order."""
+    text = raw.decode("utf-8")
+    if banner:
+        text = text.split("\r\n", 1)[1]
+    out = []
+    for block in text.split("\r\n\r\n"):
+        headers: dict[str, list[str]] = {}
+        for line in filter(None, block.split("\r\n")):
+            key, _, value = line.partition(": ") if ": " in line else line.partition(":")
+            headers.setdefault(key, []).append(value)
+        if headers:
+            out.append(headers)
+    return out
+
+
+def _as_lists(items: list[Item]) -> list[dict[str, list[str]]]:
+    return [{k: m.values_of(k) for k in m} for m in items if isinstance(m, Message)]
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_every_header_of_every_event_is_read_as_plain_splitting_reads_it(path: Path) -> None:
+    raw = path.read_bytes()
+    assert _as_lists(_whole(raw)) == plain_split(raw, banner=True)
+
+
+@pytest.mark.parametrize("path", ACTIONS, ids=lambda p: p.name)
+def test_every_action_sent_is_read_as_plain_splitting_reads_it(path: Path) -> None:
+    raw = path.read_bytes()
+    items = AmiParser(expect_banner=False).feed(raw)
+    assert not [i for i in items if isinstance(i, BadFrame)]
+    assert _as_lists(items) == plain_split(raw, banner=False)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_the_raw_file_is_the_timelines_reads_put_together(path: Path) -> None:
+    """The .jsonl timeline (what replays and golden tests read) holds the same bytes, both ways."""
+    jsonl = path.with_name(path.name.replace(".in.raw", ".jsonl"))
+    reads = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    for direction in ("in", "out"):
+        joined = "".join(r["data"] for r in reads if r["dir"] == direction).encode("latin-1")
+        assert joined == path.with_name(path.name.replace(".in.raw", f".{direction}.raw")).read_bytes()
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)

@@ -128,26 +128,28 @@ async def _eq(value: Awaitable[int], expected: int) -> bool:
 
 async def test_batch_size_flushes_before_the_interval(cdr_dsn: str, db: asyncpg.Connection,
                                                       tmp_path: Path) -> None:
-    w = CdrWriter(factory(cdr_dsn), tmp_path / "spool", flush_interval=30, batch_size=100)
+    w = CdrWriter(factory(cdr_dsn), tmp_path / "spool", flush_interval=2.0, batch_size=100)
     await w.start()
     try:
         for r in rows(99):
             w.submit(r)
-        await asyncio.sleep(0.3)
-        assert await count(db) == 0 and w.pending == 99
-        w.submit(call(1000))  # the 100th row wakes the writer long before the 30 s interval
-        await until(lambda: _eq(count(db), 100), 1.0, "a full batch")
-        for r in rows(350)[100:]:
+        # 99 rows are no batch: they wait for the interval's flush
+        took = await until(lambda: _eq(count(db), 99), 10.0, "the interval's flush")
+        assert took >= 1.5
+        for r in rows(199)[99:]:  # a full batch wakes the writer long before the next interval
             w.submit(r)
-        await until(lambda: _eq(count(db), 350), 1.0, "two more batches")
+        await until(lambda: _eq(count(db), 199), 1.0, "a full batch")
+        for r in rows(449)[199:]:
+            w.submit(r)
+        await until(lambda: _eq(count(db), 449), 1.0, "two more batches")
     finally:
         await w.stop()
-    # One transaction per batch of at most batch_size rows: 100, then 100 + 100 + 50.
+    # One transaction per batch of at most batch_size rows: 99, 100, then 100 + 100 + 50.
     sizes = await db.fetch(
         "SELECT count(*) AS n FROM (SELECT xmin::text AS x FROM calls UNION ALL "
         "SELECT xmin::text FROM agent_state_changes) t GROUP BY x ORDER BY n DESC")
-    assert [r["n"] for r in sizes] == [100, 100, 100, 50]
-    assert w.written == 350
+    assert [r["n"] for r in sizes] == [100, 100, 100, 99, 50]
+    assert w.written == 449
 
 
 async def test_load_with_database_cut_in_the_middle(

@@ -222,7 +222,12 @@ async def test_a_call_whose_ivr_ends_while_the_server_is_still_starting_is_queue
             assert time.monotonic() < deadline, "the server never reached the kernel warm-up"
             await asyncio.sleep(0.05)
         call = sims[0].place_call(CallerScript(digits=["1"], talk_time=0.3, patience=20))
-        await asyncio.sleep(3.0)  # the IVR (about 2 s) ends while the core does not exist yet
+        # the IVR (about 2 s) ends, and the caller waits on hold music, while the core does not
+        # exist yet (the Asterisk simulator names channels by name, FreeSWITCH's by uuid)
+        while getattr(sims[0].channels.get(call.channel) or sims[0].channels.get(call.uniqueid),
+                      "application", "") not in ("MusicOnHold", "endless_playback"):
+            assert time.monotonic() < deadline + 20, "the caller never reached the hold music"
+            await asyncio.sleep(0.05)
     finally:
         gate.set()
     rig = await starting

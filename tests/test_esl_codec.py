@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given, settings
@@ -20,9 +21,63 @@ from ccserver.pbx.freeswitch.esl_codec import (
     encode_frame,
     parse_event,
 )
-from tests.captures import FREESWITCH_CAPTURES
+from captures import FREESWITCH_CAPTURES, FREESWITCH_CCSERVER_CAPTURES
 
 RX = sorted(FREESWITCH_CAPTURES.glob("*.rx.raw"))
+#: every stream a FreeSWITCH sent: the lab's and ccserver's own sessions (ESL and outbound)
+ALL_RX = RX + sorted(FREESWITCH_CCSERVER_CAPTURES.glob("*.in.raw"))
+
+
+def plain_frames(raw: bytes) -> list[tuple[dict[str, str], bytes]]:
+    """The reference the parser is checked against, in a few lines of plain splitting: a header
+    block to the empty line, ``Name: value`` lines (URL-decoded), then ``Content-Length`` bytes."""
+    out, at = [], 0
+    while at < len(raw):
+        end = raw.index(b"\n\n", at)
+        headers = dict(line.split(": ", 1) for line in raw[at:end].decode().split("\n"))
+        headers = {k: unquote(v) for k, v in headers.items()}
+        length = int(headers.get("Content-Length", 0))
+        out.append((headers, raw[end + 2:end + 2 + length]))
+        at = end + 2 + length
+    return out
+
+
+def plain_event(headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """An event's headers (and ``_body``) read without the codec: JSON, or URL-encoded lines."""
+    if headers["Content-Type"] == "text/event-json":
+        # a repeated variable is a JSON array (variable_DP_MATCH); an event keeps it as JSON text
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(body).items()}
+    block, _, rest = body.decode().partition("\n\n")
+    fields = {k: unquote(v) for k, v in (line.split(": ", 1) for line in block.split("\n"))}
+    if "Content-Length" in fields:
+        fields["_body"] = rest[:int(fields.pop("Content-Length"))]
+    return fields
+
+
+@pytest.mark.parametrize("path", ALL_RX, ids=lambda p: p.name)
+def test_every_frame_and_event_is_read_as_plain_splitting_reads_it(path):
+    raw = path.read_bytes()
+    frames = EslParser().feed(raw)
+    reference = plain_frames(raw)
+    assert [(f.headers, f.body) for f in frames] == reference
+    for frame, (headers, body) in zip(frames, reference):
+        if frame.content_type.startswith("text/event-"):
+            ev = parse_event(frame)
+            expected = plain_event(headers, body)
+            assert ev.body == expected.pop("_body", "")
+            assert ev.headers == expected
+
+
+@pytest.mark.parametrize("path", RX, ids=lambda p: p.name)
+def test_the_raw_files_are_the_timelines_reads_put_together(path):
+    """The .timeline.tsv (what the outbound replay reads) covers both raw files, read by read."""
+    tsv = path.with_name(path.name.replace(".rx.raw", ".timeline.tsv"))
+    rows = [line.split("\t") for line in tsv.read_text().splitlines() if not line.startswith("#")]
+    for direction in ("rx", "tx"):
+        raw = path.with_name(path.name.replace(".rx.raw", f".{direction}.raw")).read_bytes()
+        slices = [(int(o), int(n)) for _, d, o, n in rows if d == direction]
+        assert b"".join(raw[o:o + n] for o, n in slices) == raw
+        assert all(o == sum(n for _, n in slices[:i]) for i, (o, _) in enumerate(slices))
 
 
 def frames_of(name: str) -> list[Frame]:
@@ -197,3 +252,39 @@ def test_a_json_event_with_bytes_that_are_not_utf8_is_kept():
     event = parse_event(Frame({"Content-Type": "text/event-json", "Content-Length": str(len(body))}, body))
     assert event.headers["Event-Name"] == "CHANNEL_CREATE"
     assert event.headers["Caller-Caller-ID-Name"].startswith("Zo")
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+async def test_the_simulators_bytes_read_as_plain_splitting_reads_them(fmt):
+    """The FreeSWITCH simulator checked with the same oracle as the captures: every byte it sends
+    for a whole call (events, replies, the goodbye) frames and decodes as plain splitting does."""
+    import asyncio
+
+    from ccserver.sim.freeswitch import CallerScript, SimAgent, SimulatedFreeSwitch
+
+    sim = SimulatedFreeSwitch(node="fs", esl_password="ClueCon", outbound_host="127.0.0.1",
+                              outbound_port=1, agents=[SimAgent("user/1001", answer_delay=0.1)])
+    port = await sim.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"auth ClueCon\n\nevent {fmt} ALL\n\napi show channels as json\n\n".encode())
+        raw = b""
+        async with asyncio.timeout(10):
+            while raw.count(b"Content-Type: api/response") < 1:
+                raw += await reader.read(65536)
+            sim.place_call(CallerScript())  # its IVR socket cannot connect: the call ends at once
+            while b"CHANNEL_HANGUP_COMPLETE" not in raw:
+                raw += await reader.read(65536)
+            writer.write(b"exit\n\n")
+            while chunk := await reader.read(65536):
+                raw += chunk
+    finally:
+        await sim.stop()
+    frames = EslParser().feed(raw)
+    assert [(f.headers, f.body) for f in frames] == plain_frames(raw)
+    events = [(f, h, b) for f, (h, b) in zip(frames, plain_frames(raw))
+              if f.content_type.startswith("text/event-")]
+    assert len(events) >= 3
+    for frame, headers, body in events:
+        ev, expected = parse_event(frame), plain_event(headers, body)
+        assert (ev.body, ev.headers) == (expected.pop("_body", ""), expected)

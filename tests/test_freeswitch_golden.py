@@ -17,7 +17,7 @@ from ccserver.core.events import (
 from ccserver.pbx.causes import fs_hangup_cause, fs_leg_failure, hangup_cause
 from ccserver.pbx.freeswitch.esl_codec import EslEvent, EslParser, parse_event
 from ccserver.pbx.freeswitch.normalize import EslNormalizer, channel_rows
-from tests.captures import FREESWITCH_CAPTURES
+from captures import FREESWITCH_CAPTURES
 
 
 def events_of(name: str) -> list[EslEvent]:

@@ -15,16 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import uuid as uuidlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from ccserver.core.events import IvrFinished
+from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.media import CallerHungUp, MediaSession
+from ccserver.ivr.runner import serve_ivr
 from ccserver.pbx.freeswitch.esl_codec import EslCommandParser, EslParser, parse_event
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer, OutboundSession
-from tests.captures import FREESWITCH_CAPTURES
+from captures import FREESWITCH_CAPTURES, FREESWITCH_CCSERVER_CAPTURES
 
 #: recorded seconds -> replayed seconds
 TIME_SCALE = 0.01
@@ -36,6 +41,12 @@ TONE = "tone_stream://%(1000,0,350,440)"
 def kind(line: str, headers: dict[str, str]) -> tuple[str, str, str]:
     """What a command does, whatever its arguments: ``sendmsg <uuid>`` = ``sendmsg``."""
     return line.split()[0], headers.get("call-command", ""), headers.get("execute-app-name", "")
+
+
+def what(command) -> tuple[str, str, str]:
+    """A command as (line, application, its argument): all of it but the execute's own id."""
+    return (command.line, command.headers.get("execute-app-name", ""),
+            command.headers.get("execute-app-arg", ""))
 
 
 def first_frame_length(data: bytes) -> int:
@@ -53,6 +64,12 @@ class Step:
 
 
 def timeline(name: str) -> list[Step]:
+    """The reads of one recorded connection: a lab capture's ``.timeline.tsv`` over its raw
+    files, or the ``.jsonl`` of one of ccserver's own (``c01-ivr-queue-answered.outbound``)."""
+    jsonl = FREESWITCH_CCSERVER_CAPTURES / f"{name}.jsonl"
+    if jsonl.exists():
+        return [Step(r["t"], r["dir"] == "out", r["data"].encode("latin-1"))
+                for r in map(json.loads, jsonl.read_text().splitlines())]
     rx = (FREESWITCH_CAPTURES / f"{name}.rx.raw").read_bytes()
     tx = (FREESWITCH_CAPTURES / f"{name}.tx.raw").read_bytes()
     steps = []
@@ -93,6 +110,8 @@ class ReplayingPeer:
     mismatches: list[str] = field(default_factory=list)
     borrowed_used: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: every command ccserver sent, as (line, application, its argument)
+    sent: list[tuple[str, str, str]] = field(default_factory=list)
 
     async def run(self, port: int, skip: set[str]) -> None:
         steps = timeline(self.capture)
@@ -120,6 +139,7 @@ class ReplayingPeer:
                         break
                     self.borrowed_used.append(got.line)
                     writer.write(self.borrowed[mine[0]])
+                self.sent.append(what(got))
                 if mine != want:
                     self.mismatches.append(f"{got.line!r} where the recording has {recorded.line!r}")
                 if want[1] == "execute":
@@ -233,3 +253,32 @@ def test_the_peer_renames_every_execute_it_answers(capture):
     # the rewrite must keep each frame's length: ids are 36-character UUIDs on both sides
     ids = recorded_execute_ids(timeline(capture))
     assert ids and all(len(i) == len(str(uuidlib.uuid4())) for i in ids)
+
+
+# -- ccserver's own outbound sessions (freeswitch-ccserver/): the shipped IVR, as recorded -------
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTBOUND_SESSIONS = sorted(p.name.removesuffix(".jsonl")
+                           for p in FREESWITCH_CCSERVER_CAPTURES.glob("*.outbound.jsonl"))
+
+
+@pytest.mark.parametrize("capture", OUTBOUND_SESSIONS)
+async def test_the_shipped_ivr_sends_what_it_sent_to_the_real_freeswitch(capture, caplog):
+    caplog.set_level(logging.INFO, "ccserver.pbx.freeswitch.outbound")
+    finished: list[IvrFinished] = []
+    library = FlowLibrary(ROOT / "ivr_flows", {"*": "main"})
+
+    async def flow(session: OutboundSession, outcome: dict) -> None:
+        await serve_ivr(session, library, finished.append, lambda: 0.0)
+
+    peer, (session,), outcome = await replay(capture, flow, skip=set())
+    recorded = [what(c) for step in timeline(capture) if step.sent_by_client
+                for c in EslCommandParser().feed(step.data)]
+    assert peer.sent == recorded  # the same commands, arguments and all
+    assert peer.mismatches == [] and peer.skipped == []
+    (done,) = finished
+    if capture.startswith("c04-"):  # the caller hung up during the greeting
+        assert done.caller_hung_up and done.queue is None
+    else:  # digit 1 during the greeting
+        assert done.queue == "support" and done.node == "fs1"
+    assert outcome["unhandled"] == []

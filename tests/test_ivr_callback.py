@@ -3,7 +3,6 @@ agent frees up the PBX rings the agent and then dials the caller's number."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -126,7 +125,8 @@ async def test_a_callback_ending_while_the_link_is_down_is_ended_by_the_resync(m
                     what="callback connected")
     rig.freeze_pbx_link(True)  # the conversation ends (after 2.5 s) while nothing comes through
     await rig.until(lambda: not rig.adapter.connected, timeout=10, what="ping deadline")
-    await asyncio.sleep(3.0)
+    # the conversation is over on the PBX: the agent's channel (the last one) is gone
+    await rig.until(lambda: not rig.sim.channels, timeout=10, what="callback over on the PBX")
     assert center.agents["1001"].state == "on_call"  # nothing told it otherwise yet
     rig.freeze_pbx_link(False)
     await rig.until(lambda: rig.adapter.connected, timeout=15, what="reconnect")

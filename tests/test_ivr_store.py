@@ -268,6 +268,15 @@ async def test_sync_reports_published_versions_the_configuration_no_longer_serve
     library = FlowLibrary(ROOT / "ivr_flows", {"*": "main"}, site)
     assert library.site_problems == ()  # the files serve the site
     caplog.set_level(logging.INFO, logger="ccserver.ivr.sync")
+    syncs = 0
+    published_flows = store.published_flows
+
+    async def counted():  # the real query, counted: each sync reads the published flows once
+        nonlocal syncs
+        syncs += 1
+        return await published_flows()
+
+    store.published_flows = counted
     follower = asyncio.create_task(follow_store(library, store, interval=0.01))
     try:
         async with asyncio.timeout(10):
@@ -277,7 +286,10 @@ async def test_sync_reports_published_versions_the_configuration_no_longer_serve
         assert library.site_problems == tuple(
             f"IVR flow 'main' version 1: nodes.{n}.queue: queue 'sales' is not configured" for n in queue_nodes)
         assert library.for_did("5550001").version == 1  # reported, still running: never unpublished
-        await asyncio.sleep(0.1)  # many syncs, one report each
+        seen = syncs
+        async with asyncio.timeout(10):  # many syncs, one report each
+            while syncs < seen + 5:
+                await asyncio.sleep(0.01)
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert [r.getMessage().partition(";")[0] for r in errors] == [f"published {p}" for p in library.site_problems]
 
@@ -285,9 +297,13 @@ async def test_sync_reports_published_versions_the_configuration_no_longer_serve
         await store.check("main", 2, ADMIN)
         await store.publish("main", 2, "5550001", ADMIN)
         async with asyncio.timeout(10):
-            while library.site_problems:
+            while library.site_problems or not any(
+                    r.getMessage().startswith("fixed: ") for r in caplog.records):
                 await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
+        seen = syncs
+        async with asyncio.timeout(10):  # and more syncs, reporting the fix only once
+            while syncs < seen + 5:
+                await asyncio.sleep(0.01)
     finally:
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)

@@ -162,7 +162,11 @@ async def test_concurrent_migrations_serialize_on_the_lock(
     caplog.set_level(logging.INFO, logger="ccserver.db.migrate")
     try:
         first = asyncio.create_task(migrate(a, mig_dir))
-        await asyncio.sleep(0.2)  # `first` holds the lock and sleeps in 0004
+        async with asyncio.timeout(10):  # until `first` holds the lock and sleeps in 0004
+            while not await b.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'"
+                    " AND query LIKE '%pg_sleep(0.5)%'", a.get_server_pid()):
+                await asyncio.sleep(0.01)
         second = await migrate(b, mig_dir)
         done = await first
         assert len(done) == 4 and second == []

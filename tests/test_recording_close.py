@@ -4,7 +4,6 @@ while the agent still wraps it up. Closed means end, size and checksum: it can b
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 
 pytest_plugins = ["media_rig"]  # the media_rig fixture (tests/media_rig.py)
@@ -45,8 +44,11 @@ async def test_call_ended_during_a_link_outage_closes_its_recording(media_rig):
 async def test_shutdown_during_the_wrap_up_closes_the_recording(media_rig):
     rig = await media_rig(policy="all", wrapup_seconds=600)
     cid = await end_call_while_link_is_down(rig)
-    await asyncio.sleep(0.5)
+    center = rig.server.center
+    await rig.until(lambda: any(a.state == "wrap_up" for a in center.agents.values()),
+                    what="the agent wrapping up")
     # the agent wraps up: no CDR row yet, so the recording is still open
+    assert not await rig.rows("SELECT 1 FROM calls WHERE call_id = $1", cid)
     assert (await rig.rows("SELECT ended_at FROM recordings WHERE call_id = $1", cid))[0]["ended_at"] is None
     await rig.server.stop()  # the wrap-up is cut short: the CDR row is written, the recording closed
     await assert_closed_at_the_calls_end(rig, cid)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 
@@ -43,13 +42,16 @@ async def test_pause_and_resume_store_the_span(media_rig):
     rig = await media_rig(policy="all")
     _call, cid, _agent = await rig.connected_call(talk_time=30.0)
     await recording_row(rig, cid, closed=False)
-    rec = rig.server.recorder
-    await asyncio.sleep(0.2)
+    rec, clock = rig.server.recorder, rig.server.clock
+    # the spans are timed by the clock the recorder stores them with
+    recording_seen = clock()
+    await rig.until(lambda: clock() >= recording_seen + 0.2, what="0.2 s of recording")
     await rec.set_paused(cid, True)
+    paused = clock()
     with pytest.raises(RecordingRefused) as e:
         await rec.set_paused(cid, True)
     assert e.value.status == 409 and "already paused" in e.value.reason
-    await asyncio.sleep(0.3)
+    await rig.until(lambda: clock() >= paused + 0.3, what="0.3 s paused")
     await rec.set_paused(cid, False)
     row = await recording_row(rig, cid, closed=False)
     [(start, end)] = [tuple(s) for s in json.loads(row["paused_spans"])]
@@ -90,11 +92,16 @@ async def test_unwritable_storage_root_records_nothing(media_rig, tmp_path):
 async def test_on_demand_policy_records_only_when_asked(media_rig):
     rig = await media_rig(policy="on_demand", ami_write=SYSTEM_GRANTED)
     _call, cid, _agent = await rig.connected_call(talk_time=30.0)
-    await asyncio.sleep(0.3)
-    assert not await rig.rows("SELECT * FROM recordings")
     file = await rig.server.recorder.start_on_demand(cid)
     with pytest.raises(RecordingRefused) as e:
         await rig.server.recorder.start_on_demand(cid)
     assert e.value.status == 409 and "already recorded" in e.value.reason
     row = await recording_row(rig, cid, closed=False)
     assert row["file"] == file
+    # the connection itself started none: ours is the only recording and the only start sent
+    # (a policy start would have gone out at the answer, before ours on the same link)
+    assert len(await rig.rows("SELECT * FROM recordings")) == 1
+    if rig.kind == "asterisk":
+        assert len([m for m in rig.sim.received if m.get("Action") == "MixMonitor"]) == 1
+    else:
+        assert len([c for c in rig.sim.received if "uuid_record" in c and " start " in c]) == 1

@@ -12,7 +12,7 @@ import json
 from ccserver.pbx.freeswitch.esl_codec import EslParser, Frame, encode_command, parse_event
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer
 from ccserver.sim.freeswitch import CallerScript, SimAgent, SimulatedFreeSwitch
-from tests.captures import FREESWITCH_CAPTURES
+from captures import FREESWITCH_CAPTURES
 
 
 def capture_frames(name: str) -> list[Frame]:

@@ -25,7 +25,8 @@ async def test_asterisk_spy_keys_are_dtmf_events_as_captured():
     cap = capture("02b-ivr-fastagi-queue-agent-hangup.ami.in.raw")
     real_begin = next(m for m in cap if m.event == "DTMFBegin")
     real_end = next(m for m in cap if m.event == "DTMFEnd")
-    async with Lab([SimAgent("PJSIP/1001", answer_delay=0.1)], QUEUE_FLOW) as lab:
+    phones = [SimAgent("PJSIP/1001", answer_delay=0.1), SimAgent("PJSIP/9000", answer_delay=0.1)]
+    async with Lab(phones, QUEUE_FLOW) as lab:
         await lab.ami.send(Action="Originate", ActionID="agent", Channel="PJSIP/1001", Application="Wait",
                            Data="30", Async="true")
         agent = (await lab.ami.until(lambda m: m.event == "OriginateResponse"))[-1]["Channel"]

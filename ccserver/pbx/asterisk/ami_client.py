@@ -162,6 +162,7 @@ class AmiConnection:
         filters: Sequence[str] = DEFAULT_FILTERS,
         connect_timeout: float = 5.0,
         action_timeout: float = 10.0,
+        logoff_timeout: float = 1.0,
     ):
         self.host, self.port, self.username = host, port, username
         self._secret = secret
@@ -171,8 +172,11 @@ class AmiConnection:
         self._backoff = backoff
         self._filters = tuple(filters)
         self._connect_timeout, self._action_timeout = connect_timeout, action_timeout
+        self._logoff_timeout = logoff_timeout
         self._protocol: AmiProtocol | None = None
         self._up = False
+        #: stop() is logging off: the link closing now is expected, not a loss to reconnect
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         #: the actions this user may send, as ``ListCommands`` listed them at the last login
         #: (None: not known, e.g. the reply was refused)
@@ -191,11 +195,24 @@ class AmiConnection:
     async def start(self) -> None:
         """Start connecting in the background; return at once."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name=f"ami {self.host}:{self.port}")
 
     async def stop(self) -> None:
-        """Close the session and stop reconnecting."""
+        """Log off, close the session and stop reconnecting.
+
+        A logged-in session gets ``Action: Logoff`` first, so Asterisk ends it as a client
+        leaving (``Response: Goodbye``, then it closes; capture asterisk-ami/01) rather than a
+        dropped link. The wait for that reply is bounded by ``logoff_timeout``: a shutdown never
+        hangs on a dead or silent peer.
+        """
         task, self._task = self._task, None
+        if task is not None and self.connected:
+            self._stopping = True
+            try:
+                await self._request({"Action": "Logoff"}, self._logoff_timeout)
+            except (ConnectionError, TimeoutError):
+                pass  # gone or silent: closing the socket below ends the session all the same
         if task is not None:
             task.cancel()
             try:
@@ -244,6 +261,8 @@ class AmiConnection:
         while True:
             try:
                 await self._session()
+                if self._stopping:
+                    return
             except LoginFailed as e:
                 log.error("AMI login to %s:%s as user %r failed: %s", self.host, self.port,
                           self.username, e)
@@ -321,7 +340,8 @@ class AmiConnection:
         while True:
             done, _ = await asyncio.wait({proto.lost}, timeout=self._ping_interval)
             if done:
-                log.warning("AMI %s:%s: connection lost", self.host, self.port)
+                if not self._stopping:
+                    log.warning("AMI %s:%s: connection lost", self.host, self.port)
                 return
             try:
                 await self._request({"Action": "Ping"}, self._ping_timeout)

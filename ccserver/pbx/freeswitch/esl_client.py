@@ -182,6 +182,7 @@ class EslConnection:
         ping_interval: float = 5.0,
         ping_timeout: float = 3.0,
         backoff: Backoff,
+        exit_timeout: float = 1.0,
     ):
         self.host, self.port = host, port
         self._password = password
@@ -190,6 +191,9 @@ class EslConnection:
         self.command_timeout = command_timeout
         self._ping_interval, self._ping_timeout = ping_interval, ping_timeout
         self._backoff = backoff
+        self._exit_timeout = exit_timeout
+        #: stop() sent ``exit``: the link closing now is expected, not a loss
+        self._stopping = False
         self._hub = GeventThread(f"esl-{host}:{port}")
         self._session: _Inbound | None = None
         self._lost: asyncio.Event | None = None
@@ -198,10 +202,25 @@ class EslConnection:
         self.logins = 0
 
     async def start(self) -> None:
+        self._stopping = False
         self._hub.start()
         self._task = asyncio.create_task(self._run(), name=f"esl-{self.host}:{self.port}")
 
     async def stop(self) -> None:
+        """Say ``exit``, close the session and stop reconnecting.
+
+        FreeSWITCH answers ``exit`` with ``+OK bye`` and a disconnect notice, then closes
+        (capture freeswitch-esl/01b): the session ends as a client leaving, not a dropped
+        link. The wait for the reply is bounded by ``exit_timeout``.
+        """
+        session = self._session
+        if self._task is not None and self.connected and session is not None:
+            self._stopping = True
+            try:
+                async with asyncio.timeout(self._exit_timeout):
+                    await self._hub.call(session.send_command, "exit")
+            except (ConnectionError, TimeoutError, NotConnectedError):
+                pass  # gone or silent: closing the socket below ends the session all the same
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -261,7 +280,8 @@ class EslConnection:
             await asyncio.sleep(self._backoff.next_wait())
 
     def _closed(self, lost: asyncio.Event, why: str) -> None:
-        log.warning("ESL %s:%s: connection lost: %s", self.host, self.port, why)
+        if not self._stopping:
+            log.warning("ESL %s:%s: connection lost: %s", self.host, self.port, why)
         lost.set()
 
     async def _watch(self, lost: asyncio.Event) -> None:

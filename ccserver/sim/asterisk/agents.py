@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ccserver.pbx.contexts import INBOUND_CONTEXT
+
 
 @dataclass
 class SimAgent:
@@ -54,6 +56,10 @@ class CallerScript:
     #: also consume a ``digits`` entry to interrupt STREAM FILE prompts with escape digits
     barge_in: bool = False
     dtmf_delay: float = 0.3          #: seconds into a prompt before the caller presses keys
+    #: the context the trunk delivers the call to; another one than ccserver-inbound runs
+    #: ``Goto(ccserver-inbound,${EXTEN},1)`` first, as README step 1's ``from-carrier`` example
+    #: (so ``Newchannel`` names the trunk's context: capture asterisk-ccserver/c01)
+    context: str = INBOUND_CONTEXT
 
 
 #: how a call ended, seen from the caller

@@ -18,7 +18,7 @@ from ccserver.pbx.contexts import INBOUND_CONTEXT, TRANSFER_CONTEXT
 
 from .agents import CallerScript, Outcome, SimCall
 from .agi_client import DIALPLAN_CLASS, FastAgiSession
-from .channels import CAUSE_TXT, RINGING, UP, Bridge, Channel, Pairs
+from .channels import CARRIER, CAUSE_TXT, RINGING, UP, Bridge, Channel, Pairs
 
 if TYPE_CHECKING:
     from .pbx import SimulatedAsterisk
@@ -27,6 +27,10 @@ CALL, CDR = 2, 1024
 Target = tuple[str, str, int]
 WAIT: Target = ("ccserver-wait", "s", 1)
 CONNECT: Target = ("ccserver-connect", "s", 1)
+#: the trunk's own context (README step 1's example) and how long the far end rings before it
+#: answers a transfer (c07: DialBegin to DialEnd ANSWER about 1 s)
+TRUNK_CONTEXT = "from-carrier"
+TRUNK_ANSWER_DELAY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +160,13 @@ class CallRun:
     def _bridge_ev(self, name: str, bridge: Bridge, ch: Channel | None = None) -> None:
         self.sim.emit(name, CALL, bridge.snapshot() + (ch.snapshot() if ch else []))
 
-    def _request_hangup(self, sig: Signal) -> None:
-        """A BYE shows as HangupRequest; an AMI Hangup as SoftHangupRequest with its Cause."""
+    def _request_hangup(self, sig: Signal, cause: int | None = None) -> None:
+        """A BYE shows as HangupRequest (with ``cause`` if the channel has one); an AMI Hangup
+        as SoftHangupRequest with its Cause."""
         if sig.kind == "ami_hangup":
             self._ev("SoftHangupRequest", sig.chan, [("Cause", str(sig.cause))])
         else:
-            self._ev("HangupRequest", sig.chan)
+            self._ev("HangupRequest", sig.chan, [] if cause is None else [("Cause", str(cause))])
 
     def _hangup(self, ch: Channel, cause: int) -> None:
         # Asterisk 22 closes a running MixMonitor at hang-up without a MixMonitorStop event
@@ -212,7 +217,7 @@ class CallRun:
                 elif target == CONNECT:
                     target = await self._connect()
                 elif target[0] == TRANSFER_CONTEXT:
-                    await self._transfer(target)
+                    target = await self._transfer(target)
                 elif target[0] == INBOUND_CONTEXT:  # a transfer to another DID of ours
                     self._goto(target)
                     target = await self._inbound()
@@ -254,6 +259,9 @@ class CallRun:
 
     async def _inbound(self) -> Target:
         ch, s, did = self.channel, self.script, self.channel.exten
+        if ch.context != INBOUND_CONTEXT:  # the trunk's own context hands the call over
+            self._exten(1, "Goto", f"{INBOUND_CONTEXT},{did},1")
+            self._goto((INBOUND_CONTEXT, did, 1))
         self._phase, self._agi_exit = "ivr", None
         self._exten(1, "NoOp", f"ccserver inbound {did} from {s.caller}")
         self._exten(2, "Set", f"__CC_DID={did}")
@@ -295,21 +303,41 @@ class CallRun:
             self._end(sig.cause if sig.kind == "ami_hangup" else 0, outcome, soft=False)
         self._end(sig.cause if sig.kind == "ami_hangup" else 0, outcome)
 
-    async def _transfer(self, target: Target) -> None:
-        """``[ccserver-transfer]``: dial the external number through the trunk; the call ends
-        when either side hangs up (the caller after ``talk_time``)."""
-        ch, number = self.channel, target[1]
+    async def _transfer(self, target: Target) -> Target:
+        """``[ccserver-transfer]``: Dial the external number through the trunk. Its leg is a new
+        ``PJSIP/carrier`` channel born in the trunk's context; it answers after
+        ``TRUNK_ANSWER_DELAY`` and is bridged with the caller until one of them hangs up (the
+        caller after ``talk_time``), as in capture asterisk-ccserver/c07."""
+        ch, number, sim = self.channel, target[1], self.sim
         self._goto(target)
         self._exten(1, "NoOp", f"ccserver transfer to {number}")
         self._exten(2, "Dial", f"PJSIP/{number}@carrier,60")
         self.call.transferred_to = number
         self.call.outcome = "transferred"
+        leg = sim.new_channel(f"{CARRIER}-{sim.ids.suffix()}", "<unknown>", "<unknown>",
+                              TRUNK_CONTEXT, "s", linkedid=ch.uniqueid, owner=self)
+        self._ev("Newchannel", leg)
+        leg.caller_num, leg.exten = number, number  # the number dialed (NewCallerid, noise here)
+        self._dial_ev("DialBegin", leg, [("DialString", f"{number}@carrier")])
+        ch.connected_num, ch.connected_name = leg.caller_num, leg.caller_name
+        leg.connected_num, leg.connected_name = ch.caller_num, ch.caller_name
+        leg.state = RINGING
+        self._ev("Newstate", leg)
+        self._dial_ev("DialState", leg, [("DialStatus", "RINGING")])
+        self._later("answer", TRUNK_ANSWER_DELAY, Signal("answer", leg))
         while True:
-            sig = await self._next(self.script.talk_time)
-            if sig is None or (sig.chan is ch and sig.kind in ("bye", "ami_hangup")):
+            sig = await self._next(None)
+            assert sig is not None
+            if sig.kind == "answer" and sig.chan is leg:
                 break
-        self._exten(3, "Hangup", "")
-        self._end(16, "transferred")
+            if sig.chan is ch and sig.kind in ("bye", "ami_hangup"):
+                self._cancel("answer")
+                self._caller_hangup(sig, leg)
+        leg.state, leg.answered_wall = UP, time.time()
+        self._ev("Newstate", leg)
+        leg.exten = ""  # as Dial does for any answered leg (DialEnd's DestExten)
+        self._dial_ev("DialEnd", leg, [("DialStatus", "ANSWER")])
+        return await self._bridge(leg, "transferred")  # only a redirect returns
 
     async def _wait(self) -> Target:
         ch = self.channel
@@ -370,7 +398,7 @@ class CallRun:
                               "from-agents", "s", linkedid=ch.uniqueid, owner=self)
         leg.application, leg.app_data = "AppDial", "(Outgoing Line)"
         self._ev("Newchannel", leg)
-        self._dial_ev("DialBegin", leg, [("DialString", device)])
+        self._dial_ev("DialBegin", leg, [("DialString", device.partition("/")[2])])  # "1001" (c01)
         if not sim.occupy(device, leg):
             self._dial_ev("DialEnd", leg, [("DialStatus", "BUSY")])
             self._hangup(leg, 17)
@@ -397,6 +425,9 @@ class CallRun:
                 self._cancel("patience")
                 leg.state, leg.answered_wall = UP, time.time()
                 self._ev("Newstate", leg)
+                # Dial empties the answered leg's Exten (DialEnd's DestExten and its later
+                # events say "": capture asterisk-ccserver/c01)
+                leg.exten = ""
                 self._dial_ev("DialEnd", leg, [("DialStatus", "ANSWER")])
                 self.call.agent = device
                 return await self._bridge(leg)
@@ -417,7 +448,7 @@ class CallRun:
                 sim.release(leg)
                 return "NOANSWER"
 
-    async def _bridge(self, leg: Channel) -> Target:
+    async def _bridge(self, leg: Channel, outcome: Outcome = "answered") -> Target:
         ch = self.channel
         bridge = Bridge()
         self._bridge_ev("BridgeCreate", bridge)
@@ -425,7 +456,7 @@ class CallRun:
             bridge.channels.append(member)
             member.bridge = bridge
             self._bridge_ev("BridgeEnter", bridge, member)
-        self.call.outcome = "answered"
+        self.call.outcome = outcome
         ender = leg if self.script.hangup_side == "agent" else ch
         self._later("talk", self.script.talk_time, Signal("talk_end", ender))
         while True:
@@ -437,13 +468,17 @@ class CallRun:
                 continue
             self._cancel("talk")
             if sig.kind == "redirect" and sig.target is not None:
+                # the caller leaves the bridge already at its new place (c07's BridgeLeave)
+                self._goto(sig.target)
                 self._leave(bridge, ch)
                 self._leave(bridge, leg)
                 self._bridge_ev("BridgeDestroy", bridge)
                 self._hangup(leg, 16)
                 self.sim.release(leg)
                 return sig.target
-            self._request_hangup(sig)
+            # a caller's BYE in Dial's bridge carries Cause 16 (captures asterisk-ccserver/c01,
+            # c02, c05-c08; app_queue's bridge in asterisk-ami/02 gives none)
+            self._request_hangup(sig, 16 if sig.chan is ch else None)
             if sig.chan is ch:  # the caller ends it (capture 02)
                 self._leave(bridge, ch)
                 self._ev("SoftHangupRequest", ch, [("Cause", "16")])

@@ -34,6 +34,9 @@ class IdAllocator:
         return f"{next(self._suffix):08x}"
 
 
+#: the trunk endpoint: callers arrive on it and transfers leave through it
+CARRIER = "PJSIP/carrier"
+
 @dataclass(eq=False)
 class Channel:
     """One simulated channel. ``owner`` is the call run that gets signals for it."""
@@ -59,6 +62,8 @@ class Channel:
     started_wall: float = field(default_factory=time.time)
     answered_wall: float | None = None
     hungup: bool = False
+    #: the phone holds the call (its last re-INVITE said ``a=sendonly``)
+    holding: bool = False
     #: running MixMonitors (``SimRecording``), the most recent last
     mixmonitors: list[Any] = field(default_factory=list)
     owner: Any = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 SAMPLE_RATE = 8000
@@ -58,3 +59,6 @@ class SimSpy:
     mode: str
     supervisor_device: str
     digits: list[str] = field(default_factory=list)
+    #: the supervisor's phone dialed from ``;1`` and the bridge it answered into, once it did
+    phone: Any = None
+    bridge: Any = None

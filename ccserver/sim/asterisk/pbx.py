@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ccserver.pbx.asterisk.ami_codec import Message
 from ccserver.pbx.contexts import CALLBACK_CONTEXT
@@ -14,11 +16,11 @@ from .agi_client import DIALPLAN_CLASS, DTMF_CLASS, lookup_variable
 from .ami_privileges import write_classes
 from .ami_server import AmiServer, AmiSession
 from .calls import CALL, CallRun, Signal
-from .channels import DOWN, RING, RINGING, UP, Channel, IdAllocator
+from .channels import CARRIER, DOWN, RING, RINGING, UP, Bridge, Channel, IdAllocator
 from .conf import SHIPPED_MANAGER_CONF, manager_user
 from .media import SimRecording, SimSpy
 
-CARRIER = "PJSIP/carrier"
+T = TypeVar("T")
 
 
 class _Originated:
@@ -30,10 +32,10 @@ class _Originated:
     def post(self, sig: Signal) -> None:
         if sig.kind == "ami_hangup" and not sig.chan.hungup:
             ch = sig.chan
-            self.sim.emit("SoftHangupRequest", CALL, ch.snapshot() + [("Cause", str(sig.cause))])
             if ch.name in self.sim.spies:  # hanging up the spy's Local;1 ends ChanSpy on ;2
                 self.sim._end_spy(ch.name, sig.cause)
                 return
+            self.sim.emit("SoftHangupRequest", CALL, ch.snapshot() + [("Cause", str(sig.cause))])
             ch.hungup = True
             self.sim.emit("Hangup", CALL, ch.snapshot() + [("Cause", str(sig.cause)),
                                                            ("Cause-txt", "Normal Clearing")])
@@ -71,7 +73,7 @@ class SimulatedAsterisk:
         self.global_vars: dict[str, str] = {}
         self._busy: dict[str, Channel] = {}
         self._calls: dict[str, SimCall] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         #: spy sessions running, by the name of their Local ``;1`` channel
         self.spies: dict[str, SimSpy] = {}
         #: callbacks carried out: (agent device, number dialed), and how long each conversation lasts
@@ -123,6 +125,26 @@ class SimulatedAsterisk:
         return sim_seconds / self.time_scale
 
     # -- calls -----------------------------------------------------------------------------
+    def hold(self, call: SimCall, on: bool) -> bool:
+        """The agent's phone puts ``call``'s caller on hold (a re-INVITE with ``a=sendonly``) or
+        takes them off it: Hold / Unhold on the agent's channel, then the caller's hold music,
+        only when that changes anything (``res_pjsip_sdp_rtp.c``: remotely_held_changed;
+        capture asterisk-ccserver/c07). False when no agent is connected."""
+        caller = self.channels.get(call.channel)
+        bridge = caller.bridge if caller is not None else None
+        leg = next((c for c in bridge.channels if c is not caller), None) if bridge else None
+        if caller is None or leg is None:
+            return False
+        if leg.holding != on:
+            leg.holding = on
+            if on:
+                self.emit("Hold", CALL, leg.snapshot() + [("MusicClass", "default")])
+                self.emit("MusicOnHoldStart", CALL, caller.snapshot() + [("Class", "default")])
+            else:
+                self.emit("Unhold", CALL, leg.snapshot())
+                self.emit("MusicOnHoldStop", CALL, caller.snapshot())
+        return True
+
     def place_call(self, script: CallerScript) -> SimCall:
         """An inbound call from the carrier arrives now; returns its handle at once."""
         ch = self.new_channel(f"{CARRIER}-{self.ids.suffix()}", script.caller, script.caller_name,
@@ -361,53 +383,120 @@ class SimulatedAsterisk:
         self._read_digit(two, digit, "120")
 
     def _spy_originate(self, s: AmiSession, m: Message) -> None:
-        """``Local/<session>@ccserver-spy/n``: ``;2`` runs ChanSpy (captures 04a-c)."""
+        """``Local/<session>@ccserver-spy/n``: ``;2`` answers and runs ChanSpy, ``;1`` dials the
+        supervisor's phone and is bridged with it once it answers (captures 04a-c, and
+        asterisk-ccserver/c06 for the order: OriginateResponse first, ChanSpyStart once the
+        phone rings)."""
         where = m["Channel"].removeprefix("Local/").removesuffix("/n")
         session, _, context = where.partition("@")
         variables = dict(v.partition("=")[::2] for v in m.values_of("Variable"))
         suffix = self.ids.suffix()
         num, name = _split_callerid(m.get("CallerID", ""))
-        one = self.new_channel(f"Local/{where}-{suffix};1", num, name, context, session,
-                               owner=_Originated(self))
-        two = self.new_channel(f"Local/{where}-{suffix};2", num, name, context, session,
-                               linkedid=one.linkedid, owner=_Originated(self))
+        one = self.new_channel(f"Local/{where}-{suffix};1", "<unknown>", "<unknown>", context,
+                               session, owner=_Originated(self))
+        two = self.new_channel(f"Local/{where}-{suffix};2", "<unknown>", "<unknown>", context,
+                               session, linkedid=one.linkedid, owner=_Originated(self))
+        two.state = RING
         for ch in (one, two):
             ch.variables.update(variables)
             self.emit("Newchannel", CALL, ch.snapshot())
-            ch.state = UP
-        target = self.channels.get(variables.get("CC_SPY_TARGET", ""))
-        options = variables.get("CC_SPY_OPTIONS", "")
-        group = options.partition("g(")[2].partition(")")[0]
-        mode = "barge" if "B" in options else "whisper" if "w" in options else "listen"
+            ch.caller_num, ch.caller_name = num or "<unknown>", name or "<unknown>"  # NewCallerid
         head = [("ActionID", m["ActionID"])] if "ActionID" in m else []
-        if target is not None and group and target.variables.get("SPYGROUP") == group:
-            self.spies[one.name] = SimSpy(session, target.name, mode, m.get("Data", "").split(",")[0])
-            self.emit("ChanSpyStart", CALL, two.snapshot("Spyer") + target.snapshot("Spyee"))
         self.emit("OriginateResponse", CALL, head + [
             ("Response", "Success"), ("Channel", one.name), ("Application", m.get("Application", "")),
             ("Data", m.get("Data", "")), ("Reason", "4"), ("Uniqueid", one.uniqueid),
             ("CallerIDNum", num or "<unknown>"), ("CallerIDName", name or "<unknown>")])
-        if one.name not in self.spies:  # ChanSpy found nothing it may watch: the spy ends
-            for ch in (two, one):
+        # the Originate dials the Local channel itself (no calling channel, c06)
+        self.emit("LocalBridge", CALL, one.snapshot("LocalOne") + two.snapshot("LocalTwo") + [
+            ("Context", context), ("Exten", session), ("LocalOptimization", "No")])
+        self.emit("DialBegin", CALL, one.snapshot("Dest") + [("DialString", where + "/n")])
+        for ch, priority in ((two, 2), (one, 1)):  # ;2 answers (ChanSpy at priority 2), so ;1 does
+            ch.state, ch.priority = UP, priority
+            ch.connected_num, ch.connected_name = num or "<unknown>", name or "<unknown>"
+            self.emit("Newstate", CALL, ch.snapshot())
+        self.emit("DialEnd", CALL, one.snapshot("Dest") + [("DialStatus", "ANSWER")])
+        target = self.channels.get(variables.get("CC_SPY_TARGET", ""))
+        options = variables.get("CC_SPY_OPTIONS", "")
+        group = options.partition("g(")[2].partition(")")[0]
+        mode = "barge" if "B" in options else "whisper" if "w" in options else "listen"
+        if target is None or not group or target.variables.get("SPYGROUP") != group:
+            for ch in (two, one):  # ChanSpy found nothing it may watch: the spy ends
                 ch.hungup = True
                 self.emit("Hangup", CALL, ch.snapshot() + [("Cause", "16"), ("Cause-txt", "Normal Clearing")])
                 self.forget(ch)
+            return
+        spy = self.spies[one.name] = SimSpy(session, target.name, mode, m.get("Data", "").split(",")[0])
+        self._spawn(self._spy_dial(one, two, spy))
+
+    async def _spy_dial(self, one: Channel, two: Channel, spy: SimSpy) -> None:
+        """``;1`` runs ``Dial(<supervisor>,30)``: a phone the simulator does not know is
+        unavailable, which ends the spy."""
+        agent = self.agents.get(spy.supervisor_device)
+        if agent is None:
+            self._end_spy(one.name, 16)
+            return
+        phone = spy.phone = self.new_channel(f"{spy.supervisor_device}-{self.ids.suffix()}",
+                                             agent.extension, agent.display_name, "from-agents", "s",
+                                             linkedid=one.linkedid, owner=_Originated(self))
+        self.emit("Newchannel", CALL, phone.snapshot())
+        phone.exten = one.exten  # Dial gives the callee the caller's extension (DestExten, c06)
+        self.emit("DialBegin", CALL, one.snapshot() + phone.snapshot("Dest") + [
+            ("DialString", spy.supervisor_device.partition("/")[2])])
+        phone.state = RINGING
+        phone.connected_num, phone.connected_name = one.caller_num, one.caller_name
+        one.connected_num, one.connected_name = phone.caller_num, phone.caller_name
+        self.emit("Newstate", CALL, phone.snapshot())
+        self.emit("DialState", CALL, one.snapshot() + phone.snapshot("Dest") + [("DialStatus", "RINGING")])
+        two.priority = 3  # ChanSpy runs; the supervisor's number reaches ;2 as its caller id
+        two.caller_num, two.caller_name = phone.caller_num, phone.caller_name
+        target = self.channels.get(spy.target)
+        if target is not None:
+            self.emit("ChanSpyStart", CALL, two.snapshot("Spyer") + target.snapshot("Spyee"))
+        await asyncio.sleep(self.seconds(agent.answer_delay))
+        if one.name not in self.spies or one.hungup:
+            return
+        phone.state, phone.answered_wall = UP, time.time()
+        self.emit("Newstate", CALL, phone.snapshot())
+        phone.exten = ""
+        self.emit("DialEnd", CALL, one.snapshot() + phone.snapshot("Dest") + [("DialStatus", "ANSWER")])
+        bridge = spy.bridge = Bridge()
+        self.emit("BridgeCreate", CALL, bridge.snapshot())
+        for member in (phone, one):
+            bridge.channels.append(member)
+            member.bridge = bridge
+            self.emit("BridgeEnter", CALL, bridge.snapshot() + member.snapshot())
 
     def _end_spy(self, local: str, cause: int) -> None:
+        """The spy's ``;1`` is hung up (or its agent left): the bridge with the supervisor's
+        phone comes apart, then both halves and the phone hang up, ``;2`` last (04a, c06)."""
         spy = self.spies.pop(local, None)
         if spy is None:
             return
-        two = self.channels.get(local[:-1] + "2")
+        one, two = self.channels.get(local), self.channels.get(local[:-1] + "2")
         target = self.channels.get(spy.target)
-        if two is not None and target is not None:
-            self.emit("ChanSpyStop", CALL, two.snapshot("Spyer") + target.snapshot("Spyee"))
-        for name in (local[:-1] + "2", local):
-            ch = self.channels.get(name)
+        bridge, phone = spy.bridge, spy.phone
+        if bridge is not None:
+            for member in list(bridge.channels):
+                bridge.channels.remove(member)
+                member.bridge = None
+                self.emit("BridgeLeave", CALL, bridge.snapshot() + member.snapshot())
+            self.emit("BridgeDestroy", CALL, bridge.snapshot())
+        if two is not None and not two.hungup:
+            self.emit("HangupRequest", CALL, two.snapshot() + [("Cause", str(cause))])
+        for ch in (one, phone):
             if ch is not None and not ch.hungup:
                 ch.hungup = True
                 self.emit("Hangup", CALL, ch.snapshot() + [("Cause", str(cause)),
                                                            ("Cause-txt", "Normal Clearing")])
                 self.forget(ch)
+        if two is not None and not two.hungup:
+            if target is not None:
+                self.emit("ChanSpyStop", CALL, two.snapshot("Spyer") + target.snapshot("Spyee"))
+            self.emit("SoftHangupRequest", CALL, two.snapshot() + [("Cause", str(cause))])
+            two.hungup = True
+            self.emit("Hangup", CALL, two.snapshot() + [("Cause", str(cause)),
+                                                        ("Cause-txt", "Normal Clearing")])
+            self.forget(two)
 
     async def _originate(self, s: AmiSession, m: Message) -> None:
         if not m.get("Channel"):
@@ -417,9 +506,7 @@ class SimulatedAsterisk:
             s.ack(m, "Originate successfully queued")
             self._spy_originate(s, m)
             return
-        task = asyncio.get_running_loop().create_task(self._do_originate(s, m))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = self._spawn(self._do_originate(s, m))
         if m.get("Async", "").lower() in ("true", "yes", "1", "on"):
             s.ack(m, "Originate successfully queued")
         elif await task:
@@ -427,10 +514,15 @@ class SimulatedAsterisk:
         else:
             s.error(m, "Originate failed")
 
-    def _spawn_callback(self, ch: Channel, number: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._callback(ch, number))
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``coro`` as one of the simulator's tasks (``stop()`` cancels them)."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _spawn_callback(self, ch: Channel, number: str) -> None:
+        self._spawn(self._callback(ch, number))
 
     async def _callback(self, ch: Channel, number: str) -> None:
         """Our ``[ccserver-callback]`` on the answered agent channel: dial the number through the
