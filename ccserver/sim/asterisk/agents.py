@@ -41,7 +41,8 @@ class CallerScript:
     did: str = "support"
     #: the context the trunk puts the call in; any other than ccserver-inbound sends it on with
     #: ``Goto(ccserver-inbound,${EXTEN},1)`` first, as a carrier context of README step 1 does
-    context: str = "ccserver-inbound"
+    #: (so ``Newchannel`` names the trunk's context: capture asterisk-ccserver/c01)
+    context: str = INBOUND_CONTEXT
     #: that carrier context runs ``Answer()`` before its ``Goto`` (the ``Newstate`` Up is then in
     #: the carrier's context, and ccserver-inbound's ``Answer()`` changes nothing)
     carrier_answers: bool = False
@@ -56,10 +57,6 @@ class CallerScript:
     #: also consume a ``digits`` entry to interrupt STREAM FILE prompts with escape digits
     barge_in: bool = False
     dtmf_delay: float = 0.3          #: seconds into a prompt before the caller presses keys
-    #: the context the trunk delivers the call to; another one than ccserver-inbound runs
-    #: ``Goto(ccserver-inbound,${EXTEN},1)`` first, as README step 1's ``from-carrier`` example
-    #: (so ``Newchannel`` names the trunk's context: capture asterisk-ccserver/c01)
-    context: str = INBOUND_CONTEXT
 
 
 #: how a call ended, seen from the caller

@@ -259,9 +259,6 @@ class CallRun:
 
     async def _inbound(self) -> Target:
         ch, s, did = self.channel, self.script, self.channel.exten
-        if ch.context != INBOUND_CONTEXT:  # the trunk's own context hands the call over
-            self._exten(1, "Goto", f"{INBOUND_CONTEXT},{did},1")
-            self._goto((INBOUND_CONTEXT, did, 1))
         self._phase, self._agi_exit = "ivr", None
         self._exten(1, "NoOp", f"ccserver inbound {did} from {s.caller}")
         self._exten(2, "Set", f"__CC_DID={did}")
