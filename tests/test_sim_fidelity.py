@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import pytest
 from captures import ASTERISK_CCSERVER_CAPTURES as CCSERVER_CAPTURES
@@ -13,6 +14,7 @@ from test_sim_asterisk import QUEUE_FLOW, AmiClient, Lab, ScriptedAgi, capture, 
 
 from ccserver.sim.asterisk import CallerScript, SimAgent, SimulatedAsterisk
 from ccserver.sim.asterisk.agents import SimCall
+from ccserver.sim.asterisk.conf import load_dialplan
 
 
 @pytest.fixture
@@ -209,8 +211,40 @@ def plain_messages(data: bytes) -> list[dict[str, str]]:
             for block in text.split("\r\n\r\n") if block.strip("\r\n")]
 
 
+#: [ccserver-connect] of the shipped dialplan, which the simulator runs
+CONNECT_STEPS = load_dialplan(Path(__file__).resolve().parents[1] / "dialplans" / "asterisk"
+                              / "extensions.conf").find("ccserver-connect", "s").steps
+#: The captures' ccserver (d4e882f) had [ccserver-connect] as NoOp, Dial, GotoIf, Goto, Hangup:
+#: every event the caller has there (the whole ring and talk) says Priority 2, its Dial. Issue 10
+#: item 7 put four recording lines before Dial (StopMixMonitor of a previous ring, take and clear
+#: CC_RECORD_FILE, MixMonitor), so the same events now say the priority of today's Dial line.
+CAPTURED_CONNECT_DIAL = "2"
+
+
+def today(application: str) -> str:
+    """The priority of the one line of today's [ccserver-connect] that runs ``application``,
+    itself or as ExecIf's (``ExecIf(condition?Application(arguments))``)."""
+    (priority,) = [str(p) for p, (app, data) in CONNECT_STEPS.items() if app == application
+                   or (app == "ExecIf" and data.partition("?")[2].startswith(f"{application}("))]
+    return priority
+
+
+def todays_priorities(msgs: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The capture's messages with its [ccserver-connect] Dial priority renumbered to today's
+    (``CAPTURED_CONNECT_DIAL``); any other priority there is left as it was, to differ."""
+    def moved(m: dict[str, str]) -> dict[str, str]:
+        for prefix in PREFIXES:
+            if (m.get(f"{prefix}Context") == "ccserver-connect"
+                    and m.get(f"{prefix}Priority") == CAPTURED_CONNECT_DIAL):
+                m = {**m, f"{prefix}Priority": today("Dial")}
+        return m
+
+    return [moved(m) for m in msgs]
+
+
 def plain_capture(name: str) -> list[dict[str, str]]:
-    return plain_messages((CCSERVER_CAPTURES / name).read_bytes())
+    """A capture by plain splitting, its [ccserver-connect] priorities today's."""
+    return todays_priorities(plain_messages((CCSERVER_CAPTURES / name).read_bytes()))
 
 
 def test_the_comparisons_hide_nothing_the_adapters_read() -> None:
@@ -306,15 +340,17 @@ class CcLab:
     """The simulator as ccserver's lab Asterisk (README of asterisk-ccserver): the trunk's calls
     arrive in ``from-carrier``, the FastAGI server runs ccserver's recorded IVR commands."""
 
-    def __init__(self, agents: list[SimAgent], capture: str):
+    def __init__(self, agents: list[SimAgent], capture: str, ami_write: str | None = None):
         commands = (CCSERVER_CAPTURES / f"{capture}.agi.out.raw").read_bytes().decode().splitlines()
         self.agi = ScriptedAgi(commands)
         self.agents = agents
         self.ami = RawAmi()
+        #: the AMI user's write classes; None: the shipped manager.conf's, as in the captures
+        self.ami_write = ami_write
 
     async def __aenter__(self) -> CcLab:
         self.sim = SimulatedAsterisk(node="pbx1", agi_host="127.0.0.1", agi_port=await self.agi.start(),
-                                     agents=self.agents, time_scale=20.0)
+                                     agents=self.agents, time_scale=20.0, ami_write=self.ami_write)
         await self.ami.connect(await self.sim.start())
         await self.ami.send(Action="Login", Username="ccserver", Secret="ccserver",
                             Events="call,dtmf", ActionID="login")
@@ -370,15 +406,56 @@ async def test_ring_no_answer_then_the_next_agent_matches_capture_c02() -> None:
     assert ours == captured_call("c02-rona-next-agent.ami.in.raw", "PJSIP/carrier-0000006c")
 
 
+#: c05b's AMI user: the shipped one with the system class added (capture README), which the AMI
+#: MixMonitor action needs (apps/app_mixmonitor.c)
+C05B_WRITE = "call,reporting,originate,system"
+
+
 async def test_a_recording_started_by_mixmonitor_matches_capture_c05b() -> None:
-    async with CcLab([SimAgent("PJSIP/1001", answer_delay=1.0)], "c05b-recording-system-granted") as lab:
+    async with CcLab([SimAgent("PJSIP/1001", answer_delay=1.0)], "c05b-recording-system-granted",
+                     ami_write=C05B_WRITE) as lab:
         call = lab.call(did="5559000", talk_time=8.0)
         await lab.connected(call, "PJSIP/1001")
-        # what ccserver sends when the DID's policy records (capture c05b's out stream)
+        # what the capture's ccserver sent at the answer when the DID's policy records (c05b's
+        # out stream); today's sends it only for a start on demand (issue 10 item 7)
         await lab.ami.send(Action="MixMonitor", Channel=call.channel,
                            File="/var/spool/asterisk/monitor/pbx1-x.wav", Options="b", ActionID="rec")
         ours = await lab.ended(call)
     assert ours == captured_call("c05b-recording-system-granted.ami.in.raw", "PJSIP/carrier-00000073")
+
+
+async def test_a_recording_started_by_ccserver_connect_matches_capture_c05b_but_for_its_start() -> None:
+    """Today's recording of a DID policy (issue 10 item 7), by the shipped AMI user: ccserver
+    sets CC_RECORD_FILE with the ring and [ccserver-connect] runs MixMonitor before Dial.
+
+    c05b recorded the older way: the AMI MixMonitor action once the agent answered, so its one
+    MixMonitorStart (the read at 6.003 s, after both BridgeEnters) no longer applies. Here the
+    MixMonitorStart comes from the dialplan's MixMonitor line, before Dial: right after
+    MusicOnHoldStop, at that line's priority. Everything else of the call is c05b's.
+    """
+    async with CcLab([SimAgent("PJSIP/1001", answer_delay=1.0)], "c05b-recording-system-granted") as lab:
+        call = lab.call(did="5559000", talk_time=8.0)
+        await lab.ami.until(lambda m: m.get("Event") == "MusicOnHoldStart")
+        await lab.ami.send(Action="Setvar", Channel=call.channel, Variable="CC_RECORD_FILE",
+                           Value="/var/spool/asterisk/monitor/pbx1-x.wav")
+        await lab.ami.ring(call.channel, "PJSIP/1001")
+        ours = await lab.ended(call)
+        refused = [m for m in lab.ami.msgs if m.get("Message") == "Permission denied"]
+    theirs = captured_call("c05b-recording-system-granted.ami.in.raw", "PJSIP/carrier-00000073")
+    assert refused == []  # Setvar and Redirect are of the call class the shipped user has
+    (captured_start,) = [e for e in theirs["caller"] if e[0] == "MixMonitorStart"]
+    names = [e[0] for e in ours["caller"]]
+    i = names.index("MixMonitorStart")
+    assert names.count("MixMonitorStart") == 1 and names[i - 1:i + 2] == [
+        "MusicOnHoldStop", "MixMonitorStart", "DialBegin"]
+    start = ours["caller"].pop(i)
+    theirs["caller"].remove(captured_start)
+    # the same event of the same channel; before Dial, so at the MixMonitor line and with no
+    # connected line yet (c05b's DialBegin says <unknown> too)
+    assert start[:3] == captured_start[:3]
+    assert dict(start[3]) == {**dict(captured_start[3]), "Priority": today("MixMonitor"),
+                              "ConnectedLineNum": "<unknown>"}
+    assert ours == theirs
 
 
 async def test_a_caller_abandoning_on_hold_music_matches_capture_c03() -> None:
