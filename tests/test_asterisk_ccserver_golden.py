@@ -280,7 +280,8 @@ def test_c08_a_link_cut_mid_call_and_the_resync_keep_the_call_and_its_agent() ->
         LiveCall(cid, "PJSIP/carrier-0000007d", CALLER, "5551000", "PJSIP/1001", 6.0),
     ), base)
     events = [e for t, m in parsed[end + 1:] for e in n.feed(m, base + t)]
-    assert events == [CallerLeaving(cid, base + 8.853), CallHungUp(cid, "normal_clearing", "caller", base + 8.854)]
+    assert events == [CallerLeaving(cid, base + 8.853),
+                      CallHungUp(cid, "normal_clearing", "caller", base + 8.854)]
     assert n.live_call_ids == []
 
 
@@ -518,7 +519,8 @@ async def test_c01_through_the_adapter() -> None:
     peer, events = await adapter_replay(["c01-ivr-queue-answered.ami"], ring(cid, caller, "PJSIP/1001"))
     assert peer.mismatches == [] and peer.failures == []
     assert events == _up_down(*_answered(cid, caller, "5551000", "PJSIP/1001"),
-                              CallerLeaving(cid, 0.0), CallHungUp(cid, "normal_clearing", "caller", 0.0))
+                              CallerLeaving(cid, 0.0),
+                              CallHungUp(cid, "normal_clearing", "caller", 0.0))
 
 
 async def test_c02_ring_no_answer_then_the_next_agent_through_the_adapter() -> None:
@@ -527,7 +529,8 @@ async def test_c02_ring_no_answer_then_the_next_agent_through_the_adapter() -> N
                                         ring(cid, caller, "PJSIP/1001", "PJSIP/1002"))
     assert peer.mismatches == [] and peer.failures == []
     assert events == _up_down(*_answered(cid, caller, "5551000", "PJSIP/1001", "PJSIP/1002"),
-                              CallerLeaving(cid, 0.0), CallHungUp(cid, "normal_clearing", "caller", 0.0))
+                              CallerLeaving(cid, 0.0),
+                              CallHungUp(cid, "normal_clearing", "caller", 0.0))
 
 
 async def test_c05b_a_granted_recording_through_the_adapter() -> None:
@@ -638,5 +641,6 @@ async def test_c07_the_transfers_trunk_leg_is_no_agent_leg_through_the_adapter()
     # the Redirect to ccserver-transfer, then the trunk's Dial of PJSIP/carrier-0000007c: no
     # agent leg rings or answers (issue 10 item 12)
     assert events[12:] == [*_answered(cid2, caller2, "5551000", "PJSIP/1002")[1:],
-                           CallerLeaving(cid2, 0.0), CallHungUp(cid2, "normal_clearing", "caller", 0.0),
+                           CallerLeaving(cid2, 0.0),
+                           CallHungUp(cid2, "normal_clearing", "caller", 0.0),
                            NodeConnectionChanged(NODE, False, 0.0)]

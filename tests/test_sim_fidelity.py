@@ -424,7 +424,7 @@ async def test_a_recording_started_by_mixmonitor_matches_capture_c05b() -> None:
     assert ours == captured_call("c05b-recording-system-granted.ami.in.raw", "PJSIP/carrier-00000073")
 
 
-async def test_a_recording_started_by_ccserver_connect_matches_capture_c05b_but_for_its_start() -> None:
+async def test_a_recording_started_by_ccserver_connect_matches_capture_c05b_but_its_start() -> None:
     """Today's recording of a DID policy (issue 10 item 7), by the shipped AMI user: ccserver
     sets CC_RECORD_FILE with the ring and [ccserver-connect] runs MixMonitor before Dial.
 
@@ -433,7 +433,8 @@ async def test_a_recording_started_by_ccserver_connect_matches_capture_c05b_but_
     MixMonitorStart comes from the dialplan's MixMonitor line, before Dial: right after
     MusicOnHoldStop, at that line's priority. Everything else of the call is c05b's.
     """
-    async with CcLab([SimAgent("PJSIP/1001", answer_delay=1.0)], "c05b-recording-system-granted") as lab:
+    agents = [SimAgent("PJSIP/1001", answer_delay=1.0)]
+    async with CcLab(agents, "c05b-recording-system-granted") as lab:
         call = lab.call(did="5559000", talk_time=8.0)
         await lab.ami.until(lambda m: m.get("Event") == "MusicOnHoldStart")
         await lab.ami.send(Action="Setvar", Channel=call.channel, Variable="CC_RECORD_FILE",
