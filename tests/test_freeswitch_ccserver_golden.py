@@ -247,6 +247,18 @@ def test_c08_a_restarted_ccserver_finds_the_agent_of_the_bridged_call_by_its_dia
     assert n.agent_leg(cid) == leg  # and the leg is tracked as this process's own from now on
 
 
+def test_c08_a_restarted_ccserver_asks_kept_facts_only_of_the_calls_it_would_adopt() -> None:
+    # beside c08's caller, a call between two phones in the default context (as the agent leg's
+    # row shows that context): no call of ccserver's, so no uuid_getvar of its facts (item 16)
+    at, body = _c08_listing()
+    caller, leg = channel_rows(body)
+    phones = dict(caller, uuid="0b5e2c8e-61c4-4f0e-9a55-3f0d41d7a111", context="default",
+                  initial_context="default", call_uuid="0b5e2c8e-61c4-4f0e-9a55-3f0d41d7a111")
+    n = EslNormalizer(NODE, INBOUND)
+    assert n.unknown_callers([caller, leg, phones]) == [caller["uuid"]]
+    assert len(n.resync_from([caller, leg, phones], at).calls) == 1  # the same ones it adopts
+
+
 # -- the whole adapter: FreeSwitchAdapter over real TCP against the recorded FreeSWITCH -------
 
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
