@@ -19,6 +19,7 @@ import asyncio
 import gc
 import json
 import logging
+import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,6 +345,10 @@ async def test_the_shipped_ivr_sends_what_it_sent_to_the_real_freeswitch(capture
         assert done.caller_hung_up and done.queue is None
     else:  # digit 1 during the greeting
         assert done.queue == "support" and done.node == "fs1"
+    # the arrival is when FreeSWITCH created the channel, from the connect reply (item 6)
+    connect_reply = next(step.data for step in timeline(capture) if not step.sent_by_client)
+    created = re.search(rb"\nCaller-Channel-Created-Time: (\d+)\n", connect_reply)[1]
+    assert done.arrived_at == int(created) / 1e6
     # the prompts played on the real FreeSWITCH: none is taken for a missing one (item 5)
     assert no_trouble_logged(caplog) == []
     assert outcome["unhandled"] == []
