@@ -30,7 +30,13 @@ from ccserver.core.events import IvrFinished
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.media import CallerHungUp, MediaSession
 from ccserver.ivr.runner import serve_ivr
-from ccserver.pbx.freeswitch.esl_codec import EslCommandParser, EslParser, parse_event
+from ccserver.pbx.freeswitch.esl_codec import (
+    EslCommandParser,
+    EslParser,
+    encode_event_json,
+    encode_frame,
+    parse_event,
+)
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer, OutboundSession
 from captures import FREESWITCH_CAPTURES, FREESWITCH_CCSERVER_CAPTURES
 
@@ -103,16 +109,6 @@ def recorded_execute_ids(steps: list[Step]) -> list[str]:
     return ids
 
 
-def frames(data: bytes) -> list[bytes]:
-    """``data`` cut into whole frames (header block plus its ``Content-Length`` body)."""
-    out = []
-    while data:
-        n = first_frame_length(data)
-        out.append(data[:n])
-        data = data[n:]
-    return out
-
-
 def answer_to_first_set(steps: list[Step]) -> bytes:
     """What FreeSWITCH sent between the recording's first ``set`` and the client's next command:
     its ``+OK`` and the ``CHANNEL_EXECUTE`` / ``CHANNEL_EXECUTE_COMPLETE`` of the ``set``."""
@@ -132,16 +128,14 @@ def as_if_for(answer: bytes, execute_id: str, arg: str) -> bytes:
     """``answer`` (to a recorded ``set``) rewritten for another ``set``: its events carry
     ``execute_id`` and ``arg``, each ``Content-Length`` recomputed."""
     out = b""
-    for frame in frames(answer):
-        head, _, body = frame.partition(b"\n\n")
-        if b"text/event-json" not in head:
-            out += frame
+    for frame in EslParser().feed(answer):
+        if frame.content_type != "text/event-json":
+            out += encode_frame(frame.headers, frame.body)
             continue
-        event = json.loads(body)
+        event = json.loads(frame.body)
         event["Application-UUID"] = execute_id
         event["Application-Data"] = event["variable_current_application_data"] = arg
-        body = json.dumps(event, separators=(",", ":")).encode()
-        out += f"Content-Length: {len(body)}\nContent-Type: text/event-json\n\n".encode() + body
+        out += encode_event_json(event)
     return out
 
 
