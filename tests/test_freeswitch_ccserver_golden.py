@@ -49,7 +49,7 @@ from ccserver.core.commands import (
 from ccserver.hardware import FreeSwitchNodeConfig
 from ccserver.pbx.freeswitch.adapter import FreeSwitchAdapter
 from ccserver.pbx.freeswitch.esl_codec import EslParser, Frame, parse_event
-from ccserver.pbx.freeswitch.normalize import EslNormalizer
+from ccserver.pbx.freeswitch.normalize import EslNormalizer, channel_rows
 
 from captures import FREESWITCH_CCSERVER_CAPTURES
 from pbx_replay import Core, ReplayingPbx, answered, run_adapter, up_down
@@ -226,20 +226,37 @@ def test_c08_a_link_cut_mid_call_and_the_resync_keep_the_call_and_its_agent() ->
     n = first.normalizer
     at, body = _c08_listing()
     created = int(json.loads(body)["rows"][0]["created_epoch"])  # the caller's row
-    assert n.resync_from(body, at) == NodeResynced(NODE, (
+    assert n.resync_from(channel_rows(body), at) == NodeResynced(NODE, (
         LiveCall(cid, uuid, "15550356095", "support", "user/1001", at - created),), at)
     events = replay("c08-link-cut-resync.esl-2", n, C08_RECONNECT_EPOCH).events
     assert events == [CallHungUp(cid, "normal_clearing", "caller", C08_RECONNECT_EPOCH + 6.011)]
     assert n.calls == {}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 4: a restarted ccserver's resync names the "
-                   "agent leg by its channel name (sofia/internal/1001@...), not its dial string")
 def test_c08_a_restarted_ccserver_finds_the_agent_of_the_bridged_call_by_its_dial_string() -> None:
+    # issue 10 item 4: a restarted ccserver knows no leg; it asks the switch for the agent leg's
+    # cc_call_id (set by c08's originate) and cc_device (not set by d4e882f's: "_undef_" -> "")
+    cid, leg = f"{NODE}:3e5d3c61-a916-447c-8a6a-37724f7cb358", "f03e55b2-af80-447a-8367-1af779546c30"
     at, body = _c08_listing()
-    (call,) = EslNormalizer(NODE, INBOUND).resync_from(body, at).calls
-    assert (call.call_id, call.agent_device) == (f"{NODE}:3e5d3c61-a916-447c-8a6a-37724f7cb358",
-                                                 "user/1001")
+    n = EslNormalizer(NODE, INBOUND)
+    rows = channel_rows(body)
+    assert n.unknown_agent_legs(rows) == [leg]
+    (call,) = n.resync_from(rows, at, {leg: {"cc_call_id": cid, "cc_device": ""}}).calls
+    # the dial string from the leg's dest, not its channel name sofia/internal/1001@...
+    assert (call.call_id, call.agent_device) == (cid, "user/1001")
+    assert n.agent_leg(cid) == leg  # and the leg is tracked as this process's own from now on
+
+
+def test_c08_a_restarted_ccserver_asks_kept_facts_only_of_the_calls_it_would_adopt() -> None:
+    # beside c08's caller, a call between two phones in the default context (as the agent leg's
+    # row shows that context): no call of ccserver's, so no uuid_getvar of its facts (item 16)
+    at, body = _c08_listing()
+    caller, leg = channel_rows(body)
+    phones = dict(caller, uuid="0b5e2c8e-61c4-4f0e-9a55-3f0d41d7a111", context="default",
+                  initial_context="default", call_uuid="0b5e2c8e-61c4-4f0e-9a55-3f0d41d7a111")
+    n = EslNormalizer(NODE, INBOUND)
+    assert n.unknown_callers([caller, leg, phones]) == [caller["uuid"]]
+    assert len(n.resync_from([caller, leg, phones], at).calls) == 1  # the same ones it adopts
 
 
 # -- the whole adapter: FreeSwitchAdapter over real TCP against the recorded FreeSWITCH -------
@@ -261,14 +278,25 @@ def _frames_of(data: bytes) -> tuple[list[bytes], bytes]:
     return frames, data
 
 
+_AGENT_ORIGINATE = re.compile(rb"^(bgapi originate \{[^}]*cc_caller_uuid=[^,}]*)([^}]*\})(\S+)( &park\(\))")
+
+
+def sent_now(recorded: bytes) -> bytes:
+    """A command of ccserver's as recorded (commit d4e882f), as ccserver sends it since: the
+    agent leg's originate also sets ``cc_device`` to the dial string (issue 10 items 3 and 4: a
+    restarted ccserver reads it back with ``uuid_getvar`` to know whose leg it is)."""
+    return _AGENT_ORIGINATE.sub(lambda m: m[1] + b",cc_device=" + m[3] + m[2] + m[3] + m[4], recorded)
+
+
 @dataclass
 class ReplayingFreeSwitch(ReplayingPbx):
     """FreeSWITCH as recorded in ccserver's captures, for FreeSwitchAdapter over real TCP.
 
     Each recorded frame goes out at its recorded time (compressed). At each command ccserver
     recorded, the peer lets the test act as the core (``command_for``), waits for the adapter's
-    command and checks it equals the recorded one once the uuids ccserver picks itself (agent
-    and supervisor legs, jobs) are renamed; the recorded frames then carry the adapter's uuids
+    command and checks it equals the recorded one (as ccserver sends it now: :func:`sent_now`)
+    once the uuids ccserver picks itself (agent and supervisor legs, jobs) are renamed; the
+    recorded frames then carry the adapter's uuids
     (same length: every Content-Length holds). Recorded ``api status`` keepalives and their
     replies are left out.
     """
@@ -308,7 +336,7 @@ class ReplayingFreeSwitch(ReplayingPbx):
                 for mine, theirs in zip(_UUID.findall(got), _UUID.findall(frame)):
                     if theirs not in self.renames and mine != theirs:
                         self.renames[theirs] = mine
-                if self._rename(frame) != got + b"\n\n":
+                if sent_now(self._rename(frame)) != got + b"\n\n":
                     self.mismatches.append(f"{got!r} where the recording has {frame!r}")
                 continue
             if drop_replies and frame.startswith(b"Content-Type: api/response"):
@@ -335,7 +363,13 @@ async def adapter_replay(sessions: list[str], command_for: Callable[[str], Core]
 
 
 def rings(cid: str, *devices: str) -> Callable[[str], Core]:
-    """The core's rings, in order, at each agent originate of the recording."""
+    """The core's rings, in order, at each agent originate of the recording.
+
+    The core acts only where the recording shows a command of ccserver's: today's core also
+    keeps the call's facts on the caller's channel at queue entry and answer (``KeepCallFacts``,
+    ``uuid_setvar <caller> cc_call_facts``, issue 10 item 16), which d4e882f did not send, so
+    those have no recorded reply and are left out here (tests/test_restart_live_calls.py runs
+    them on both PBX kinds)."""
     left = list(devices)
     return lambda command: ((RingAgent(NODE, cid, cid.partition(":")[2], left.pop(0), 8), CallStarted)
                             if command.startswith("bgapi originate") and "&park()" in command

@@ -8,7 +8,9 @@ command, time compressed. The only rewrite is the execute id: ccserver picks its
 ``Event-UUID``, which FreeSWITCH echoes as ``Application-UUID`` (same length, so every
 ``Content-Length`` holds). Recorded commands ccserver does not send (the capture client's
 ``uuid_getvar``, its ``sendmsg hangup``) are skipped with their reply; the frames after them
-(the hang-up, the linger and disconnect notices) still come.
+(the hang-up, the linger and disconnect notices) still come. Commands ccserver sends now that
+the recording predates (``set`` at the flow's start, issue 10 item 5) are answered as FreeSWITCH
+answered the recording's own first ``set``, with the id and argument of the one sent.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import gc
 import json
 import logging
+import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +30,13 @@ from ccserver.core.events import IvrFinished
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.media import CallerHungUp, MediaSession
 from ccserver.ivr.runner import serve_ivr
-from ccserver.pbx.freeswitch.esl_codec import EslCommandParser, EslParser, parse_event
+from ccserver.pbx.freeswitch.esl_codec import (
+    EslCommandParser,
+    EslParser,
+    encode_event_json,
+    encode_frame,
+    parse_event,
+)
 from ccserver.pbx.freeswitch.outbound import FsOutboundServer, OutboundSession
 from captures import FREESWITCH_CAPTURES, FREESWITCH_CCSERVER_CAPTURES
 
@@ -100,6 +109,36 @@ def recorded_execute_ids(steps: list[Step]) -> list[str]:
     return ids
 
 
+def answer_to_first_set(steps: list[Step]) -> bytes:
+    """What FreeSWITCH sent between the recording's first ``set`` and the client's next command:
+    its ``+OK`` and the ``CHANNEL_EXECUTE`` / ``CHANNEL_EXECUTE_COMPLETE`` of the ``set``."""
+    answer, inside = b"", False
+    for step in steps:
+        if step.sent_by_client:
+            if inside:
+                return answer
+            (cmd,) = EslCommandParser().feed(step.data)
+            inside = cmd.headers.get("execute-app-name") == "set"
+        elif inside:
+            answer += step.data
+    raise AssertionError("the recording has no set")
+
+
+def as_if_for(answer: bytes, execute_id: str, arg: str) -> bytes:
+    """``answer`` (to a recorded ``set``) rewritten for another ``set``: its events carry
+    ``execute_id`` and ``arg``, each ``Content-Length`` recomputed."""
+    out = b""
+    for frame in EslParser().feed(answer):
+        if frame.content_type != "text/event-json":
+            out += encode_frame(frame.headers, frame.body)
+            continue
+        event = json.loads(frame.body)
+        event["Application-UUID"] = execute_id
+        event["Application-Data"] = event["variable_current_application_data"] = arg
+        out += encode_event_json(event)
+    return out
+
+
 @dataclass
 class ReplayingPeer:
     """FreeSWITCH as recorded, for one outbound-socket connection."""
@@ -112,6 +151,10 @@ class ReplayingPeer:
     skipped: list[str] = field(default_factory=list)
     #: every command ccserver sent, as (line, application, its argument)
     sent: list[tuple[str, str, str]] = field(default_factory=list)
+    #: ``set`` commands ccserver sends that the recording predates, as (line, application, its
+    #: argument): answered like the recording's first ``set``
+    unrecorded: list[tuple[str, str, str]] = field(default_factory=list)
+    unrecorded_answered: list[tuple[str, str, str]] = field(default_factory=list)
 
     async def run(self, port: int, skip: set[str]) -> None:
         steps = timeline(self.capture)
@@ -135,6 +178,12 @@ class ReplayingPeer:
                         pending.extend(parser.feed(data))
                     got = pending.pop(0)
                     mine = kind(got.line, got.headers)
+                    if what(got) in self.unrecorded and what(got) != what(recorded):
+                        self.sent.append(what(got))
+                        self.unrecorded_answered.append(what(got))
+                        writer.write(as_if_for(answer_to_first_set(steps), got.headers["Event-UUID"],
+                                               got.headers["execute-app-arg"]))
+                        continue
                     if mine == want or mine[0] not in self.borrowed:
                         break
                     self.borrowed_used.append(got.line)
@@ -159,7 +208,8 @@ class ReplayingPeer:
         await writer.wait_closed()
 
 
-async def replay(capture: str, flow, skip: set[str], borrowed: dict[str, bytes] | None = None):
+async def replay(capture: str, flow, skip: set[str], borrowed: dict[str, bytes] | None = None,
+                 unrecorded: list[tuple[str, str, str]] | None = None):
     """Run ``flow`` on ccserver's session while the peer replays ``capture``."""
     outcome: dict[str, object] = {}
     sessions: list[OutboundSession] = []
@@ -177,7 +227,7 @@ async def replay(capture: str, flow, skip: set[str], borrowed: dict[str, bytes] 
     loop.set_exception_handler(lambda _, context: unhandled.append(context))
     server = FsOutboundServer("127.0.0.1", 0, on_session, default_node="fs1", command_timeout=3.0)
     port = await server.start()
-    peer = ReplayingPeer(capture, borrowed or {})
+    peer = ReplayingPeer(capture, borrowed or {}, unrecorded=unrecorded or [])
     try:
         await asyncio.wait_for(peer.run(port, skip), 10)
         async with asyncio.timeout(5):
@@ -271,14 +321,28 @@ async def test_the_shipped_ivr_sends_what_it_sent_to_the_real_freeswitch(capture
     async def flow(session: OutboundSession, outcome: dict) -> None:
         await serve_ivr(session, library, finished.append, lambda: 0.0)
 
-    peer, (session,), outcome = await replay(capture, flow, skip=set())
+    # The recordings predate issue 10 item 5: ccserver now sets the flow's language (main.yaml's
+    # "en") on the channel right after the answer, so FreeSWITCH plays prompts from
+    # $${sounds_dir}/en/. Those two sets are the only commands the recordings lack.
+    language = [("sendmsg", "set", "default_language=en"),
+                ("sendmsg", "set", "sound_prefix=${sounds_dir}/en")]
+    peer, (session,), outcome = await replay(capture, flow, skip=set(), unrecorded=language)
     recorded = [what(c) for step in timeline(capture) if step.sent_by_client
                 for c in EslCommandParser().feed(step.data)]
-    assert peer.sent == recorded  # the same commands, arguments and all
+    answer = recorded.index(("sendmsg", "answer", ""))
+    # the same commands, arguments and all, with the language set just after the answer
+    assert peer.sent == recorded[:answer + 1] + language + recorded[answer + 1:]
+    assert peer.unrecorded_answered == language
     assert peer.mismatches == [] and peer.skipped == []
     (done,) = finished
     if capture.startswith("c04-"):  # the caller hung up during the greeting
         assert done.caller_hung_up and done.queue is None
     else:  # digit 1 during the greeting
         assert done.queue == "support" and done.node == "fs1"
+    # the arrival is when FreeSWITCH created the channel, from the connect reply (item 6)
+    connect_reply = next(step.data for step in timeline(capture) if not step.sent_by_client)
+    created = re.search(rb"\nCaller-Channel-Created-Time: (\d+)\n", connect_reply)[1]
+    assert done.arrived_at == int(created) / 1e6
+    # the prompts played on the real FreeSWITCH: none is taken for a missing one (item 5)
+    assert no_trouble_logged(caplog) == []
     assert outcome["unhandled"] == []

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from ccserver.pbx.asterisk.ami_client import AmiConnection
+from ccserver.pbx.backoff import Backoff
 from ccserver.pbx.freeswitch.esl_client import EslConnection
 
 from captures import ASTERISK_CAPTURES, FREESWITCH_CAPTURES
@@ -92,10 +93,16 @@ async def _noop() -> None:
     pass
 
 
+def _backoff() -> Backoff:
+    # Both links take their reconnect timing as a Backoff (issue 10 item 14); these tests stop
+    # the link, so only a stop that does not wait out a retry matters here.
+    return Backoff(cap=2.0, stable_after=10.0)
+
+
 def _ami(port: int) -> AmiConnection:
     return AmiConnection("127.0.0.1", port, "ccserver", "secret", "call,dtmf",
                          on_event=lambda m: None, on_up=_noop, on_down=lambda: None,
-                         ping_interval=30, ping_timeout=3, logoff_timeout=0.5)
+                         backoff=_backoff(), ping_interval=30, ping_timeout=3, logoff_timeout=0.5)
 
 
 async def connected_then_stopped(conn: AmiConnection | EslConnection) -> float:
@@ -151,7 +158,8 @@ def _esl_answer(bye: bool) -> Callable[[str], tuple[bytes, bool]]:
 
 def _esl(port: int) -> EslConnection:
     return EslConnection("127.0.0.1", port, "secret", ("CHANNEL_CREATE",), on_event=lambda e: None,
-                         on_up=_noop, on_down=lambda: None, ping_interval=30, exit_timeout=0.5)
+                         on_up=_noop, on_down=lambda: None, backoff=_backoff(), ping_interval=30,
+                         exit_timeout=0.5)
 
 
 @pytest.mark.parametrize("bye", [True, False], ids=["freeswitch-says-bye", "silent-freeswitch"])

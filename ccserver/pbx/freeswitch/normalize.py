@@ -256,12 +256,11 @@ class EslNormalizer:
                 if (leg := partners.of(r)) is not None and leg.get("uuid") not in self.legs]
 
     def unknown_callers(self, rows: list[dict[str, str]]) -> list[str]:
-        """Uuids of the listed inbound channels that are neither a known call nor one of our
-        agent legs: the ones a resync would adopt (after a restart: all), whose kept facts are
-        worth reading."""
-        return [r.get("uuid", "") for r in rows
-                if r.get("direction") == "inbound" and r.get("uuid", "") not in self.legs
-                and r.get("uuid", "") not in self.calls]
+        """Uuids of the listed channels a resync would adopt (ours, not a known call; after a
+        restart: all of ours), whose kept facts are worth reading. Inbound channels in other
+        contexts (the phones' own calls on a shared switch) are never adopted: asking each for
+        facts would cost a ``uuid_getvar`` and a second listing at every login."""
+        return [r.get("uuid", "") for r in rows if self._ours(r) and r.get("uuid", "") not in self.calls]
 
     def resync_from(self, rows: list[dict[str, str]], now: float,
                     variables: Mapping[str, Mapping[str, str]] | None = None,
