@@ -358,6 +358,7 @@ class ContactCenter:
                     log.warning("call %s: recording %s did not start: %s", call.call_id, event.file,
                                 event.reason)
                     call.recording, call.recording_failure = None, event.reason
+                    self._keep(call)  # a ccserver adopting the call must not name the file again
             case CallerLeaving():
                 if (call := self._calls.get(event.call_id)) is not None:
                     call.leaving = True  # no longer routable (see _routable)
