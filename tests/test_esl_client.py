@@ -1,0 +1,88 @@
+"""The ESL inbound link's own reports, against a FreeSWITCH stand-in on a real socket: a link that
+cannot be brought up is logged with what did not come, never as an empty warning."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from ccserver.pbx.backoff import Backoff
+from ccserver.pbx.freeswitch.esl_client import EslConnection
+
+LOGGER = "ccserver.pbx.freeswitch.esl_client"
+
+
+class Switch:
+    """Sends ``auth/request``; replies ``+OK accepted`` to every command unless ``mute``."""
+
+    def __init__(self, mute: bool) -> None:
+        self.mute = mute
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Switch:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Content-Type: auth/request\n\n")
+        try:
+            while True:
+                await reader.readuntil(b"\n\n")
+                if not self.mute:  # a muted switch: the socket stays up, no reply comes
+                    writer.write(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+async def warning_of(caplog: pytest.LogCaptureFixture, switch: Switch,
+                     on_up: Callable[[], Awaitable[None]], about: str) -> str:
+    """The first warning of a link to ``switch`` that holds ``about`` (waited for)."""
+    conn = EslConnection("127.0.0.1", switch.port, "esl-test-secret-5", ("CHANNEL_CREATE",),
+                         on_event=lambda _e: None, on_up=on_up, on_down=lambda: None,
+                         command_timeout=0.2, backoff=Backoff(cap=0.5, stable_after=10.0))
+    await conn.start()
+    try:
+        deadline = time.monotonic() + 10.0
+        while not (found := [r for r in caplog.records
+                             if r.name == LOGGER and r.levelno == logging.WARNING
+                             and about in r.getMessage()]):
+            assert time.monotonic() < deadline, "no warning within 10s"
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.stop()
+    return found[0].getMessage()
+
+
+async def test_a_login_whose_auth_reply_never_comes_is_logged_with_what_and_how_long(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def up() -> None:
+        pass
+
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    async with Switch(mute=True) as switch:
+        message = await warning_of(caplog, switch, up, "connect failed")
+    assert message.startswith(f"ESL 127.0.0.1:{switch.port}: connect failed: "
+                              "no reply to auth within 1.2s; retrying in ")
+
+
+async def test_a_resync_that_times_out_is_logged_by_its_exception_type(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def resync() -> None:  # asyncio.timeout's own TimeoutError has no message
+        async with asyncio.timeout(0.01):
+            await asyncio.Event().wait()
+
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    async with Switch(mute=False) as switch:
+        message = await warning_of(caplog, switch, resync, "reconnecting")
+    assert message == f"ESL 127.0.0.1:{switch.port}: TimeoutError; reconnecting"
