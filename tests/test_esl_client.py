@@ -1,5 +1,6 @@
-"""The ESL inbound link's own reports, against a FreeSWITCH stand-in on a real socket: a link that
-cannot be brought up is logged with what did not come, never as an empty warning."""
+"""The ESL links' own reports, against a FreeSWITCH stand-in on a real socket: a link (inbound, or
+a call's outbound socket) whose reply does not come is logged with what did not come or the
+exception's type, never as an empty warning."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from ccserver.pbx.backoff import Backoff
 from ccserver.pbx.freeswitch.esl_client import EslConnection
+from ccserver.pbx.freeswitch.outbound import FsOutboundServer
 
 LOGGER = "ccserver.pbx.freeswitch.esl_client"
 
@@ -45,23 +47,28 @@ class Switch:
             writer.close()
 
 
+async def first_warning(caplog: pytest.LogCaptureFixture, logger: str, about: str) -> str:
+    """The first warning of ``logger`` that holds ``about`` (waited for, never slept for)."""
+    deadline = time.monotonic() + 10.0
+    while not (found := [r for r in caplog.records
+                         if r.name == logger and r.levelno == logging.WARNING
+                         and about in r.getMessage()]):
+        assert time.monotonic() < deadline, f"no warning about {about!r} within 10s"
+        await asyncio.sleep(0.01)
+    return found[0].getMessage()
+
+
 async def warning_of(caplog: pytest.LogCaptureFixture, switch: Switch,
                      on_up: Callable[[], Awaitable[None]], about: str) -> str:
-    """The first warning of a link to ``switch`` that holds ``about`` (waited for)."""
+    """The first warning of an inbound link to ``switch`` that holds ``about``."""
     conn = EslConnection("127.0.0.1", switch.port, "esl-test-secret-5", ("CHANNEL_CREATE",),
                          on_event=lambda _e: None, on_up=on_up, on_down=lambda: None,
                          command_timeout=0.2, backoff=Backoff(cap=0.5, stable_after=10.0))
     await conn.start()
     try:
-        deadline = time.monotonic() + 10.0
-        while not (found := [r for r in caplog.records
-                             if r.name == LOGGER and r.levelno == logging.WARNING
-                             and about in r.getMessage()]):
-            assert time.monotonic() < deadline, "no warning within 10s"
-            await asyncio.sleep(0.01)
+        return await first_warning(caplog, LOGGER, about)
     finally:
         await conn.stop()
-    return found[0].getMessage()
 
 
 async def test_a_login_whose_auth_reply_never_comes_is_logged_with_what_and_how_long(
@@ -86,3 +93,23 @@ async def test_a_resync_that_times_out_is_logged_by_its_exception_type(
     async with Switch(mute=False) as switch:
         message = await warning_of(caplog, switch, resync, "reconnecting")
     assert message == f"ESL 127.0.0.1:{switch.port}: TimeoutError; reconnecting"
+
+
+async def test_an_outbound_socket_whose_connect_reply_never_comes_is_logged_by_its_type(
+        caplog: pytest.LogCaptureFixture) -> None:
+    logger = "ccserver.pbx.freeswitch.outbound"
+    caplog.set_level(logging.WARNING, logger=logger)
+
+    async def flow(_session: object) -> None:
+        raise AssertionError("no session opens without a connect reply")
+
+    server = FsOutboundServer("127.0.0.1", 0, flow, default_node="fs1", command_timeout=0.2)
+    port = await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await reader.readuntil(b"\n\n") == b"connect\n\n"  # FreeSWITCH stays silent
+        message = await first_warning(caplog, logger, "failed")
+        writer.close()
+    finally:
+        await server.stop()
+    assert message == "ESL outbound : 'connect' failed (TimeoutError); ending the session"
