@@ -353,6 +353,8 @@ class ContactCenter:
                 # CDR keeps the name the core gave (relative to the root), not the PBX's path.
                 if call := self._recorded_call(event.call_id):
                     call.recording_failure = None
+                    if call.recording_planned is None:  # on demand: not in the answer's facts
+                        self._keep(call)
             case RecordingFailed():
                 if (call := self._recorded_call(event.call_id)) and call.recording == event.file:
                     log.warning("call %s: recording %s did not start: %s", call.call_id, event.file,
