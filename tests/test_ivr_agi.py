@@ -56,16 +56,18 @@ def responder(digits: str):
     return respond
 
 
-async def _call(now: float, digits: str) -> tuple[list[str], IvrFinished]:
+async def agi_call(library: FlowLibrary, respond, now: float, estimate=None,
+                   missing: MissingPrompts | None = None) -> tuple[list[str], list[IvrFinished]]:
+    """One call over real FastAGI: Asterisk sends the captured environment and answers each
+    command with ``respond(command)`` (bytes: one reply, or more lines, e.g. a HANGUP notice
+    before the reply) until ccserver closes; the commands and the IvrFinished events."""
     events: list[IvrFinished] = []
-    library = FlowLibrary(ROOT / "ivr_flows", {"5551234": "hours", "*": "main"})
-    server = FastAgiServer("127.0.0.1", 0, lambda s: serve_ivr(s, library, events.append, lambda: now),
-                           command_timeout=2.0)
+    server = FastAgiServer("127.0.0.1", 0, lambda s: serve_ivr(
+        s, library, events.append, lambda: now, estimate, missing=missing), command_timeout=2.0)
     port = await server.start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(ENV)
-        respond = responder(digits)
         commands = []
         while line := await asyncio.wait_for(reader.readline(), 5):
             commands.append(line.decode().rstrip("\n"))
@@ -74,7 +76,12 @@ async def _call(now: float, digits: str) -> tuple[list[str], IvrFinished]:
         writer.close()
     finally:
         await server.stop()
-    [event] = events
+    return commands, events
+
+
+async def _call(now: float, digits: str) -> tuple[list[str], IvrFinished]:
+    library = FlowLibrary(ROOT / "ivr_flows", {"5551234": "hours", "*": "main"})
+    commands, [event] = await agi_call(library, responder(digits), now)
     return commands, event
 
 
@@ -113,46 +120,17 @@ async def test_terminal_nodes_over_agi(now: float, digits: str, last: str, varia
 
 
 async def test_tts_prompt_is_spoken_with_exec() -> None:
-    events: list[IvrFinished] = []
     library = FlowLibrary(ROOT / "ivr_flows", {"*": "hours"})
     library.set_overrides({"emergency"})
-    server = FastAgiServer("127.0.0.1", 0, lambda s: serve_ivr(s, library, events.append, lambda: TUESDAY_11))
-    port = await server.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(ENV)
-        respond = responder("")
-        commands = []
-        while line := await asyncio.wait_for(reader.readline(), 5):
-            commands.append(line.decode().rstrip("\n"))
-            writer.write(respond(commands[-1]))
-            await writer.drain()
-    finally:
-        await server.stop()
+    commands, events = await agi_call(library, responder(""), TUESDAY_11)
     assert commands[2:] == ['EXEC Flite "We are closed due to an emergency."', 'STREAM FILE goodbye ""']
     assert events[0].path[:2] == ("check_hours", "check_hours:override:emergency")
 
 
 async def _call_with(respond, missing: MissingPrompts) -> tuple[list[str], list[IvrFinished]]:
-    """The ``hours`` flow on Tuesday at 11 over FastAGI, Asterisk answering with ``respond``
-    (bytes: one reply, or more lines, e.g. a HANGUP notice before the reply)."""
-    events: list[IvrFinished] = []
-    library = FlowLibrary(ROOT / "ivr_flows", {"*": "hours"})
-    server = FastAgiServer("127.0.0.1", 0, lambda s: serve_ivr(
-        s, library, events.append, lambda: TUESDAY_11, missing=missing), command_timeout=2.0)
-    port = await server.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(ENV)
-        commands = []
-        while line := await asyncio.wait_for(reader.readline(), 5):
-            commands.append(line.decode().rstrip("\n"))
-            writer.write(respond(commands[-1]))
-            await writer.drain()
-        writer.close()
-    finally:
-        await server.stop()
-    return commands, events
+    """The ``hours`` flow on Tuesday at 11, Asterisk answering with ``respond``."""
+    return await agi_call(FlowLibrary(ROOT / "ivr_flows", {"*": "hours"}), respond, TUESDAY_11,
+                          missing=missing)
 
 
 def unopened(prompt: str, channel_status: bytes):
