@@ -113,3 +113,29 @@ async def test_an_outbound_socket_whose_connect_reply_never_comes_is_logged_by_i
     finally:
         await server.stop()
     assert message == "ESL outbound : 'connect' failed (TimeoutError); ending the session"
+
+
+async def test_ccserver_dropping_the_link_itself_is_not_logged_as_a_lost_connection(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def up() -> None:
+        pass
+
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    async with Switch(mute=True) as switch:  # a login that times out: ccserver drops the link
+        await warning_of(caplog, switch, up, "connect failed")
+    async with Switch(mute=False) as switch:  # a link up, then ccserver stops
+        ups: list[None] = []
+
+        async def counted() -> None:
+            ups.append(None)
+
+        conn = EslConnection("127.0.0.1", switch.port, "esl-test-secret-5", ("CHANNEL_CREATE",),
+                             on_event=lambda _e: None, on_up=counted, on_down=lambda: None,
+                             command_timeout=0.2, backoff=Backoff(cap=0.5, stable_after=10.0))
+        await conn.start()
+        deadline = time.monotonic() + 10.0
+        while not ups:
+            assert time.monotonic() < deadline, "no login within 10s"
+            await asyncio.sleep(0.01)
+        await conn.stop()
+    assert [r.getMessage() for r in caplog.records if "connection lost" in r.getMessage()] == []

@@ -89,9 +89,10 @@ class _Inbound(InboundESL):
         finally:
             self.close_link(why)
 
-    def close_link(self, why: str) -> None:
-        """Close the socket and fail every command still waiting for a reply."""
-        was = self.connected
+    def close_link(self, why: str, report: bool = True) -> None:
+        """Close the socket and fail every command still waiting for a reply; ``report``: tell
+        ``on_closed`` that a live link was lost."""
+        was = self.connected and report
         self.connected = False
         self._run = False
         self._auth_request_event.set()  # a connect() still waiting for auth/request returns
@@ -159,7 +160,9 @@ class _Inbound(InboundESL):
             raise ConnectionError(f"ESL {self.host}:{self.port}: no auth/request from the server")
 
     def shutdown(self) -> None:
-        self.close_link("closed by ccserver")
+        """ccserver drops the link (stop, or a login or resync that failed, each logged by its
+        caller): no link was lost to report."""
+        self.close_link("closed by ccserver", report=False)
 
 
 class EslConnection:
