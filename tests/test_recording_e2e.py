@@ -67,6 +67,19 @@ async def test_a_uuid_record_the_switch_refuses_leaves_no_file_and_says_failed(m
     assert not await rig.rows("SELECT * FROM recordings")
 
 
+async def test_a_recording_the_pbx_left_unreadable_is_alerted_on_the_console(media_rig):
+    rig = await media_rig(policy="all")
+    call, cid, _agent = await rig.connected_call(talk_time=1.0)
+    name = rig.server.center.calls[cid].recording
+    (rig.root / name).mkdir()  # the PBX cannot write its file there: a folder is in the way
+    assert await call.wait(15) == "answered"
+    await rig.until(lambda: any(name in a for a in rig.server.alerts()), what="the alert")
+    (alert,) = [a for a in rig.server.alerts() if name in a]
+    assert rig.node in alert and "no readable file" in alert
+    (row,) = await rig.until_rows("SELECT * FROM recordings WHERE ended_at IS NOT NULL")
+    assert (row["file"], row["size_bytes"], row["sha256"]) == (name, None, None)
+
+
 async def test_pause_and_resume_store_the_span(media_rig):
     rig = await media_rig(policy="all")
     _call, cid, _agent = await rig.connected_call(talk_time=30.0)
