@@ -296,8 +296,7 @@ class Server:
         """A refused start of a recording reaches the core (the CDR names no file) and the
         recorder (its alert), whoever asked for it."""
         if isinstance(command, StartRecording):
-            self.on_event(RecordingFailed(command.call_id, command.file,
-                                          str(error) or type(error).__name__, self.clock()))
+            self.on_event(RecordingFailed(command.call_id, command.file, why(error), self.clock()))
 
     def alerts(self) -> tuple[str, ...]:
         """Standing problems staff see on the console: the IVR flows', missing prompts,

@@ -184,6 +184,21 @@ def test_a_refused_recording_start_leaves_no_file_in_the_cdr():
     assert rec.recording is None
 
 
+def test_the_facts_kept_on_the_channel_drop_a_recording_whose_start_was_refused():
+    cc = make_center()
+    start = answered_recorded(cc)
+    out = cc.handle(RecordingFailed("c1", start.file, "Permission denied", 5.1))
+    (keep,) = [d for d in out if isinstance(d, KeepCallFacts)]
+    assert keep.channel == "PJSIP/trunk-c1" and keep.facts.recording is None
+    # a restarted center adopting the call from these facts writes no file in its CDR
+    after = make_center(now=50.0)
+    live = (LiveCall("c1", "PJSIP/trunk-c1", "+1555", "", DEV["a1"], 45.0, keep.facts),)
+    after.handle(NodeResynced("n1", live, 50.0))
+    after.handle(CallHungUp("c1", "normal_clearing", "agent", 60.0))
+    (rec,) = records(after.tick(100.0))
+    assert rec.disposition == "answered" and rec.recording is None
+
+
 def test_a_call_rung_again_keeps_the_file_named_at_its_first_ring():
     cc = make_center()
     only_a1(cc)

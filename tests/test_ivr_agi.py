@@ -12,6 +12,7 @@ from captures import ASTERISK_CAPTURES as CAPTURES
 
 from ccserver.core.events import IvrFinished
 from ccserver.ivr.library import FlowLibrary
+from ccserver.ivr.prompts import MissingPrompts
 from ccserver.ivr.runner import serve_ivr
 from ccserver.pbx.asterisk.fastagi import FastAgiServer
 
@@ -55,16 +56,18 @@ def responder(digits: str):
     return respond
 
 
-async def _call(now: float, digits: str) -> tuple[list[str], IvrFinished]:
+async def agi_call(library: FlowLibrary, respond, now: float, estimate=None,
+                   missing: MissingPrompts | None = None) -> tuple[list[str], list[IvrFinished]]:
+    """One call over real FastAGI: Asterisk sends the captured environment and answers each
+    command with ``respond(command)`` (bytes: one reply, or more lines, e.g. a HANGUP notice
+    before the reply) until ccserver closes; the commands and the IvrFinished events."""
     events: list[IvrFinished] = []
-    library = FlowLibrary(ROOT / "ivr_flows", {"5551234": "hours", "*": "main"})
-    server = FastAgiServer("127.0.0.1", 0, lambda s: serve_ivr(s, library, events.append, lambda: now),
-                           command_timeout=2.0)
+    server = FastAgiServer("127.0.0.1", 0, lambda s: serve_ivr(
+        s, library, events.append, lambda: now, estimate, missing=missing), command_timeout=2.0)
     port = await server.start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(ENV)
-        respond = responder(digits)
         commands = []
         while line := await asyncio.wait_for(reader.readline(), 5):
             commands.append(line.decode().rstrip("\n"))
@@ -73,7 +76,12 @@ async def _call(now: float, digits: str) -> tuple[list[str], IvrFinished]:
         writer.close()
     finally:
         await server.stop()
-    [event] = events
+    return commands, events
+
+
+async def _call(now: float, digits: str) -> tuple[list[str], IvrFinished]:
+    library = FlowLibrary(ROOT / "ivr_flows", {"5551234": "hours", "*": "main"})
+    commands, [event] = await agi_call(library, responder(digits), now)
     return commands, event
 
 
@@ -112,21 +120,49 @@ async def test_terminal_nodes_over_agi(now: float, digits: str, last: str, varia
 
 
 async def test_tts_prompt_is_spoken_with_exec() -> None:
-    events: list[IvrFinished] = []
     library = FlowLibrary(ROOT / "ivr_flows", {"*": "hours"})
     library.set_overrides({"emergency"})
-    server = FastAgiServer("127.0.0.1", 0, lambda s: serve_ivr(s, library, events.append, lambda: TUESDAY_11))
-    port = await server.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(ENV)
-        respond = responder("")
-        commands = []
-        while line := await asyncio.wait_for(reader.readline(), 5):
-            commands.append(line.decode().rstrip("\n"))
-            writer.write(respond(commands[-1]))
-            await writer.drain()
-    finally:
-        await server.stop()
+    commands, events = await agi_call(library, responder(""), TUESDAY_11)
     assert commands[2:] == ['EXEC Flite "We are closed due to an emergency."', 'STREAM FILE goodbye ""']
     assert events[0].path[:2] == ("check_hours", "check_hours:override:emergency")
+
+
+async def _call_with(respond, missing: MissingPrompts) -> tuple[list[str], list[IvrFinished]]:
+    """The ``hours`` flow on Tuesday at 11, Asterisk answering with ``respond``."""
+    return await agi_call(FlowLibrary(ROOT / "ivr_flows", {"*": "hours"}), respond, TUESDAY_11,
+                          missing=missing)
+
+
+def unopened(prompt: str, channel_status: bytes):
+    """Asterisk 22 without the sound file ``prompt`` (res_agi.c handle_streamfile: the stream
+    does not open, ``200 result=-1 endpos=0``); ``channel_status`` answers CHANNEL STATUS."""
+    usual = responder("")
+
+    def respond(cmd: str) -> bytes:
+        if cmd.startswith(f"STREAM FILE {prompt} "):
+            return b"200 result=-1 endpos=0\n"
+        if cmd == "CHANNEL STATUS":
+            return channel_status
+        return usual(cmd)
+
+    return respond
+
+
+async def test_a_prompt_asterisk_cannot_open_is_reported_and_the_flow_goes_on() -> None:
+    missing = MissingPrompts()
+    commands, (ev,) = await _call_with(
+        unopened("this-call-may-be-recorded", b"200 result=6\n"), missing)  # 6: AST_STATE_UP
+    assert commands[1:4] == ['STREAM FILE this-call-may-be-recorded ""', "CHANNEL STATUS",
+                             "GET DATA press-1-english-2-french 5000 1"]
+    assert not ev.caller_hung_up
+    (alert,) = missing.alerts()
+    assert "'this-call-may-be-recorded' (flow node recording_notice)" in alert and "pbx1" in alert
+
+
+async def test_a_caller_gone_at_the_start_of_a_prompt_still_ends_the_flow() -> None:
+    # the hang-up's own shape (capture 07b): result=-1, the HANGUP notice, 511 to what follows
+    dead = b"HANGUP\n511 Command Not Permitted on a dead channel or intercept routine\n"
+    missing = MissingPrompts()
+    commands, (ev,) = await _call_with(unopened("this-call-may-be-recorded", dead), missing)
+    assert commands[1:] == ['STREAM FILE this-call-may-be-recorded ""', "CHANNEL STATUS"]
+    assert ev.caller_hung_up and missing.alerts() == ()

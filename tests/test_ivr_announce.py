@@ -3,19 +3,15 @@ caller hears over real FastAGI before the hand-over."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import yaml
 from test_core_center import arrive, make_center
-from test_ivr_agi import ENV, responder
+from test_ivr_agi import agi_call, responder
 
 from ccserver.config import AcdConfig, AgentConfig, Config, QueueConfig
 from ccserver.core.center import ContactCenter
 from ccserver.core.events import IvrFinished
 from ccserver.ivr.library import FlowLibrary
-from ccserver.ivr.runner import serve_ivr
-from ccserver.pbx.asterisk.fastagi import FastAgiServer
 
 FLOW = {
     "name": "waiting",
@@ -65,26 +61,12 @@ def test_estimate_with_skills_counts_only_qualified_agents():
 async def _call(tmp_path, estimate) -> tuple[list[str], IvrFinished]:
     (tmp_path / "waiting.yaml").write_text(yaml.safe_dump(FLOW))
     library = FlowLibrary(tmp_path, {"*": "waiting"})
-    events: list[IvrFinished] = []
-    server = FastAgiServer("127.0.0.1", 0, lambda s: serve_ivr(s, library, events.append, lambda: 0.0, estimate),
-                           command_timeout=2.0)
-    port = await server.start()
-    respond = responder("")
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(ENV)
-        commands = []
-        while line := await asyncio.wait_for(reader.readline(), 5):
-            commands.append(line.decode().rstrip("\n"))
-            reply = respond(commands[-1])
-            if commands[-1].startswith("SAY NUMBER"):
-                reply = b"200 result=0\n"
-            writer.write(reply)
-            await writer.drain()
-        writer.close()
-    finally:
-        await server.stop()
-    [event] = events
+    usual = responder("")
+
+    def respond(command: str) -> bytes:
+        return b"200 result=0\n" if command.startswith("SAY NUMBER") else usual(command)
+
+    commands, [event] = await agi_call(library, respond, 0.0, estimate)
     return commands, event
 
 

@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-from ccserver.recording.service import RecordingRefused
-
 from rig import SYSTEM_GRANTED
+from test_supervision_api import login, people
+
+from ccserver.pbx.facts import FREESWITCH_VARIABLE, decode_facts
+from ccserver.recording.service import RecordingRefused
 
 pytest_plugins = ["media_rig"]  # the media_rig fixture (tests/media_rig.py)
 
@@ -36,6 +38,45 @@ async def test_answered_call_is_recorded_with_size_and_checksum(media_rig):
     assert "15551230000" not in row["file"] and "/" not in row["file"]
     cdr = await rig.until_rows("SELECT recording FROM calls WHERE call_id = $1", cid)
     assert cdr[0]["recording"] == row["file"]  # one form: the name under the recording root
+
+
+@pytest.mark.parametrize("media_rig", ["freeswitch"], indirect=True)
+async def test_a_uuid_record_the_switch_refuses_leaves_no_file_and_says_failed(media_rig):
+    rig = await media_rig(policy="all")
+    rig.sim.recording_writable = False  # the switch cannot open the file; ccserver's root is fine
+    call, cid, _agent = await rig.connected_call(talk_time=3.0)
+    uuid = rig.server.center.calls[cid].channel
+    await rig.until(lambda: rig.server.center.calls[cid].recording_failure is not None,
+                    what="the refusal reaches the core")
+    await people(rig)
+    agent, _h = await login(rig, "agent1")
+    async with agent:
+        async with agent.get(f"/api/v1/calls/{cid}/recording") as r:
+            live = await r.json()
+    assert (live["state"], live["recording_id"]) == ("failed", None)
+    assert "Cannot record session" in live["reason"]
+    assert any(rig.node in a and "do not start" in a for a in rig.server.alerts())
+    # what a restarted ccserver would read back names no file either
+    kept = [c.split(None, 4)[4] for c in rig.sim.received
+            if c.startswith(f"api uuid_setvar {uuid} {FREESWITCH_VARIABLE} ")]
+    assert decode_facts(kept[-1]).recording is None
+    assert await call.wait(15) == "answered"
+    cdr = await rig.until_rows("SELECT recording FROM calls WHERE call_id = $1", cid)
+    assert cdr[0]["recording"] is None
+    assert not await rig.rows("SELECT * FROM recordings")
+
+
+async def test_a_recording_the_pbx_left_unreadable_is_alerted_on_the_console(media_rig):
+    rig = await media_rig(policy="all")
+    call, cid, _agent = await rig.connected_call(talk_time=1.0)
+    name = rig.server.center.calls[cid].recording
+    (rig.root / name).mkdir()  # the PBX cannot write its file there: a folder is in the way
+    assert await call.wait(15) == "answered"
+    await rig.until(lambda: any(name in a for a in rig.server.alerts()), what="the alert")
+    (alert,) = [a for a in rig.server.alerts() if name in a]
+    assert rig.node in alert and "no readable file" in alert
+    (row,) = await rig.until_rows("SELECT * FROM recordings WHERE ended_at IS NOT NULL")
+    assert (row["file"], row["size_bytes"], row["sha256"]) == (name, None, None)
 
 
 async def test_pause_and_resume_store_the_span(media_rig):

@@ -8,8 +8,8 @@ import pytest
 
 from ccserver.config import Config
 from ccserver.core.center import ContactCenter
-from ccserver.core.commands import RingAgent, StartRecording
-from ccserver.core.events import AgentLegAnswered, CallStarted, IvrFinished
+from ccserver.core.commands import KeepCallFacts, RingAgent, StartRecording
+from ccserver.core.events import AgentLegAnswered, CallStarted, IvrFinished, RecordingStarted
 from ccserver.ivr.flow import parse_flow, queues_of
 from ccserver.ivr.library import FlowLibrary
 from ccserver.ivr.runner import serve_ivr
@@ -58,6 +58,16 @@ def test_on_demand_records_only_when_asked():
     assert cmd.call_id == "n:1" and cmd.file.startswith("n-1-") and cmd.file.endswith(".wav")
     with pytest.raises(ValueError, match="already recorded"):
         center.record_on_demand("n:1")
+
+
+def test_a_recording_started_on_demand_is_kept_on_the_channel_for_a_restarted_ccserver():
+    center = ContactCenter(config(), now=0.0)
+    center.login("a1", 0.5)
+    connected(center, "asked")
+    cmd = center.record_on_demand("n:1")
+    out = center.handle(RecordingStarted("n:1", f"/var/spool/asterisk/recordings/{cmd.file}", 4.0))
+    (keep,) = [d for d in out if isinstance(d, KeepCallFacts)]
+    assert (keep.channel, keep.facts.recording) == ("SIP/x-1", cmd.file)
 
 
 def test_record_on_demand_refused_when_policy_is_not_on_demand():

@@ -353,11 +353,14 @@ class ContactCenter:
                 # CDR keeps the name the core gave (relative to the root), not the PBX's path.
                 if call := self._recorded_call(event.call_id):
                     call.recording_failure = None
+                    if call.recording_planned is None:  # on demand: not in the answer's facts
+                        self._keep(call)
             case RecordingFailed():
                 if (call := self._recorded_call(event.call_id)) and call.recording == event.file:
                     log.warning("call %s: recording %s did not start: %s", call.call_id, event.file,
                                 event.reason)
                     call.recording, call.recording_failure = None, event.reason
+                    self._keep(call)  # a ccserver adopting the call must not name the file again
             case CallerLeaving():
                 if (call := self._calls.get(event.call_id)) is not None:
                     call.leaving = True  # no longer routable (see _routable)

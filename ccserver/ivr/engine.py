@@ -124,7 +124,8 @@ class _Walk:
 
     def report_missing(self, entry: str) -> None:
         """Report the prompts the PBX could not open while ``entry`` ran. Only sessions that can
-        tell (FreeSWITCH's) keep a ``missing_prompts`` list; the report empties it."""
+        tell (FreeSWITCH's, Asterisk's FastAGI) keep a ``missing_prompts`` list; the report
+        empties it."""
         missing = getattr(self.session, "missing_prompts", None)
         if not missing:
             return

@@ -15,7 +15,7 @@ class MediaSession(Protocol):
     Every method raises :class:`CallerHungUp` once the caller is gone. A session may also have
     ``missing_prompts`` (a list of the prompts the PBX could not open, which the engine reports
     and empties) and ``created_at`` (when the PBX created the channel, epoch seconds): FreeSWITCH's
-    can tell both, FastAGI neither.
+    can tell both, FastAGI only the former (of ``STREAM FILE``).
     """
 
     call_id: str

@@ -3,7 +3,8 @@
 FreeSWITCH plays a prompt it cannot find as nothing at all (``playback`` ends at once with
 ``Application-Response: FILE NOT FOUND``; ``play_and_get_digits`` returns at once as if the
 caller had not pressed anything), so a menu runs through its "timeouts" in a second and the
-caller hears silence. Sessions that can tell list such prompts; the engine reports them here.
+caller hears silence. Asterisk answers a ``STREAM FILE`` it cannot open with the result of a
+hang-up. Sessions that can tell list such prompts; the engine reports them here.
 """
 
 from __future__ import annotations

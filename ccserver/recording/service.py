@@ -102,6 +102,10 @@ class Recorder:
                 size, digest = await asyncio.to_thread(file_digest, recording_path(root, name))
             except (OSError, UnsafePath) as e:
                 log.error("recording %s on node %s: cannot read the closed file: %s", name, node, e)
+                # reported started, yet nothing to read: Asterisk sends MixMonitorStart before its
+                # thread creates the file (app_mixmonitor.c), so a file the PBX cannot write
+                # shows only now. The console says so until a recording starts again.
+                self._failing[node] = f"the PBX left no readable file {name} ({e})"
         await self.store.closed(node, name, _at(at), size, digest)
 
     async def set_paused(self, call_id: str, paused: bool) -> None:

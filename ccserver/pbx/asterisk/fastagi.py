@@ -99,6 +99,8 @@ class AgiSession:
         self._gone = False
         #: the dialplan application that speaks text (``Flite``: app_flite; ``Festival``; ...)
         self.tts_application = "Flite"
+        #: prompts STREAM FILE could not open since the IVR engine last looked (it empties this)
+        self.missing_prompts: list[str] = []
 
     async def answer(self) -> None:
         """``ANSWER`` (harmless when the dialplan already answered)."""
@@ -107,7 +109,10 @@ class AgiSession:
     async def play(self, prompt: str, interruptible: bool = True) -> str:
         """``STREAM FILE``; returns the digit that stopped it, or ``""``."""
         escape = _ESCAPE_ALL if interruptible else _ESCAPE_NONE
-        reply = await self._command(f"STREAM FILE {_sound(prompt)} {escape}")
+        reply = await self._command(f"STREAM FILE {_sound(prompt)} {escape}", unopened_ok=True)
+        if reply.result == -1:  # the file did not open (see _command): nothing was played
+            self.missing_prompts.append(prompt)
+            return ""
         # result is the ASCII code of the interrupting digit, 0 when the sound played through
         return chr(reply.result) if reply.result else ""
 
@@ -195,7 +200,25 @@ class AgiSession:
         """``SAY NUMBER n ""`` (no escape digits) in the channel's language."""
         await self._command(f'SAY NUMBER {int(number)} ""', extra_wait=5)
 
-    async def _command(self, line: str, extra_wait: float = 0.0) -> AgiReply:
+    async def _command(self, line: str, extra_wait: float = 0.0, unopened_ok: bool = False) -> AgiReply:
+        """Send ``line``; its reply. Raises :class:`CallerHungUp` when the channel is gone.
+
+        ``unopened_ok``: a STREAM FILE whose file Asterisk cannot open answers
+        ``200 result=-1 endpos=0`` on a live channel (res_agi.c ``handle_streamfile``, when
+        ``ast_openstream`` fails), the same result a hang-up gives (then with a HANGUP line or a
+        511 to come, capture 07b). ``CHANNEL STATUS``, refused on a dead channel, tells them
+        apart; the reply is returned when the channel is still up.
+        """
+        reply = await self._send(line, extra_wait)
+        if reply.code == 511 or reply.result == -1:
+            if not (unopened_ok and reply.extra.get("endpos") == "0"
+                    and (await self._send("CHANNEL STATUS", 0.0)).code == 200):
+                raise self._hung_up(f"{reply.text!r} to {line!r}")
+        elif reply.code != 200:
+            raise AgiCommandError(f"{line!r} -> {reply.text!r}")
+        return reply
+
+    async def _send(self, line: str, extra_wait: float) -> AgiReply:
         if self._gone:
             raise CallerHungUp(self.call_id)
         timeout = self._timeout + extra_wait
@@ -210,10 +233,6 @@ class AgiSession:
             raise self._lost(f"malformed reply to {line!r}: {err}") from None
         except ConnectionError as err:
             raise self._lost(f"connection error on {line!r}: {err}") from None
-        if reply.code == 511 or reply.result == -1:
-            raise self._hung_up(f"{reply.text!r} to {line!r}")
-        if reply.code != 200:
-            raise AgiCommandError(f"{line!r} -> {reply.text!r}")
         return reply
 
     async def _read_reply(self) -> AgiReply:

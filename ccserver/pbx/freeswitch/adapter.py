@@ -63,7 +63,7 @@ from ccserver.core.events import (
 from ccserver.core.facts import CallFacts
 from ccserver.hardware import FreeSwitchNodeConfig
 from ccserver.pbx.backoff import Backoff
-from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync
+from ccserver.pbx.base import CommandFailed, EventSink, ended_unseen, gone_at_resync, why
 from ccserver.pbx.causes import FS_CAUSE_CODES, fs_hangup_cause
 from ccserver.pbx.contexts import (
     CALLBACK_CONFIRM_CONTEXT,
@@ -200,8 +200,8 @@ class FreeSwitchAdapter:
                 self._callback_legs[result[3:].strip()] = cmd.call_id
                 self._sink(AgentLegAnswered(cmd.call_id, cmd.device, now))
             else:
-                why = _ORIGINATE_FAILURES.get(result.removeprefix("-ERR").strip(), "error")
-                self._sink(AgentLegFailed(cmd.call_id, cmd.device, why, now))
+                failure = _ORIGINATE_FAILURES.get(result.removeprefix("-ERR").strip(), "error")
+                self._sink(AgentLegFailed(cmd.call_id, cmd.device, failure, now))
         if name == "BACKGROUND_JOB":
             spy = self._spy_jobs.pop(ev.get("Job-UUID"), None)
             if spy is not None and not spy.done():
@@ -465,7 +465,7 @@ class FreeSwitchAdapter:
                 async with asyncio.timeout(SPY_RING_SECONDS + JOB_GRACE):
                     outcome = await result
             except (ConnectionError, TimeoutError) as e:
-                raise CommandFailed(f"spy originate on {self.node}: {e or type(e).__name__}") from e
+                raise CommandFailed(f"spy originate on {self.node}: {why(e)}") from e
             finally:
                 self._spy_jobs.pop(job, None)
             if not outcome.startswith("+OK"):

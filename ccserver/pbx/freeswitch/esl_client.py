@@ -42,6 +42,7 @@ from ccserver.pbx.freeswitch.esl_codec import (
     parse_event,
 )
 from ccserver.pbx.backoff import Backoff
+from ccserver.pbx.base import why
 from ccserver.pbx.freeswitch.gevent_thread import GeventThread
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,10 @@ class _Inbound(InboundESL):
         finally:
             self.close_link(why)
 
-    def close_link(self, why: str) -> None:
-        """Close the socket and fail every command still waiting for a reply."""
-        was = self.connected
+    def close_link(self, why: str, report: bool = True) -> None:
+        """Close the socket and fail every command still waiting for a reply; ``report``: tell
+        ``on_closed`` that a live link was lost."""
+        was = self.connected and report
         self.connected = False
         self._run = False
         self._auth_request_event.set()  # a connect() still waiting for auth/request returns
@@ -158,7 +160,9 @@ class _Inbound(InboundESL):
             raise ConnectionError(f"ESL {self.host}:{self.port}: no auth/request from the server")
 
     def shutdown(self) -> None:
-        self.close_link("closed by ccserver")
+        """ccserver drops the link (stop, or a login or resync that failed, each logged by its
+        caller): no link was lost to report."""
+        self.close_link("closed by ccserver", report=False)
 
 
 class EslConnection:
@@ -248,8 +252,12 @@ class EslConnection:
                                on_event, on_closed)
             self._session = session
             try:
-                async with asyncio.timeout(self.command_timeout + 1):
-                    await self._hub.call(session.login)
+                login_wait = self.command_timeout + 1
+                try:
+                    async with asyncio.timeout(login_wait):
+                        await self._hub.call(session.login)
+                except TimeoutError:  # asyncio's own says nothing: say what did not come
+                    raise TimeoutError(f"no reply to auth within {login_wait:g}s") from None
                 reply = await self._send(session, f"event json {' '.join(self._events)}", None, None)
                 if not reply.reply_text.startswith("+OK"):
                     raise ConnectionError(f"event subscription refused: {reply.reply_text}")
@@ -261,7 +269,7 @@ class EslConnection:
                     log.error("%s; retrying in %.1fs", e, wait)
                 else:
                     log.warning("ESL %s:%s: connect failed: %s; retrying in %.1fs",
-                                self.host, self.port, e or type(e).__name__, wait)
+                                self.host, self.port, why(e), wait)
                 await asyncio.sleep(wait)
                 continue
             self.connected = True
@@ -272,7 +280,7 @@ class EslConnection:
                 await self._on_up()
                 await self._watch(lost)
             except Exception as e:  # a failed resync or probe: start over on a fresh link
-                log.warning("ESL %s:%s: %s; reconnecting", self.host, self.port, e)
+                log.warning("ESL %s:%s: %s; reconnecting", self.host, self.port, why(e))
             finally:
                 self.connected = False
                 await self._drop()

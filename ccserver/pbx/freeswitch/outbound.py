@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from ccserver.ivr.media import CallerHungUp, MediaSession
+from ccserver.pbx.base import why
 from ccserver.pbx.contexts import INBOUND_CONTEXT, TRANSFER_CONTEXT
 from ccserver.pbx.freeswitch.esl_codec import (
     KNOWN_CONTENT_TYPES,
@@ -207,7 +208,7 @@ class OutboundSession:
                 return await fut
         except (ConnectionError, TimeoutError) as e:
             log.warning("ESL outbound %s: %r failed (%s); ending the session",
-                        self.call_id, command.split()[0], e or type(e).__name__)
+                        self.call_id, command.split()[0], why(e))
             self._hang_up("link lost")
             self._reader.feed_eof()
             raise CallerHungUp(self.call_id) from None

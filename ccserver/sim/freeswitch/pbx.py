@@ -115,6 +115,11 @@ class SimulatedFreeSwitch:
         #: the prompt files under ``$${sounds_dir}`` (paths relative to it, ``en/hello-world.wav``);
         #: None: every prompt exists. A missing one ends ``playback`` with FILE NOT FOUND.
         self.sound_files: set[str] | None = None
+        #: whether the switch can open a recording file (False: its own view of the folder is
+        #: wrong, e.g. a mount missing on the switch). FreeSWITCH opens the file at the start
+        #: (switch_ivr_async.c, switch_ivr_record_session_event), so ``uuid_record start`` is
+        #: then refused with mod_commands.c's "-ERR Cannot record session!"
+        self.recording_writable = True
         self._tasks: set[asyncio.Task] = set()
         self._seq = 0
 
@@ -359,6 +364,8 @@ class SimulatedFreeSwitch:
         if ch is None:
             return "-ERR No such channel!\n"
         if len(argv) >= 3 and argv[1] == "start":
+            if not self.recording_writable:
+                return "-ERR Cannot record session!\n"
             ch.recording = argv[2]
             self.recordings[ch.uuid] = SimRecording(argv[2])
             self.emit("RECORD_START", ch, **{"Record-File-Path": argv[2]})
