@@ -98,56 +98,67 @@ class RealAsterisk:
 
 class AdminAmi:
     """The suite's own AMI session (the admin user): plain line splitting, independent of
-    ccserver's AMI codec, so what it reports is a second opinion."""
+    ccserver's AMI codec, so what it reports is a second opinion. Keeps every event it receives
+    (``events``) while it is open."""
 
     def __init__(self, pbx: RealAsterisk) -> None:
         self._pbx = pbx
-        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._waiting: dict[str, asyncio.Future[tuple[dict[str, str], list[str]]]] = {}
         self._ids = 0
+        self.events: list[dict[str, str]] = []
 
     async def __aenter__(self) -> AdminAmi:
-        self._reader, self._writer = await asyncio.open_connection(self._pbx.ami_host, self._pbx.ami_port)
-        await self._reader.readline()  # "Asterisk Call Manager/x.y.z"
+        reader, self._writer = await asyncio.open_connection(self._pbx.ami_host, self._pbx.ami_port)
+        await reader.readline()  # "Asterisk Call Manager/x.y.z"
+        self._reader_task = asyncio.create_task(self._read(reader))
         reply = await self.action("Login", Username=self._pbx.admin_user, Secret=self._pbx.admin_secret)
         if reply.get("Response") != "Success":
             raise RealAsteriskError(f"CCSERVER_REAL_ASTERISK: admin AMI login refused: {reply.get('Message')}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._reader_task is not None:
+            self._reader_task.cancel()
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(OSError):
                 await self._writer.wait_closed()
 
-    async def _message(self) -> tuple[dict[str, str], list[str]]:
-        assert self._reader is not None
+    async def _read(self, reader: asyncio.StreamReader) -> None:
         headers: dict[str, str] = {}
         output: list[str] = []
-        async with asyncio.timeout(10):
-            while (line := (await self._reader.readline()).decode("utf-8", "replace").rstrip("\r\n")) != "":
-                key, _, val = line.partition(": ")
+        while line := await reader.readline():
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            if text:
+                key, _, val = text.partition(": ")
                 if key == "Output":  # Asterisk 14+: one "Output:" header per line of a Command
                     output.append(val)
                 else:
                     headers[key] = val
-        return headers, output
+                continue
+            waiter = self._waiting.pop(headers.get("ActionID", ""), None) if "Response" in headers else None
+            if waiter is not None:
+                waiter.set_result((headers, output))
+            elif "Event" in headers:
+                self.events.append(headers)
+            headers, output = {}, []
 
     async def action(self, name: str, **headers: str) -> dict[str, str]:
-        """Send an action and return its response's headers (events in between are skipped)."""
+        """Send an action and return its response's headers."""
         return (await self._send(name, headers))[0]
 
     async def _send(self, name: str, headers: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         assert self._writer is not None
         self._ids += 1
         action_id = f"real-pbx-{self._ids}"
+        self._waiting[action_id] = asyncio.get_running_loop().create_future()
         lines = [f"Action: {name}", f"ActionID: {action_id}", *(f"{k}: {v}" for k, v in headers.items())]
         self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         await self._writer.drain()
-        while True:
-            reply, output = await self._message()
-            if reply.get("ActionID") == action_id and "Response" in reply:
-                return reply, output
+        async with asyncio.timeout(10):
+            return await self._waiting[action_id]
 
     async def command(self, text: str) -> str:
         """Run a CLI command (AMI ``Command``) and return its output."""
@@ -155,6 +166,17 @@ class AdminAmi:
         if reply.get("Response") != "Success":
             raise RealAsteriskError(f"`{text}` failed: {reply.get('Message')}")
         return "\n".join(output)
+
+    async def until_event(self, what: str, match, timeout: float = 20.0) -> dict[str, str]:
+        """The first event (seen since this session opened) for which ``match`` is true."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if match(e):
+                    return e
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what} from the Asterisk in {timeout} s")
+            await asyncio.sleep(0.05)
 
 
 def _shipped(name: str) -> str:
@@ -470,9 +492,10 @@ class CcServer:
             assert r.status == 200, f"GET {path}: {r.status} {await r.text()}"
             return await r.json()
 
-    async def post(self, path: str, body: dict | None = None) -> tuple[int, object]:
+    async def send(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
+        """A state-changing API request (with the CSRF header the session cookie needs)."""
         assert self.http is not None
-        async with self.http.post(path, json=body or {}, headers={"X-CSRF-Token": self.csrf}) as r:
+        async with self.http.request(method, path, json={} if body is None else body, headers={"X-CSRF-Token": self.csrf}) as r:
             return r.status, await r.json(content_type=None)
 
     async def agent(self, agent_id: str) -> dict:

@@ -133,7 +133,7 @@ async def test_caller_waits_on_hold_music_until_an_agent_logs_in_and_is_connecte
     async with AdminAmi(rig.site.pbx) as ami:
         concise = await ami.command("core show channels concise")
     assert "MusicOnHold" in concise, concise  # the shipped [ccserver-wait] plays the hold music
-    status, body = await cc.post("/api/v1/agents/a1001/login")
+    status, body = await cc.send("POST", "/api/v1/agents/a1001/login")
     assert status == 200, body
     assert await caller.wait(40) == 0, caller.errors()
     cdr = await one_cdr(cc)
@@ -142,20 +142,31 @@ async def test_caller_waits_on_hold_music_until_an_agent_logs_in_and_is_connecte
     assert float(cdr["talk_seconds"]) > 3.0
 
 
-async def test_ring_no_answer_pauses_the_agent_and_the_caller_keeps_its_place_for_the_next(rig: Rig) -> None:
+async def ring_no_answer_then_the_next_agent(rig: Rig):
+    """a1001's phone never answers; once a1001 is paused, a1002 logs in and answers. The CDR."""
     await rig.phones.phone("1001", answers=False)
     await rig.phones.phone("1002", ring_seconds=0.5)
     cc = await rig.start([Agent("a1001", "1001"), Agent("a1002", "1002", auto_login=False)], ring_timeout=3)
     caller = await rig.call(digit="1", digit_after=2.0, hold_seconds=25.0)
     paused = await cc.until_agent("a1001", "paused", timeout=40)
     assert paused["reason"] == "no answer"
-    status, body = await cc.post("/api/v1/agents/a1002/login")
+    status, body = await cc.send("POST", "/api/v1/agents/a1002/login")
     assert status == 200, body
     assert await caller.wait(60) == 0, caller.errors()
-    cdr = await one_cdr(cc)
+    return cc, await one_cdr(cc)
+
+
+async def test_ring_no_answer_pauses_the_agent_and_the_caller_keeps_its_place_for_the_next(rig: Rig) -> None:
+    _, cdr = await ring_no_answer_then_the_next_agent(rig)
     assert (cdr["disposition"], cdr["agent_id"], cdr["ring_no_answer"]) == ("answered", "a1002", 1)
+    assert float(cdr["talk_seconds"]) > 3.0
+
+
+async def test_the_ring_no_answer_pause_names_its_call(rig: Rig) -> None:
+    # item 12
+    cc, cdr = await ring_no_answer_then_the_next_agent(rig)
     rona = await cc.rows("SELECT call_id FROM agent_state_changes WHERE agent_id = 'a1001' AND state = 'paused'")
-    assert [r["call_id"] for r in rona] == [cdr["call_id"]]  # item 12: the RONA change names its call
+    assert [r["call_id"] for r in rona] == [cdr["call_id"]]
 
 
 async def test_caller_who_gives_up_on_hold_is_abandoned_in_the_queue(rig: Rig) -> None:
@@ -227,6 +238,37 @@ async def test_queue_recording_with_the_shipped_least_privilege_user_writes_the_
     assert path.is_file(), f"the CDR names {path}, which the PBX never wrote"
     assert path.stat().st_size > 8000 * 2 * 3  # > 3 s of 8 kHz 16-bit audio
     assert rec[0]["size"] == path.stat().st_size
+
+
+async def test_supervisor_listens_then_whispers_then_barges_from_their_phone(rig: Rig) -> None:
+    await rig.phones.phone("1001", ring_seconds=0.5)
+    await rig.phones.phone("1003", ring_seconds=0.5)  # the supervisor's phone
+    cc = await rig.start([Agent("a1001", "1001")])
+    me = await cc.get("/api/v1/me")
+    status, body = await cc.send("PUT", f"/api/v1/users/{me['user']['id']}/devices", {"devices": {"pbx1": "PJSIP/1003"}})
+    assert status == 200, body
+    caller = await rig.call(digit="1", digit_after=2.0, hold_seconds=30.0)
+    await cc.until_agent("a1001", "on_call")
+    async with AdminAmi(rig.site.pbx) as ami:
+        status, session = await cc.send("POST", "/api/v1/supervision/sessions", {"agent_id": "a1001", "mode": "listen"})
+        assert status == 201, session
+        spy = await ami.until_event("ChanSpyStart", lambda e: e.get("Event") == "ChanSpyStart")
+        assert spy["SpyeeChannel"].startswith("PJSIP/1001-"), spy
+        await ami.until_event("the supervisor's phone answering", lambda e: e.get("Event") == "Newstate"
+                              and e.get("Channel", "").startswith("PJSIP/1003-") and e.get("ChannelState") == "6")
+        # ChanSpy's d option: DTMF 5 whisper, 6 barge, received on the spying channel (app_chanspy.c)
+        for mode, digit in (("whisper", "5"), ("barge", "6")):
+            status, body = await cc.send("PATCH", f"/api/v1/supervision/sessions/{session['id']}", {"mode": mode})
+            assert status == 200, body
+            await ami.until_event(f"DTMF {digit} into ChanSpy", lambda e, d=digit: e.get("Event") == "DTMFEnd"
+                                  and e.get("Digit") == d and e.get("Channel") == spy["SpyerChannel"])
+        status, body = await cc.send("DELETE", f"/api/v1/supervision/sessions/{session['id']}")
+        assert status == 200, body
+        await ami.until_event("ChanSpyStop", lambda e: e.get("Event") == "ChanSpyStop")
+    assert await caller.wait(60) == 0, caller.errors()
+    cdr = await one_cdr(cc)
+    assert (cdr["disposition"], cdr["agent_id"]) == ("answered", "a1001")
+    assert float(cdr["talk_seconds"]) > 20.0
 
 
 async def test_a_link_cut_during_the_talk_is_resynced_and_the_call_ends_normally(rig: Rig) -> None:
