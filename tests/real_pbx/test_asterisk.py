@@ -233,9 +233,9 @@ async def test_queue_recording_with_the_shipped_least_privilege_user_writes_the_
     path = Path(cdr["recording"])
     if not path.is_absolute():
         path = Path(rig.site.recording_root) / path
+    assert path.is_file(), f"the CDR names {path}, which the PBX never wrote"
     rec = await cc.until_rows("SELECT * FROM recordings WHERE call_id = $1 AND sha256 IS NOT NULL",
                               cdr["call_id"], what="a closed recording row")
-    assert path.is_file(), f"the CDR names {path}, which the PBX never wrote"
     assert path.stat().st_size > 8000 * 2 * 3  # > 3 s of 8 kHz 16-bit audio
     assert rec[0]["size"] == path.stat().st_size
 
@@ -269,6 +269,36 @@ async def test_supervisor_listens_then_whispers_then_barges_from_their_phone(rig
     cdr = await one_cdr(cc)
     assert (cdr["disposition"], cdr["agent_id"]) == ("answered", "a1001")
     assert float(cdr["talk_seconds"]) > 20.0
+
+
+async def test_logging_in_with_the_shipped_user_says_once_that_filters_are_refused(rig: Rig) -> None:
+    # item 12: Asterisk allows Filter only with the system class, which the shipped user lacks
+    cc = await rig.start([Agent("a1001", "1001", auto_login=False)])
+    await cc.until(lambda: _logged_in(cc), "ccserver's AMI login")
+    refused = [line for line in cc.log_text().splitlines() if "Filter" in line and "refused" in line]
+    assert len(refused) == 1, "\n".join(refused)
+
+
+async def _logged_in(cc: CcServer) -> bool:
+    return "logged in as 'ccserver'" in cc.log_text()
+
+
+async def test_a_ccserver_restart_during_a_call_keeps_what_it_knew_of_the_call(rig: Rig) -> None:
+    # item 16: DID, queue, IVR path, agent and answer time survive a restart of ccserver
+    await rig.phones.phone("1001", ring_seconds=0.5)
+    cc = await rig.start([Agent("a1001", "1001")])
+    caller = await rig.call(digit="1", digit_after=2.0, hold_seconds=20.0)
+    await cc.until_agent("a1001", "on_call")
+    (live,) = await cc.get("/api/v1/calls")
+    await cc.restart()
+    on_call = await cc.until_agent("a1001", "on_call", timeout=20)
+    assert on_call["call_id"] == live["call_id"]
+    assert await caller.wait(40) == 0, caller.errors()
+    cdr = await one_cdr(cc)
+    assert (cdr["call_id"], cdr["did"], cdr["queue"], cdr["agent_id"]) == (live["call_id"], DID, "support", "a1001")
+    assert cdr["ivr_path"][:3] == ["greeting", "main_menu", "main_menu:1"], cdr["ivr_path"]
+    assert cdr["arrived_at"].timestamp() == pytest.approx(live["arrived_at"], abs=0.01)
+    assert float(cdr["talk_seconds"]) > 12.0
 
 
 async def test_a_link_cut_during_the_talk_is_resynced_and_the_call_ends_normally(rig: Rig) -> None:
