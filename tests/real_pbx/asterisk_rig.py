@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
 import asyncpg
+from rig import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -285,8 +286,6 @@ class Sipp:
         self.name = f"{scenario.removesuffix('.xml')}-{secrets.token_hex(3)}"
 
     async def start(self) -> Sipp:
-        from rig import free_port
-
         log = open(self.log_dir / f"{self.name}.log", "wb")  # noqa: SIM115 - closed with the process
         self.proc = await asyncio.create_subprocess_exec(
             "sipp", "-sf", str(self.scenario), "-i", "127.0.0.1", "-mi", "127.0.0.1",
@@ -331,8 +330,6 @@ class Phones:
     async def phone(self, number: str, *, answers: bool = True, ring_seconds: float = 1.0, calls: int = 1) -> Sipp:
         """Register ``number`` with its contact on a new SIPp that answers after ``ring_seconds``
         (or never answers: it rings until the PBX cancels)."""
-        from rig import free_port
-
         port = free_port()
         scenario = "sipp_agent_answers.xml" if answers else "sipp_agent_never_answers.xml"
         extra = ("-set", "ring_ms", str(int(ring_seconds * 1000))) if answers else ()
@@ -355,8 +352,6 @@ async def carrier_call(site: Site, log_dir: Path, *, caller: str, hold_seconds: 
                        did: str = DID) -> Sipp:
     """Start one carrier call into ``did``: answered by the PBX, sends ``digit`` (SIP INFO)
     ``digit_after`` seconds after the answer, hangs up ``hold_seconds`` after the answer."""
-    from rig import free_port
-
     pbx = site.pbx
     dtmf_ms = int(digit_after * 1000) if digit is not None else -1
     hold_ms = int(hold_seconds * 1000) - max(dtmf_ms, 0)
@@ -417,8 +412,6 @@ class CcServer:
 
     def __init__(self, tmp: Path, dsn: str, site: Site, agents: list[Agent], *, recording: str = "none",
                  ring_timeout: int = 5, ami_port: int | None = None) -> None:
-        from rig import free_port
-
         self.tmp = tmp
         self.dsn = dsn
         self.site = site

@@ -26,7 +26,8 @@ from pgproxy import PgProxy  # noqa: E402 - after the skip: the suite needs noth
 from rig import free_port  # noqa: E402
 
 from .asterisk_rig import (  # noqa: E402
-    DID, GOTO_TRUNK, AdminAmi, Agent, CcServer, Phones, RealAsterisk, Site, carrier_call, clear_channels, load_site,
+    DID, GOTO_TRUNK, TRUNK, AdminAmi, Agent, CcServer, Phones, RealAsterisk, Site, Sipp, carrier_call, clear_channels,
+    load_site,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -52,7 +53,7 @@ class Rig:
         self.phones = Phones(site, tmp)
         self.cc: CcServer | None = None
         self.proxy: PgProxy | None = None
-        self.sipps = []
+        self.sipps: list[Sipp] = []
 
     async def start(self, agents: list[Agent], *, recording: str = "none", ring_timeout: int = 5,
                     through_proxy: bool = False) -> CcServer:
@@ -71,7 +72,16 @@ class Rig:
                 await self.cc.until_agent(a.id, "ready")
         return self.cc
 
-    async def call(self, **kw):
+    async def connected_call(self, hold_seconds: float, trunk: str = TRUNK, **start) -> tuple[CcServer, Sipp]:
+        """Agent a1001 (phone 1001, answers after 0.5 s) ready; a caller presses 1 and holds
+        ``hold_seconds``; returns once ccserver has a1001 on the call."""
+        await self.phones.phone("1001", ring_seconds=0.5)
+        cc = await self.start([Agent("a1001", "1001")], **start)
+        caller = await self.call(trunk=trunk, digit="1", digit_after=2.0, hold_seconds=hold_seconds)
+        await cc.until_agent("a1001", "on_call", timeout=30)
+        return cc, caller
+
+    async def call(self, **kw) -> Sipp:
         sipp = await carrier_call(self.site, self.tmp, caller=CALLER, **kw)
         self.sipps.append(sipp)
         return sipp
@@ -210,9 +220,7 @@ async def test_caller_hanging_up_while_agent_rings_is_not_offered_again(rig: Rig
 async def test_call_sent_in_with_goto_from_the_carriers_own_context_is_tracked_to_its_end(rig: Rig) -> None:
     # item 9: README step 1's own example (a carrier context that Goto's into [ccserver-inbound]),
     # with hardware/pbx1.toml copied from the example as step 3 says
-    await rig.phones.phone("1001", ring_seconds=1.0)
-    cc = await rig.start([Agent("a1001", "1001")])
-    caller = await rig.call(trunk=GOTO_TRUNK, digit="1", digit_after=2.0, hold_seconds=12.0)
+    cc, caller = await rig.connected_call(12.0, trunk=GOTO_TRUNK)
     assert await caller.wait(40) == 0, caller.errors()
     cdr = await one_cdr(cc)
     assert (cdr["disposition"], cdr["agent_id"], cdr["did"]) == ("answered", "a1001", DID)
@@ -223,9 +231,7 @@ async def test_call_sent_in_with_goto_from_the_carriers_own_context_is_tracked_t
 
 async def test_queue_recording_with_the_shipped_least_privilege_user_writes_the_file(rig: Rig) -> None:
     # items 7 and 8: dialplans/asterisk/manager.conf grants no `system` class
-    await rig.phones.phone("1001", ring_seconds=0.5)
-    cc = await rig.start([Agent("a1001", "1001")], recording="all")
-    caller = await rig.call(digit="1", digit_after=2.0, hold_seconds=12.0)
+    cc, caller = await rig.connected_call(12.0, recording="all")
     assert await caller.wait(40) == 0, caller.errors()
     cdr = await one_cdr(cc)
     assert cdr["disposition"] == "answered"
@@ -241,14 +247,11 @@ async def test_queue_recording_with_the_shipped_least_privilege_user_writes_the_
 
 
 async def test_supervisor_listens_then_whispers_then_barges_from_their_phone(rig: Rig) -> None:
-    await rig.phones.phone("1001", ring_seconds=0.5)
     await rig.phones.phone("1003", ring_seconds=0.5)  # the supervisor's phone
-    cc = await rig.start([Agent("a1001", "1001")])
+    cc, caller = await rig.connected_call(30.0)
     me = await cc.get("/api/v1/me")
     status, body = await cc.send("PUT", f"/api/v1/users/{me['user']['id']}/devices", {"devices": {"pbx1": "PJSIP/1003"}})
     assert status == 200, body
-    caller = await rig.call(digit="1", digit_after=2.0, hold_seconds=30.0)
-    await cc.until_agent("a1001", "on_call")
     async with AdminAmi(rig.site.pbx) as ami:
         status, session = await cc.send("POST", "/api/v1/supervision/sessions", {"agent_id": "a1001", "mode": "listen"})
         assert status == 201, session
@@ -285,10 +288,7 @@ async def _logged_in(cc: CcServer) -> bool:
 
 async def test_a_ccserver_restart_during_a_call_keeps_what_it_knew_of_the_call(rig: Rig) -> None:
     # item 16: DID, queue, IVR path, agent and answer time survive a restart of ccserver
-    await rig.phones.phone("1001", ring_seconds=0.5)
-    cc = await rig.start([Agent("a1001", "1001")])
-    caller = await rig.call(digit="1", digit_after=2.0, hold_seconds=20.0)
-    await cc.until_agent("a1001", "on_call")
+    cc, caller = await rig.connected_call(20.0)
     (live,) = await cc.get("/api/v1/calls")
     await cc.restart()
     on_call = await cc.until_agent("a1001", "on_call", timeout=20)
@@ -302,10 +302,7 @@ async def test_a_ccserver_restart_during_a_call_keeps_what_it_knew_of_the_call(r
 
 
 async def test_a_link_cut_during_the_talk_is_resynced_and_the_call_ends_normally(rig: Rig) -> None:
-    await rig.phones.phone("1001", ring_seconds=0.5)
-    cc = await rig.start([Agent("a1001", "1001")], through_proxy=True)
-    caller = await rig.call(digit="1", digit_after=2.0, hold_seconds=16.0)
-    await cc.until_agent("a1001", "on_call", timeout=30)
+    cc, caller = await rig.connected_call(16.0, through_proxy=True)
     assert rig.proxy is not None
     await rig.proxy.cut()
     await rig.proxy.restore()
@@ -318,10 +315,7 @@ async def test_a_link_cut_during_the_talk_is_resynced_and_the_call_ends_normally
 
 async def test_a_call_ending_while_the_link_is_down_gets_an_end_time_before_the_resync(rig: Rig) -> None:
     # item 11: the resync must not date the hang-up at the reconnect
-    await rig.phones.phone("1001", ring_seconds=0.5)
-    cc = await rig.start([Agent("a1001", "1001")], through_proxy=True)
-    caller = await rig.call(digit="1", digit_after=2.0, hold_seconds=10.0)
-    await cc.until_agent("a1001", "on_call", timeout=30)
+    cc, caller = await rig.connected_call(10.0, through_proxy=True)
     assert rig.proxy is not None
     await rig.proxy.cut()
     assert await caller.wait(30) == 0, caller.errors()
