@@ -286,6 +286,11 @@ class Sipp:
         self.name = f"{scenario.removesuffix('.xml')}-{secrets.token_hex(3)}"
 
     async def start(self) -> Sipp:
+        # the audio the scenarios stream (rtp_stream, relative to SIPp's working folder): one
+        # second of G.711 mu-law silence, looped
+        audio = self.log_dir / "phone-audio.ulaw"
+        if not audio.exists():
+            audio.write_bytes(b"\xff" * 8000)
         log = open(self.log_dir / f"{self.name}.log", "wb")  # noqa: SIM115 - closed with the process
         self.proc = await asyncio.create_subprocess_exec(
             "sipp", "-sf", str(self.scenario), "-i", "127.0.0.1", "-mi", "127.0.0.1",
