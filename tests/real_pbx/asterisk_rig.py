@@ -207,16 +207,17 @@ def manager_user(secret: str) -> str:
     return user
 
 
-def endpoints(sip_host: str) -> str:
+def endpoints(sip_host: str, far_end_port: int) -> str:
     """PJSIP endpoints: the two carrier trunks (caller id from P-Asserted-Identity, as carriers
-    send it) and the agents' phones (registering, one contact each). DTMF by SIP INFO keeps the
-    digits independent of RTP timing; media stays on loopback."""
+    send it; calls out through ``carrier``, the shipped CC_TRUNK, reach ``far_end_port``) and the
+    agents' phones (registering, one contact each). DTMF by SIP INFO keeps the digits independent
+    of RTP timing; media stays on loopback."""
     common = ("type=endpoint\ndisallow=all\nallow=ulaw\ndirect_media=no\ndtmf_mode=info\n"
               f"media_address={sip_host}\nbind_rtp_to_media_address=yes\nrtp_timeout=0\n")
     parts = ["; written by tests/real_pbx (regenerated every session)\n"]
     for name, context in ((TRUNK, "ccserver-inbound"), (GOTO_TRUNK, GOTO_CONTEXT)):
         parts.append(f"[{name}]\n{common}context={context}\ntrust_id_inbound=yes\naors={name}\n"
-                     f"[{name}]\ntype=aor\ncontact=sip:{name}@{sip_host}:9\n")
+                     f"[{name}]\ntype=aor\ncontact=sip:{name}@{sip_host}:{far_end_port}\n")
     for phone in PHONES:
         parts.append(f"[{phone}]\n{common}context=ccserver-test-phones\naors={phone}\n"
                      f"[{phone}]\ntype=aor\nmax_contacts=1\nremove_existing=yes\n")
@@ -231,15 +232,18 @@ class Site:
     agi_port: int
     ami_secret: str = field(repr=False)
     recording_root: str
+    #: where calls sent out through the carrier trunk arrive (a transfer's far end)
+    far_end_port: int
 
 
 async def load_site(pbx: RealAsterisk, agi_port: int) -> Site:
     """Write the shipped dialplan, the shipped AMI user and the test endpoints into include_dir
     and make the running Asterisk load them."""
     secret = secrets.token_urlsafe(24)
+    far_end_port = free_port()
     (pbx.include_dir / "extensions.conf").write_text(dialplan_for(agi_port))
     (pbx.include_dir / "manager.conf").write_text(manager_user(secret))
-    (pbx.include_dir / "pjsip.conf").write_text(endpoints(pbx.sip_host))
+    (pbx.include_dir / "pjsip.conf").write_text(endpoints(pbx.sip_host, far_end_port))
     async with AdminAmi(pbx) as ami:
         await ami.command("dialplan reload")
         await ami.command("module reload res_pjsip.so")
@@ -258,7 +262,7 @@ async def load_site(pbx: RealAsterisk, agi_port: int) -> Site:
     if spool is None:
         raise RealAsteriskError("`core show settings` shows no spool directory")
     # MixMonitor writes a relative file name under <astspooldir>/monitor (app_mixmonitor.c)
-    return Site(pbx, agi_port, secret, f"{spool.group(1)}/monitor")
+    return Site(pbx, agi_port, secret, f"{spool.group(1)}/monitor", far_end_port)
 
 
 async def clear_channels(pbx: RealAsterisk) -> None:
@@ -345,6 +349,13 @@ class Phones:
                          "-key", "user", number, "-key", "contact_port", str(port),
                          f"{pbx.sip_host}:{pbx.sip_port}").start()
         assert await reg.wait(10) == 0, f"phone {number} could not register: {reg.errors()}"
+        return uas
+
+    async def far_end(self) -> Sipp:
+        """The party a transfer dials through the carrier trunk: answers one call at once."""
+        uas = await Sipp("sipp_agent_answers.xml", self._log_dir, "-p", str(self._site.far_end_port), "-m", "1",
+                         "-set", "ring_ms", "0").start()
+        self._running.append(uas)
         return uas
 
     async def close(self) -> None:

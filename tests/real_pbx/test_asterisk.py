@@ -302,6 +302,41 @@ async def test_a_ccserver_restart_during_a_call_keeps_what_it_knew_of_the_call(r
     assert float(cdr["talk_seconds"]) > 12.0
 
 
+async def test_an_api_transfer_sends_the_caller_out_through_the_trunk_and_frees_the_agent(rig: Rig) -> None:
+    far_end = await rig.phones.far_end()
+    cc, caller = await rig.connected_call(20.0)
+    (live,) = await cc.get("/api/v1/calls")
+    status, body = await cc.send("POST", f"/api/v1/calls/{live['call_id']}/transfer", {"destination": "+15550002"})
+    assert status == 200, body
+    cdr = await one_cdr(cc)
+    assert (cdr["disposition"], cdr["agent_id"], cdr["queue"]) == ("transferred", "a1001", "support")
+    await cc.until_agent("a1001", "ready")
+    # the shipped [ccserver-transfer] dialled the far end through CC_TRUNK; the caller talks there
+    assert await far_end.wait(40) == 0, far_end.errors()
+    assert await caller.wait(40) == 0, caller.errors()
+    # item 12: the trunk's Dial is not an agent leg
+    assert "late AgentLegAnswered" not in cc.log_text()
+
+
+async def test_a_burst_of_calls_is_served_by_every_agent_once_at_a_time(rig: Rig) -> None:
+    phones = ("1001", "1002", "1003")
+    for p in phones:
+        await rig.phones.phone(p, ring_seconds=0.5, calls=2)
+    cc = await rig.start([Agent(f"a{p}", p) for p in phones])
+    # three callers talk 8 s; the two who came last wait for the first agents free, then talk
+    callers = [await rig.call(digit="1", digit_after=1.0, hold_seconds=8.0 if i < 3 else 25.0) for i in range(5)]
+    for c in callers:
+        assert await c.wait(90) == 0, c.errors()
+    rows = await cc.calls(count=5, timeout=60)
+    assert [r["disposition"] for r in rows] == ["answered"] * 5
+    assert {r["agent_id"] for r in rows} == {"a1001", "a1002", "a1003"}
+    for p in phones:  # never offered a second call while on one
+        states = [s for s, _ in await cc.states(f"a{p}")]
+        assert "paused" not in states
+        for before, after in zip(states, states[1:]):
+            assert (before, after) != ("on_call", "offered"), states
+
+
 async def test_a_link_cut_during_the_talk_is_resynced_and_the_call_ends_normally(rig: Rig) -> None:
     cc, caller = await rig.connected_call(16.0, through_proxy=True)
     assert rig.proxy is not None
