@@ -328,6 +328,19 @@ class Sipp:
                 await self.proc.wait()
 
 
+#: a scenario's "_ms" delay that never comes (the scenario skips that step)
+NEVER = -1
+
+
+def _set(**milliseconds: int) -> tuple[str, ...]:
+    """SIPp ``-set`` arguments for the scenarios' delay variables."""
+    return tuple(a for name, value in milliseconds.items() for a in ("-set", name, str(value)))
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
 class Phones:
     """The agents' phones of one test: SIPp processes answering (or not) for PJSIP endpoints."""
 
@@ -336,12 +349,15 @@ class Phones:
         self._log_dir = log_dir
         self._running: list[Sipp] = []
 
-    async def phone(self, number: str, *, answers: bool = True, ring_seconds: float = 1.0, calls: int = 1) -> Sipp:
+    async def phone(self, number: str, *, answers: bool = True, ring_seconds: float = 1.0, calls: int = 1,
+                    hold_after: float | None = None, hold_for: float = 0.0) -> Sipp:
         """Register ``number`` with its contact on a new SIPp that answers after ``ring_seconds``
-        (or never answers: it rings until the PBX cancels)."""
+        (or never answers: it rings until the PBX cancels), and puts the caller on hold
+        ``hold_after`` seconds after answering, for ``hold_for`` seconds."""
         port = free_port()
         scenario = "sipp_agent_answers.xml" if answers else "sipp_agent_never_answers.xml"
-        extra = ("-set", "ring_ms", str(int(ring_seconds * 1000))) if answers else ()
+        extra = (_set(ring_ms=_ms(ring_seconds), hold_after_ms=NEVER if hold_after is None else _ms(hold_after),
+                      hold_ms=_ms(hold_for)) if answers else ())
         uas = await Sipp(scenario, self._log_dir, "-p", str(port), "-m", str(calls), *extra).start()
         self._running.append(uas)
         pbx = self._site.pbx
@@ -354,7 +370,7 @@ class Phones:
     async def far_end(self) -> Sipp:
         """The party a transfer dials through the carrier trunk: answers one call at once."""
         uas = await Sipp("sipp_agent_answers.xml", self._log_dir, "-p", str(self._site.far_end_port), "-m", "1",
-                         "-set", "ring_ms", "0").start()
+                         *_set(ring_ms=0, hold_after_ms=NEVER, hold_ms=0)).start()
         self._running.append(uas)
         return uas
 
@@ -369,12 +385,12 @@ async def carrier_call(site: Site, log_dir: Path, *, caller: str, hold_seconds: 
     """Start one carrier call into ``did``: answered by the PBX, sends ``digit`` (SIP INFO)
     ``digit_after`` seconds after the answer, hangs up ``hold_seconds`` after the answer."""
     pbx = site.pbx
-    dtmf_ms = int(digit_after * 1000) if digit is not None else -1
-    hold_ms = int(hold_seconds * 1000) - max(dtmf_ms, 0)
+    dtmf_ms = _ms(digit_after) if digit is not None else NEVER
+    hold_ms = _ms(hold_seconds) - max(dtmf_ms, 0)
     assert hold_ms >= 0, "the caller hangs up before pressing the digit"
     return await Sipp("sipp_carrier_call.xml", log_dir, "-p", str(free_port()), "-m", "1", "-s", did,
                       "-key", "trunk", trunk, "-key", "caller", caller, "-key", "digit", digit or "",
-                      "-set", "dtmf_ms", str(dtmf_ms), "-set", "hold_ms", str(hold_ms),
+                      *_set(dtmf_ms=dtmf_ms, hold_ms=hold_ms),
                       f"{pbx.sip_host}:{pbx.sip_port}").start()
 
 

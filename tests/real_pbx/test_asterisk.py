@@ -302,6 +302,17 @@ async def test_a_ccserver_restart_during_a_call_keeps_what_it_knew_of_the_call(r
     assert float(cdr["talk_seconds"]) > 12.0
 
 
+async def test_the_agent_putting_the_caller_on_hold_from_the_phone_is_counted_in_the_cdr(rig: Rig) -> None:
+    await rig.phones.phone("1001", ring_seconds=0.5, hold_after=3.0, hold_for=4.0)
+    cc = await rig.start([Agent("a1001", "1001")])
+    caller = await rig.call(digit="1", digit_after=2.0, hold_seconds=16.0)
+    assert await caller.wait(40) == 0, caller.errors()
+    cdr = await one_cdr(cc)
+    assert (cdr["disposition"], cdr["agent_id"]) == ("answered", "a1001")
+    # the phone's re-INVITEs: a=sendonly, 4 s later a=sendrecv (Asterisk's Hold / Unhold)
+    assert 3.5 <= float(cdr["hold_seconds"]) <= 5.0
+
+
 async def test_an_api_transfer_sends_the_caller_out_through_the_trunk_and_frees_the_agent(rig: Rig) -> None:
     far_end = await rig.phones.far_end()
     cc, caller = await rig.connected_call(20.0)
