@@ -458,8 +458,10 @@ class CcServer:
             dsn=dsn, agi_port=site.agi_port, api_port=self.api_port, state_dir=tmp / "state",
             hardware_dir=hardware, agents=agents, recording=recording, ring_timeout=ring_timeout))
         self.log = tmp / "ccserver.log"
-        self.env = {**os.environ, "CCSERVER_AMI_SECRET_PBX1": site.ami_secret}
-        self.env.pop("CCSERVER_CONFIG", None)
+        # none of the suite's own CCSERVER_* variables (the admin secret among them) reach the
+        # server: its configuration is the file, its one secret the node's, as at a site
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
+        self.env["CCSERVER_AMI_SECRET_PBX1"] = site.ami_secret
         self.proc: asyncio.subprocess.Process | None = None
         self.http: aiohttp.ClientSession | None = None
         self.csrf = ""
