@@ -280,10 +280,10 @@ async def clear_channels(pbx: RealAsterisk) -> None:
 
 
 class Sipp:
-    """One SIPp process running a scenario of this folder on loopback."""
+    """One SIPp process running a scenario of tests/real_pbx/sipp/ on loopback."""
 
     def __init__(self, scenario: str, log_dir: Path, *args: str) -> None:
-        self.scenario = HERE / scenario
+        self.scenario = HERE / "sipp" / scenario
         self.log_dir = log_dir
         self.args = args
         self.proc: asyncio.subprocess.Process | None = None
@@ -355,13 +355,13 @@ class Phones:
         (or never answers: it rings until the PBX cancels), and puts the caller on hold
         ``hold_after`` seconds after answering, for ``hold_for`` seconds."""
         port = free_port()
-        scenario = "sipp_agent_answers.xml" if answers else "sipp_agent_never_answers.xml"
+        scenario = "ast_agent_answers.xml" if answers else "ast_agent_never_answers.xml"
         extra = (_set(ring_ms=_ms(ring_seconds), hold_after_ms=NEVER if hold_after is None else _ms(hold_after),
                       hold_ms=_ms(hold_for)) if answers else ())
         uas = await Sipp(scenario, self._log_dir, "-p", str(port), "-m", str(calls), *extra).start()
         self._running.append(uas)
         pbx = self._site.pbx
-        reg = await Sipp("sipp_register.xml", self._log_dir, "-p", str(free_port()), "-m", "1",
+        reg = await Sipp("ast_register.xml", self._log_dir, "-p", str(free_port()), "-m", "1",
                          "-key", "user", number, "-key", "contact_port", str(port),
                          f"{pbx.sip_host}:{pbx.sip_port}").start()
         assert await reg.wait(10) == 0, f"phone {number} could not register: {reg.errors()}"
@@ -369,7 +369,7 @@ class Phones:
 
     async def far_end(self) -> Sipp:
         """The party a transfer dials through the carrier trunk: answers one call at once."""
-        uas = await Sipp("sipp_agent_answers.xml", self._log_dir, "-p", str(self._site.far_end_port), "-m", "1",
+        uas = await Sipp("ast_agent_answers.xml", self._log_dir, "-p", str(self._site.far_end_port), "-m", "1",
                          *_set(ring_ms=0, hold_after_ms=NEVER, hold_ms=0)).start()
         self._running.append(uas)
         return uas
@@ -388,7 +388,7 @@ async def carrier_call(site: Site, log_dir: Path, *, caller: str, hold_seconds: 
     dtmf_ms = _ms(digit_after) if digit is not None else NEVER
     hold_ms = _ms(hold_seconds) - max(dtmf_ms, 0)
     assert hold_ms >= 0, "the caller hangs up before pressing the digit"
-    return await Sipp("sipp_carrier_call.xml", log_dir, "-p", str(free_port()), "-m", "1", "-s", did,
+    return await Sipp("ast_carrier_call.xml", log_dir, "-p", str(free_port()), "-m", "1", "-s", did,
                       "-key", "trunk", trunk, "-key", "caller", caller, "-key", "digit", digit or "",
                       *_set(dtmf_ms=dtmf_ms, hold_ms=hold_ms),
                       f"{pbx.sip_host}:{pbx.sip_port}").start()
