@@ -1,0 +1,34 @@
+"""Opt-in: the real-PBX suite runs only against a PBX a developer started by hand.
+
+``CCSERVER_REAL_ASTERISK`` / ``CCSERVER_REAL_FREESWITCH`` say where that PBX is and how the suite
+loads ccserver's shipped dialplans into it (README "Testing against a real PBX"); SIPp plays the
+carrier and the agents' phones. Each PBX's test module calls ``require`` first: without its variable
+(or without SIPp) the whole module is skipped in one line saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+VARIABLES = {"asterisk": "CCSERVER_REAL_ASTERISK", "freeswitch": "CCSERVER_REAL_FREESWITCH"}
+
+
+def missing(kind: str) -> str | None:
+    """Why the suite of PBX ``kind`` cannot run here, or None when it can."""
+    name = VARIABLES[kind]
+    if not os.environ.get(name):
+        return f"{name} is not set (README: Testing against a real PBX)"
+    if shutil.which("sipp") is None:
+        return f"{name} is set but SIPp (`sipp`, Debian package sip-tester) is not on PATH"
+    return None
+
+
+def require(kind: str) -> None:
+    """Skip the calling test module (one line) unless the PBX of ``kind`` can be tested."""
+    reason = missing(kind)
+    if reason is not None:
+        pytest.skip(reason, allow_module_level=True)
+
