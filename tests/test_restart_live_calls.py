@@ -2,9 +2,10 @@
 
 A server is stopped in the middle of a connected call, of a queued one or while the agent's phone
 rings, and a new server (a new process's worth of state: a fresh core, adapters, API) starts
-against the same simulated node and the same Postgres. It reads back what the first one kept on the caller's channel (Asterisk: the
-``Status`` action's requested variables; FreeSWITCH: ``uuid_getvar``), so the live API and the
-CDR written at the end keep the call's DID, queue, enqueue time, IVR path, agent and answer time.
+against the same simulated node and the same Postgres. It reads back what the first one kept on
+the caller's channel (Asterisk: the ``Status`` action's requested variables; FreeSWITCH:
+``uuid_getvar``), so the live API and the CDR written at the end keep the call's DID, queue,
+enqueue time, IVR path, agent and answer time.
 """
 
 from __future__ import annotations

@@ -293,10 +293,9 @@ class EslNormalizer:
         self.listed = frozenset(by_uuid)
         # originated legs bridged to nobody, by the call they ring for: ours (known, or named
         # by the cc_call_id set at the originate)
-        unbridged = {u: variables.get(u, {}) for r in _unbridged_legs(rows)
-                     if (u := r.get("uuid", "")) not in self.legs}
-        ringing = {found["cc_call_id"]: (u, found.get("cc_device", "")) for u, found in unbridged.items()
-                   if found.get("cc_call_id") and found.get("cc_device")}
+        ringing = {found["cc_call_id"]: (u, found["cc_device"]) for r in _unbridged_legs(rows)
+                   if (u := r.get("uuid", "")) not in self.legs
+                   and (found := variables.get(u, {})).get("cc_call_id") and found.get("cc_device")}
         ringing |= {lg.call_id: (u, lg.device) for u, lg in self.legs.items()
                     if u in by_uuid and not lg.done}
         self.adopted_ringing = []
@@ -332,7 +331,8 @@ class EslNormalizer:
                 leg_uuid, ringing_device = ringing[call.call_id]
                 if leg_uuid not in self.legs:  # a ringing leg of a ccserver before a restart
                     self.legs[leg_uuid] = _Leg(call.call_id, ringing_device, None)
-                    self.adopted_ringing.append(AdoptedLeg(leg_uuid, call.call_id, uuid, ringing_device))
+                    self.adopted_ringing.append(
+                        AdoptedLeg(leg_uuid, call.call_id, uuid, ringing_device))
             try:
                 duration = max(0.0, now - float(r.get("created_epoch", now)))
             except ValueError:
