@@ -262,8 +262,9 @@ class EslNormalizer:
         partners = _Partners(rows)
         bridged = [leg["uuid"] for r in rows if self._ours(r)
                    if (leg := partners.of(r)) is not None and leg.get("uuid") not in self.legs]
-        return bridged + [r.get("uuid", "") for r in _unbridged_legs(rows)
-                          if r.get("uuid", "") not in self.legs]
+        unbridged = [r.get("uuid", "") for r in _unbridged_legs(rows)
+                     if r.get("uuid", "") not in self.legs]
+        return list(dict.fromkeys(bridged + unbridged))  # each asked for once
 
     def unknown_callers(self, rows: list[dict[str, str]]) -> list[str]:
         """Uuids of the listed inbound channels that are neither a known call nor one of our
