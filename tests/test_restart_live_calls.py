@@ -212,6 +212,23 @@ async def test_a_caller_whose_agent_rings_across_a_restart_is_connected_when_the
     assert_cdr_keeps(row, before, ring_no_answer=0)
 
 
+async def test_an_agent_whose_phone_rings_across_a_restart_that_logs_them_out_still_gets_the_call(site):
+    # the restarted ccserver does not log the agent in: its phone rang for the call all the same
+    site.sim.agents[DEVICE[site.kind]].answer_delay = 2.0
+    call, call_id, before = await call_until(
+        site, CallerScript(caller="+15550006666", digits=["1"], talk_time=2), "offered", True)
+    second = await site.start_server(auto_login=False)
+    try:
+        await site.until(lambda: call_id in second.center.calls, what="the call adopted")
+        assert second.center.calls[call_id].state == "offered"
+        assert second.center.agents["1001"].state == "offered"
+        assert await call.wait(20) == "answered"
+        row = await site.cdr(call_id)
+    finally:
+        await second.stop()
+    assert_cdr_keeps(row, before, ring_no_answer=0)
+
+
 async def test_an_agent_who_lets_the_phone_ring_across_a_restart_misses_that_call_once(site):
     agent = site.sim.agents[DEVICE[site.kind]]
     agent.answers = False
