@@ -89,6 +89,11 @@ class Site(RigBase):
         assert call_id in calls, f"{call_id} not in the live API: {sorted(calls)}"
         return calls[call_id]
 
+    async def ended(self, call, call_id: str, outcome: str):
+        """The CDR row of ``call`` once it ended as ``outcome`` (the simulator's word for it)."""
+        assert await call.wait(20) == outcome
+        return await self.cdr(call_id)
+
     async def cdr(self, call_id: str, timeout: float = 10.0):
         """The call's CDR row, once the writer has stored it."""
         deadline = time.monotonic() + timeout
@@ -148,6 +153,22 @@ def assert_cdr_keeps(row, before: dict, ring_no_answer: int | None = None) -> No
     assert row["arrived_at"].timestamp() == pytest.approx(before["arrived_at"], abs=1e-6)
 
 
+async def restarted_while_ringing(site: Site, script: CallerScript, auto_login: bool = True,
+                                  ring_timeout: int = 3):
+    """Place a call and restart ccserver while the agent's phone rings for it (the second server
+    logs the agent in or not): the second server, the call, its id and what the first server
+    showed of it. The second finds the call offered, the ring going on."""
+    call, call_id, before = await call_until(site, script, "offered", True, ring_timeout)
+    second = await site.start_server(auto_login, ring_timeout)
+    try:
+        await site.until(lambda: call_id in second.center.calls, what="the call adopted")
+        assert second.center.calls[call_id].state == "offered"
+    except BaseException:
+        await second.stop()
+        raise
+    return second, call, call_id, before
+
+
 async def test_a_call_connected_across_a_restart_keeps_its_facts(site):
     call, call_id, before = await call_until(
         site, CallerScript(caller="+15550001234", digits=["1"], talk_time=6), "connected", True)
@@ -163,8 +184,7 @@ async def test_a_call_connected_across_a_restart_keeps_its_facts(site):
         assert during["arrived_at"] == pytest.approx(before["arrived_at"], abs=1e-6)
         # the agent is on that call, not offered another one
         assert second.center.agents["1001"].state == "on_call"
-        assert await call.wait(20) == "answered"
-        row = await site.cdr(call_id)
+        row = await site.ended(call, call_id, "answered")
     finally:
         await second.stop()
     assert_cdr_keeps(row, before)
@@ -187,8 +207,7 @@ async def test_a_caller_queued_across_a_restart_keeps_its_place_and_is_served(si
         snapshot = second.center.queue_snapshot("support", second.clock())
         assert [w.call_id for w in snapshot.waiting] == [call_id]
         second._dispatch(second.center.login("1001", second.clock()))
-        assert await call.wait(20) == "answered"
-        row = await site.cdr(call_id)
+        row = await site.ended(call, call_id, "answered")
     finally:
         await second.stop()
     assert_cdr_keeps(row, before)
@@ -197,58 +216,45 @@ async def test_a_caller_queued_across_a_restart_keeps_its_place_and_is_served(si
 
 async def test_a_caller_whose_agent_rings_across_a_restart_is_connected_when_the_agent_answers(site):
     site.sim.agents[DEVICE[site.kind]].answer_delay = 2.0
-    call, call_id, before = await call_until(
-        site, CallerScript(caller="+15550009999", digits=["1"], talk_time=2), "offered", True)
-    second = await site.start_server(auto_login=True)
+    second, call, call_id, before = await restarted_while_ringing(
+        site, CallerScript(caller="+15550009999", digits=["1"], talk_time=2))
     try:
-        await site.until(lambda: call_id in second.center.calls, what="the call adopted")
         # offered to the agent whose phone rings, not rung again
-        assert second.center.calls[call_id].state == "offered"
         assert second.center.calls[call_id].agent_id == "1001"
-        assert await call.wait(20) == "answered"
-        row = await site.cdr(call_id)
+        row = await site.ended(call, call_id, "answered")
     finally:
         await second.stop()
     assert_cdr_keeps(row, before, ring_no_answer=0)
 
 
-async def test_an_agent_whose_phone_rings_across_a_restart_that_logs_them_out_still_gets_the_call(site):
+async def test_an_agent_ringing_across_a_restart_that_logs_them_out_still_gets_the_call(site):
     # the restarted ccserver does not log the agent in: its phone rang for the call all the same
     site.sim.agents[DEVICE[site.kind]].answer_delay = 2.0
-    call, call_id, before = await call_until(
-        site, CallerScript(caller="+15550006666", digits=["1"], talk_time=2), "offered", True)
-    second = await site.start_server(auto_login=False)
+    second, call, call_id, before = await restarted_while_ringing(
+        site, CallerScript(caller="+15550006666", digits=["1"], talk_time=2), auto_login=False)
     try:
-        await site.until(lambda: call_id in second.center.calls, what="the call adopted")
-        assert second.center.calls[call_id].state == "offered"
         assert second.center.agents["1001"].state == "offered"
-        assert await call.wait(20) == "answered"
-        row = await site.cdr(call_id)
+        row = await site.ended(call, call_id, "answered")
     finally:
         await second.stop()
     assert_cdr_keeps(row, before, ring_no_answer=0)
 
 
 async def test_an_agent_who_lets_the_phone_ring_across_a_restart_misses_that_call_once(site):
-    agent = site.sim.agents[DEVICE[site.kind]]
-    agent.answers = False
-    call, call_id, _ = await call_until(
-        site, CallerScript(caller="+15550007777", digits=["1"], patience=12), "offered", True,
-        ring_timeout=6)
-    second = await site.start_server(auto_login=True, ring_timeout=6)
+    site.sim.agents[DEVICE[site.kind]].answers = False
+    second, call, call_id, _ = await restarted_while_ringing(
+        site, CallerScript(caller="+15550007777", digits=["1"], patience=12), ring_timeout=6)
     try:
-        await site.until(lambda: call_id in second.center.calls, what="the call adopted")
-        assert second.center.calls[call_id].state == "offered"
         # the ring the first server started ends unanswered and counts as the agent's miss
         await site.until(lambda: second.center.agents["1001"].state == "paused", timeout=15,
                          what="the agent paused for the missed ring")
         assert second.center.calls[call_id].state == "queued"
         assert call.agents_rung == [DEVICE[site.kind]]
-        assert await call.wait(20) == "abandoned"
-        row = await site.cdr(call_id)
+        row = await site.ended(call, call_id, "abandoned")
     finally:
         await second.stop()
-    assert (row["disposition"], row["ring_no_answer"], row["queue"]) == ("abandoned", 1, "support")
+    assert (row["disposition"], row["ring_no_answer"], row["queue"]) == (
+        "abandoned", 1, "support")
 
 
 # FreeSWITCH only: Asterisk's Dial bridges the agent who answers by itself, while an originated
@@ -272,8 +278,24 @@ async def test_an_agent_who_answers_while_no_ccserver_runs_is_bridged_by_the_nex
         await site.until(lambda: second.center.agents["1001"].state == "on_call",
                          what="the agent connected to the caller")
         assert agent_leg().bridged_to is not None
-        assert await call.wait(20) == "answered"
-        row = await site.cdr(call_id)
+        row = await site.ended(call, call_id, "answered")
     finally:
         await second.stop()
     assert_cdr_keeps(row, before, ring_no_answer=0)
+
+
+async def test_a_caller_hanging_up_while_the_agent_rings_across_a_restart_ends_the_ring(site):
+    site.sim.agents[DEVICE[site.kind]].answers = False
+    second, call, call_id, _ = await restarted_while_ringing(
+        site, CallerScript(caller="+15550005555", digits=["1"], patience=4), ring_timeout=10)
+    try:
+        assert await call.wait(20) == "abandoned"
+        # the agent's phone stops ringing with the caller gone, and the agent is not blamed
+        await site.until(lambda: all("/1001" not in ch.name for ch in site.sim.channels.values()),
+                         what="the ring stopped")
+        await site.until(lambda: second.center.agents["1001"].state == "ready", what="agent ready")
+        row = await site.cdr(call_id)
+    finally:
+        await second.stop()
+    assert (row["disposition"], row["hangup_by"], row["ring_no_answer"]) == (
+        "abandoned", "caller", 0)
