@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 SIM_NODE = "sim"
 
 
+#: longest wait in seconds between two connection attempts: a node back is seen within it
+#: (finite, at most 5 minutes: TOML's ``inf`` would never retry)
+ReconnectMax = Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)]
+#: seconds a link must stay up before the waits start over from the first step
+ReconnectResetAfter = Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)]
+
+
 class Span(BaseModel):
     """A trunk or telephony span on the node and how many simultaneous calls it carries."""
 
@@ -52,9 +59,8 @@ class NodeConfig(BaseModel):
     #: seconds without a reply to a Ping before the connection is declared dead
     ping_interval: float = Field(5.0, gt=0)
     ping_timeout: float = Field(3.0, gt=0)
-    #: longest wait between two connection attempts; a link up this long restarts the waits
-    reconnect_max: float = Field(2.0, gt=0)
-    reconnect_reset_after: float = Field(10.0, ge=0)
+    reconnect_max: ReconnectMax = 2.0
+    reconnect_reset_after: ReconnectResetAfter = 10.0
     spans: list[Span] = []
 
     def secret(self, environ: dict[str, str] | None = None) -> str:
@@ -87,9 +93,8 @@ class FreeSwitchNodeConfig(BaseModel):
     ping_timeout: float = Field(3.0, gt=0)
     #: seconds to wait for any ESL reply before the connection is declared dead
     command_timeout: float = Field(10.0, gt=0)
-    #: longest wait between two connection attempts; a link up this long restarts the waits
-    reconnect_max: float = Field(2.0, gt=0)
-    reconnect_reset_after: float = Field(10.0, ge=0)
+    reconnect_max: ReconnectMax = 2.0
+    reconnect_reset_after: ReconnectResetAfter = 10.0
     #: where ``playback`` finds the prompts flows name without an extension (``hello-world``):
     #: relative to the channel's ``sound_prefix`` (which follows the caller's language), or
     #: absolute; "" = the ``sound_prefix`` itself

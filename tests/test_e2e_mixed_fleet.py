@@ -180,12 +180,18 @@ async def test_the_console_shows_the_phone_a_mixed_fleet_agent_talks_on(fleet, b
     assert on_fs.uniqueid and errors == []
 
 
-async def test_a_caller_whose_node_no_ready_agent_can_reach_is_told_why(fleet):
+def only_1003_ready(fleet) -> None:
+    """1001 and 1002 paused, 1003 ready: ready, but with no phone on fs1."""
     server, center = fleet.server, fleet.server.center
     now = server.clock()
     for agent in ("1001", "1002"):
         server._dispatch(center.pause(agent, "lunch", now))
-    server._dispatch(center.login("1003", now))  # ready, but has no phone on fs1
+    server._dispatch(center.login("1003", now))
+
+
+async def test_a_caller_whose_node_no_ready_agent_can_reach_is_told_why(fleet):
+    server, center = fleet.server, fleet.server.center
+    only_1003_ready(fleet)
     on_fs = fleet.fs.place_call(CallerScript(caller="+15550000004", digits=["1"], patience=30))
     call_id = f"fs1:{on_fs.uniqueid}"
     await until(lambda: call_id in center.calls and center.calls[call_id].state == "queued",
@@ -207,11 +213,8 @@ async def test_a_caller_whose_node_no_ready_agent_can_reach_is_told_why(fleet):
 
 @pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
 async def test_the_console_says_why_a_caller_no_ready_agent_can_reach_waits(fleet, browser):
-    server, center = fleet.server, fleet.server.center
-    now = server.clock()
-    for agent in ("1001", "1002"):
-        server._dispatch(center.pause(agent, "lunch", now))
-    server._dispatch(center.login("1003", now))
+    server = fleet.server
+    only_1003_ready(fleet)
     page, errors = await log_in(browser, f"http://127.0.0.1:{server.api.port}", "admin")
     await page.wait_for_url("**/console")
     fleet.fs.place_call(CallerScript(caller="+15550000006", digits=["1"], patience=30))
@@ -219,4 +222,27 @@ async def test_the_console_says_why_a_caller_no_ready_agent_can_reach_waits(flee
     await expect(alert).to_have_count(1, timeout=10_000)
     await expect(alert).to_contain_text("+15550000006")
     await expect(alert).to_contain_text("no ready agent can be rung from node 'fs1'")
+    assert errors == []
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
+async def test_a_phone_sized_console_shows_the_agents_phones_and_why_a_caller_waits(fleet, browser):
+    server = fleet.server
+    only_1003_ready(fleet)
+    width = 375
+    page, errors = await log_in(browser, f"http://127.0.0.1:{server.api.port}", "admin",
+                                viewport={"width": width, "height": 740})
+    await page.wait_for_url("**/console")
+    fleet.fs.place_call(CallerScript(caller="+15550000007", digits=["1"], patience=30))
+    alert = page.locator("#alerts li")
+    await expect(alert).to_contain_text("no ready agent can be rung from node 'fs1'", timeout=10_000)
+    phones = page.locator('#agents tr[data-agent="1001"] td').nth(6)
+    await expect(phones).to_have_text("ast1 PJSIP/1001, fs1 user/1001")
+    # on the screen, not beyond its right edge: the page does not scroll sideways
+    for shown in (alert, phones):
+        box = await shown.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
+    # each cell says which column it is
+    assert await phones.get_attribute("data-label") == "Phones"
     assert errors == []

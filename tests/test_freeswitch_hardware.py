@@ -46,6 +46,21 @@ def test_bad_freeswitch_node_names_the_key(tmp_path, extra, message):
         load_nodes(tmp_path)
 
 
+@pytest.mark.parametrize("text, kind", [(FS, "freeswitch"), (AST, "asterisk")])
+@pytest.mark.parametrize("extra, message", [
+    ("reconnect_max = 0\n", "reconnect_max: Input should be greater than 0"),
+    ("reconnect_max = inf\n", "reconnect_max: Input should be a finite number"),
+    ("reconnect_max = 600\n", "reconnect_max: Input should be less than or equal to 300"),
+    ('reconnect_max = "2s"\n', "reconnect_max: Input should be a valid number"),
+    ("reconnect_reset_after = -1\n", "reconnect_reset_after: Input should be greater than or equal to 0"),
+    ("reconnect_reset_after = inf\n", "reconnect_reset_after: Input should be a finite number"),
+])
+def test_bad_reconnect_timing_names_the_key(tmp_path, text, kind, extra, message):
+    (tmp_path / "node.toml").write_text(text + extra)
+    with pytest.raises(ConfigError, match=f"{kind}.{message}"):
+        load_nodes(tmp_path)
+
+
 def test_sound_settings_default_and_accept_plain_paths(tmp_path):
     (tmp_path / "fs1.toml").write_text(FS)
     (tmp_path / "fs2.toml").write_text(FS.replace('"fs1"', '"fs2"') +

@@ -154,6 +154,16 @@ class Agent:
         self.calls_handled += 1
         return self._move("on_call", at, call_id=call_id)
 
+    def adopt_offer(self, call_id: str, at: float) -> AgentStateChange | None:
+        """A resync found the agent's phone ringing for ``call_id`` (a ccserver before a restart
+        rang it): offered, whatever before (a restart's agents start logged out or ready),
+        unless busy with another call."""
+        if self.state in ("offered", "on_call"):
+            if self.call_id != call_id:
+                self._illegal(f"adopt of the ring of {call_id} (busy with {self.call_id})")
+            return None
+        return self._move("offered", at, call_id=call_id)
+
     def miss(self, call_id: str, pause_reason: str | None, at: float) -> AgentStateChange | None:
         """The offered call did not connect: paused with ``pause_reason``, or ready if None."""
         if self.state != "offered" or self.call_id != call_id:

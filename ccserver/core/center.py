@@ -662,11 +662,13 @@ class ContactCenter:
             elif call.state is CallState.QUEUED:
                 rung = (self._by_device.get((e.node, lc.ringing_device))
                         if lc.ringing_device else None)
-                if rung is not None and rung.state == "ready":
-                    # the offer a ccserver made before: its outcome (answer or failure) is on
-                    # the way, and ringing someone else now would cut that leg off
+                # the offer a ccserver made before: its outcome (answer or failure) is on the
+                # way, and ringing someone else now would cut that leg off (or, answered, take
+                # the caller from that agent)
+                change = rung.adopt_offer(call.call_id, e.at) if rung is not None else None
+                if change is not None:
                     call.offer(rung.agent_id, e.at)
-                    self._agent_changed(rung, rung.offer(call.call_id, e.at))
+                    self._agent_changed(rung, change)
                 else:
                     self._check_servable(call, e.at)
                     self._schedule_escalation(call)

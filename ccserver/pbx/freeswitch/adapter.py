@@ -80,6 +80,11 @@ log = logging.getLogger(__name__)
 
 #: seconds beyond the ring timeout an originate job may take before we give up on it
 JOB_GRACE = 10.0
+#: FreeSWITCH's ring time for an originate without ``originate_timeout`` (SWITCH_DEFAULT_TIMEOUT,
+#: switch_ivr_originate.c)
+FS_ORIGINATE_TIMEOUT = 60
+#: the variables ccserver sets on an agent leg at the originate that a restarted one reads back
+_LEG_VARIABLES = ("cc_call_id", "cc_device", "originate_timeout")
 
 #: Q.850 code -> the FreeSWITCH cause name uuid_kill takes (first name listed for each code)
 _CAUSE_NAMES: dict[int, str] = {}
@@ -206,9 +211,15 @@ class FreeSwitchAdapter:
             spy = self._spy_jobs.pop(ev.get("Job-UUID"), None)
             if spy is not None and not spy.done():
                 spy.set_result(ev.body.strip())
+            result = ev.body.strip()
             ring = self._ring_jobs.pop(ev.get("Job-UUID"), None)
-            if ring is not None and ev.body.strip().startswith("+OK"):
+            if ring is None and result.startswith("+OK"):  # a leg taken over at a restart
+                ring = self._ring_jobs.pop(result[3:].strip(), None)
+            if ring is not None and result.startswith("+OK"):
                 self._spawn(self._bridge(*ring))
+        if name == "CHANNEL_HANGUP_COMPLETE":
+            # a leg taken over at a restart is tracked by its uuid; its hang-up ended it
+            self._ring_jobs.pop(ev.get("Unique-ID"), None)
 
     async def _on_up(self) -> None:
         self._sink(NodeConnectionChanged(self.node, True, self._clock()))
@@ -223,12 +234,14 @@ class FreeSwitchAdapter:
         except ValueError as e:
             raise CommandFailed(f"show channels on {self.node}: {e}") from None
         now = self._clock()
-        # legs bridged to our callers that this process did not originate (a restart): what we
-        # set on ours at the originate says whose they are
-        variables = {leg: {name: await self._getvar(leg, name) for name in ("cc_call_id", "cc_device")}
+        # legs that this process did not originate (a restart): what we set on ours at the
+        # originate says whose they are (every {} variable is set on the leg:
+        # switch_ivr_originate.c)
+        variables = {leg: {name: await self._getvar(leg, name) for name in _LEG_VARIABLES}
                      for leg in self.normalizer.unknown_agent_legs(rows)}
         snapshot = self.normalizer.resync_from(rows, now, variables, facts)
         listed = self.normalizer.listed
+        self._adopt_ringing(variables)
         # callers who left while the link was down: their agent legs would ring on
         self._cancel_ringing(lambda caller: caller not in listed)
         self._sink(snapshot)
@@ -242,6 +255,20 @@ class FreeSwitchAdapter:
                 spies.append((spy.call_id, spy.session))
         for event in ended_unseen(self.node, now, callbacks, spies):
             self._sink(event)
+
+    def _adopt_ringing(self, variables: dict[str, dict[str, str]]) -> None:
+        """Agent legs a ccserver before a restart rang, still ringing: their originate's result
+        carries a Job-UUID no job of ours has, so they are tracked by the leg uuid the result
+        names (``+OK <uuid>``, capture c01) and settled like an orphaned ring: one answered
+        meanwhile (parked) is bridged now, one still ringing when its result says so."""
+        for leg in self.normalizer.adopted_ringing:
+            try:
+                timeout = int(variables.get(leg.uuid, {}).get("originate_timeout") or "")
+            except ValueError:
+                timeout = FS_ORIGINATE_TIMEOUT
+            cmd = RingAgent(self.node, leg.call_id, leg.caller, leg.device, timeout)
+            self._ring_jobs[leg.uuid] = (cmd, leg.uuid)
+            self._orphans.add(leg.uuid)
 
     def _settle_orphans(self, listed: dict[str, dict[str, str]]) -> None:
         """Ring jobs whose result went to the lost link. An agent leg that answered is parked

@@ -87,6 +87,9 @@ class EslNormalizer:
         self._jobs: dict[str, str] = {}  # Job-UUID -> agent leg uuid
         #: channel uuids of the last ``show channels`` listing (see :meth:`resync_from`)
         self.listed: frozenset[str] = frozenset()
+        #: agent legs still ringing (or answered and parked) that the last resync took over
+        #: from a ccserver before a restart: their originate's result goes to no job of ours
+        self.adopted_ringing: list[AdoptedLeg] = []
 
     def call_id(self, uuid: str) -> str:
         return f"{self.node}:{uuid}"
@@ -215,6 +218,10 @@ class EslNormalizer:
         leg = self.legs.get(uuid)
         if leg is not None:
             leg.remote_end = disposition in _REMOTE_END
+            if leg.job_uuid is None and not leg.done:
+                # a ringing leg taken over at a resync: no job of ours will say why it ended,
+                # its hang-up cause is the originate's (NO_ANSWER, USER_BUSY: capture c02)
+                return self.leg_failed(uuid, fs_leg_failure(ev.get("Hangup-Cause")), now)
             return []
         call = self.calls.pop(uuid, None)
         if call is None:
@@ -249,11 +256,15 @@ class EslNormalizer:
 
     def unknown_agent_legs(self, rows: list[dict[str, str]]) -> list[str]:
         """The legs bridged to our callers that this normalizer did not originate (ccserver
-        restarted since, or a transfer's gateway leg): the adapter reads their ``cc_call_id`` and
-        ``cc_device`` for :meth:`resync_from`."""
+        restarted since, or a transfer's gateway leg), and the originated legs bridged to nobody
+        (an agent's phone still ringing, or answered and parked): the adapter reads their
+        ``cc_call_id`` and ``cc_device`` for :meth:`resync_from`."""
         partners = _Partners(rows)
-        return [leg["uuid"] for r in rows if self._ours(r)
-                if (leg := partners.of(r)) is not None and leg.get("uuid") not in self.legs]
+        bridged = [leg["uuid"] for r in rows if self._ours(r)
+                   if (leg := partners.of(r)) is not None and leg.get("uuid") not in self.legs]
+        unbridged = [r.get("uuid", "") for r in _unbridged_legs(rows)
+                     if r.get("uuid", "") not in self.legs]
+        return list(dict.fromkeys(bridged + unbridged))  # each asked for once
 
     def unknown_callers(self, rows: list[dict[str, str]]) -> list[str]:
         """Uuids of the listed channels a resync would adopt (ours, not a known call; after a
@@ -280,6 +291,14 @@ class EslNormalizer:
         by_uuid = {r.get("uuid", ""): r for r in rows}
         partners = _Partners(rows)
         self.listed = frozenset(by_uuid)
+        # originated legs bridged to nobody, by the call they ring for: ours (known, or named
+        # by the cc_call_id set at the originate)
+        ringing = {found["cc_call_id"]: (u, found["cc_device"]) for r in _unbridged_legs(rows)
+                   if (u := r.get("uuid", "")) not in self.legs
+                   and (found := variables.get(u, {})).get("cc_call_id") and found.get("cc_device")}
+        ringing |= {lg.call_id: (u, lg.device) for u, lg in self.legs.items()
+                    if u in by_uuid and not lg.done}
+        self.adopted_ringing = []
         live: list[LiveCall] = []
         kept: dict[str, _Call] = {}
         for r in rows:
@@ -307,17 +326,43 @@ class EslNormalizer:
                     if found.get("cc_call_id") == call.call_id:  # a leg ccserver originated
                         self.legs[ou] = _Leg(call.call_id, agent_device, None, bridged=True, done=True)
                         call.legs.append(ou)
+            ringing_device = None
+            if agent_device is None and call.call_id in ringing:
+                leg_uuid, ringing_device = ringing[call.call_id]
+                if leg_uuid not in self.legs:  # a ringing leg of a ccserver before a restart
+                    self.legs[leg_uuid] = _Leg(call.call_id, ringing_device, None)
+                    self.adopted_ringing.append(
+                        AdoptedLeg(leg_uuid, call.call_id, uuid, ringing_device))
             try:
                 duration = max(0.0, now - float(r.get("created_epoch", now)))
             except ValueError:
                 duration = 0.0
             live.append(LiveCall(call.call_id, uuid, call.caller, call.did, agent_device, duration,
-                                 (facts or {}).get(uuid)))
+                                 (facts or {}).get(uuid), ringing_device))
         self.calls = kept
         pending = set(self._jobs.values())  # originates still running may not show yet
         self.legs = {u: lg for u, lg in self.legs.items() if u in by_uuid or u in pending}
         self._jobs = {j: u for j, u in self._jobs.items() if u in self.legs}
         return NodeResynced(self.node, tuple(live), now)
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptedLeg:
+    """An agent leg a resync took over still ringing (or answered and parked, waiting for its
+    bridge): the adapter bridges it once it has answered."""
+
+    uuid: str
+    call_id: str
+    #: the caller's channel uuid
+    caller: str
+    device: str
+
+
+def _unbridged_legs(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The listed outbound legs running no application yet (ringing) or ``&park()`` (answered,
+    not bridged): what an agent leg of ours is before its ``uuid_bridge`` (capture c01)."""
+    return [r for r in rows if r.get("direction") == "outbound"
+            and r.get("application", "") in ("", "park")]
 
 
 def channel_rows(show_channels_json: str) -> list[dict[str, str]]:

@@ -487,8 +487,7 @@ class SimulatedFreeSwitch:
                         f"sofia/internal/{agent.extension}@sim", "outbound",
                         run.channel.cid_num if run else "0000000000",
                         run.channel.cid_name if run else "", agent.extension, "default",
-                        device=device, variables={k: v for k, v in variables.items()
-                                                  if k.startswith("cc_")})
+                        device=device, variables=variables)  # all set on the leg: switch_ivr_originate.c
         self.channels[leg.uuid] = leg
         self.busy[device] = leg.uuid
         if run is not None:

@@ -70,6 +70,14 @@ const cc = {
     return tr;
   },
 
+  // put rows in a table body, each cell naming its column (data-label): a table.cards shows
+  // them that way at phone width (style.css)
+  fill(tbody, rows) {
+    const heads = [...tbody.closest("table").querySelectorAll("thead th")].map((th) => th.textContent);
+    for (const tr of rows) [...tr.children].forEach((td, i) => { td.dataset.label = heads[i] ?? ""; });
+    tbody.replaceChildren(...rows);
+  },
+
   secs(s) {
     if (s === null || s === undefined) return "–";
     return Math.round(s) >= 60 ? cc.mmss(s) : `${Math.max(0, Math.round(s))}s`;

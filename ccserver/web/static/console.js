@@ -18,7 +18,7 @@
     const now = Date.now() / 1000 + serverOffset;
     cc.alerts(document.getElementById("alerts"), queues, nodes, siteAlerts);
     const qb = document.querySelector("#queues tbody");
-    qb.replaceChildren(...queues.map((q) => {
+    cc.fill(qb, queues.map((q) => {
       const k = q.kpis;
       const tr = cc.row([q.name, k.waiting, cc.secs(k.longest_wait_seconds),
         `${cc.pct(k.service_level)} / ${q.service_level_seconds}s`, cc.secs(k.asa_seconds),
@@ -29,7 +29,7 @@
       return tr;
     }));
     const wb = document.querySelector("#waiting tbody");
-    wb.replaceChildren(...queues.flatMap((q) => q.waiting.map((w) => {
+    cc.fill(wb, queues.flatMap((q) => q.waiting.map((w) => {
       const tr = cc.row([q.name, w.position, w.caller, cc.secs(w.wait_seconds),
         cc.secs(w.expected_wait_seconds), w.priority, w.step,
         Object.entries(w.requirements).map(([k, v]) => `${k} ≥ ${v}`).join(", "), w.ringing_agent || ""]);
@@ -46,7 +46,7 @@
       return li;
     }));
     const ab = document.querySelector("#agents tbody");
-    ab.replaceChildren(...[...agents.values()].map((a) => {
+    cc.fill(ab, [...agents.values()].map((a) => {
       const tr = cc.row([a.name, a.state.replace("_", " "), a.reason || "", a.since ? cc.secs(now - a.since) : "–",
         a.calls_handled, a.queues.join(", "), phones(a)], `state-${a.state}`);
       tr.dataset.agent = a.id;
