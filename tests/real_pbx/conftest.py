@@ -14,6 +14,8 @@ import shutil
 import pytest
 
 VARIABLES = {"asterisk": "CCSERVER_REAL_ASTERISK", "freeswitch": "CCSERVER_REAL_FREESWITCH"}
+#: what else a PBX kind's suite needs from the environment, and why
+ALSO_NEEDED = {"freeswitch": {"CCSERVER_ESL_PASSWORD": "the ESL password that FreeSWITCH was started with"}}
 
 
 def missing(kind: str) -> str | None:
@@ -21,6 +23,9 @@ def missing(kind: str) -> str | None:
     name = VARIABLES[kind]
     if not os.environ.get(name):
         return f"{name} is not set (README: Testing against a real PBX)"
+    for other, what in ALSO_NEEDED.get(kind, {}).items():
+        if not os.environ.get(other):
+            return f"{name} is set but {other} is not ({what})"
     if shutil.which("sipp") is None:
         return f"{name} is set but SIPp (`sipp`, Debian package sip-tester) is not on PATH"
     return None

@@ -52,17 +52,6 @@ AGENTS = ("1001", "1002", "1003")
 VARS_INCLUDE = '<X-PRE-PROCESS cmd="include" data="ccserver_vars.xml"/>'
 
 
-def skip_reason() -> str | None:
-    """Why the real-FreeSWITCH tests cannot run here, or None when they can."""
-    if not os.environ.get(ENV):
-        return f"{ENV} is not set (host:port of the ESL of a FreeSWITCH running on this machine)"
-    if not os.environ.get(PASSWORD_ENV):
-        return f"{PASSWORD_ENV} is not set (the ESL password that FreeSWITCH was started with)"
-    if shutil.which("sipp") is None:
-        return "sipp is not installed (Debian: apt-get install sip-tester)"
-    return None
-
-
 def esl_address() -> tuple[str, int]:
     value = os.environ[ENV]
     host, sep, port = value.rpartition(":")

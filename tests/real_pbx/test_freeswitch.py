@@ -19,11 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
-from pgproxy import PgProxy
-from rig import free_port
 
-from .freeswitch_rig import (
+from .conftest import require
+
+require("freeswitch")
+
+import yaml  # noqa: E402 - after the skip: the suite needs nothing when it is off
+from pgproxy import PgProxy  # noqa: E402
+from rig import free_port  # noqa: E402
+
+from .freeswitch_rig import (  # noqa: E402
     AGENTS,
     NODE,
     PASSWORD_ENV,
@@ -34,12 +39,9 @@ from .freeswitch_rig import (
     ThrowawaySwitch,
     free_udp_port,
     login_answer,
-    skip_reason,
     until,
     write_prompt,
 )
-
-pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 
 
 def _run(coro):
