@@ -10,6 +10,7 @@ tests/test_freeswitch_ccserver_golden.py.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,7 +34,7 @@ Core = tuple[Command, type | None] | None
 
 
 @dataclass
-class ReplayingPbx:
+class ReplayingPbx(ABC):
     """The common part of a replaying peer: the n-th connection gets the n-th of ``sessions``
     (a reconnect gets the next recorded session); subclasses play one in ``serve``."""
 
@@ -67,8 +68,9 @@ class ReplayingPbx:
         except CommandFailed as e:
             self.failures.append(str(e))
 
+    @abstractmethod
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
+        """Play the recorded PBX side to the adapter connected on ``reader`` / ``writer``."""
 
 
 async def run_adapter(peer: ReplayingPbx, make_adapter: Callable[[int], Any]) -> list[object]:

@@ -1,7 +1,7 @@
 """The simulator's ESL inbound server: auth/request, command/reply, api/response, events.
 
 Frames are built with the codec's encoders the way FreeSWITCH 1.10 writes them (see the
-captures in ``../shared/fixtures/freeswitch-esl``): ``auth/request`` on connect, ``-ERR invalid``
+captures in ``tests/fixtures/freeswitch-esl``): ``auth/request`` on connect, ``-ERR invalid``
 then a ``text/disconnect-notice`` and a close for a wrong password, ``api/response`` with a
 ``Content-Length`` body, ``bgapi`` answered ``+OK Job-UUID: ...`` with the BACKGROUND_JOB event
 later, events in plain or JSON as subscribed, ``exit`` answered ``+OK bye`` then a notice.
