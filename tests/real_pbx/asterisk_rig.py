@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import secrets
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
@@ -400,17 +403,24 @@ async def carrier_call(site: Site, log_dir: Path, *, caller: str, hold_seconds: 
 @dataclass
 class Agent:
     id: str
+    #: the agent's phone on this Asterisk (PJSIP/<phone>), its home device
     phone: str
     auto_login: bool = True
+    #: the agent's dial strings on the site's other nodes (``agents[].devices``)
+    devices: dict[str, str] = field(default_factory=dict)
 
 
 def ccserver_toml(*, dsn: str, agi_port: int, api_port: int, state_dir: Path, hardware_dir: Path,
-                  agents: list[Agent], recording: str, ring_timeout: int) -> str:
-    """A site's ccserver.toml as the README's configuration reference describes it."""
+                  agents: list[Agent], recording: str, ring_timeout: int,
+                  server: Mapping[str, str | int] = MappingProxyType({})) -> str:
+    """A site's ccserver.toml as the README's configuration reference describes it; ``server``:
+    more ``[server]`` keys (what the site's other nodes need, e.g. ``esl_outbound_port``)."""
     lines = [
         f'hardware_dir = "{hardware_dir}"',
         "[server]", 'agi_host = "127.0.0.1"', f"agi_port = {agi_port}", f'state_dir = "{state_dir}"',
         'log_level = "DEBUG"',
+        # a JSON string or number is a TOML one
+        *(f"{key} = {json.dumps(value)}" for key, value in server.items()),
         "[database]", f'dsn = "{dsn}"',
         "[api]", 'host = "127.0.0.1"', f"port = {api_port}",
         "[acd]", f"ring_timeout = {ring_timeout}",
@@ -421,6 +431,8 @@ def ccserver_toml(*, dsn: str, agi_port: int, api_port: int, state_dir: Path, ha
         lines += ["[[agents]]", f'id = "{a.id}"', f'name = "Agent {a.phone}"', f'node = "{NODE}"',
                   f'device = "PJSIP/{a.phone}"', 'queues = ["support"]',
                   f"auto_login = {'true' if a.auto_login else 'false'}"]
+        if a.devices:
+            lines.append("devices = { " + ", ".join(f"{n} = {json.dumps(d)}" for n, d in a.devices.items()) + " }")
     return "\n".join(lines) + "\n"
 
 
@@ -443,7 +455,13 @@ class CcServer:
     ADMIN = "suite-admin"
 
     def __init__(self, tmp: Path, dsn: str, site: Site, agents: list[Agent], *, recording: str = "none",
-                 ring_timeout: int = 5, ami_port: int | None = None) -> None:
+                 ring_timeout: int = 5, ami_port: int | None = None,
+                 other_nodes: Mapping[str, str] = MappingProxyType({}),
+                 server: Mapping[str, str | int] = MappingProxyType({}),
+                 secrets_env: Mapping[str, str] = MappingProxyType({})) -> None:
+        """``other_nodes``: more ``hardware/<name>.toml`` files (name -> text) beside pbx1's, with
+        the ``[server]`` keys (``server``) and the secrets in the environment (``secrets_env``)
+        they need: one ccserver over this Asterisk and other PBXs."""
         self.tmp = tmp
         self.dsn = dsn
         self.site = site
@@ -453,15 +471,18 @@ class CcServer:
         hardware.mkdir(exist_ok=True)
         (hardware / f"{NODE}.toml").write_text(node_toml(
             ami_host=site.pbx.ami_host, ami_port=ami_port or site.pbx.ami_port, recording_root=site.recording_root))
+        for name, text in other_nodes.items():
+            (hardware / f"{name}.toml").write_text(text)
         self.config = tmp / "ccserver.toml"
         self.config.write_text(ccserver_toml(
             dsn=dsn, agi_port=site.agi_port, api_port=self.api_port, state_dir=tmp / "state",
-            hardware_dir=hardware, agents=agents, recording=recording, ring_timeout=ring_timeout))
+            hardware_dir=hardware, agents=agents, recording=recording, ring_timeout=ring_timeout, server=server))
         self.log = tmp / "ccserver.log"
         # none of the suite's own CCSERVER_* variables (the admin secret among them) reach the
-        # server: its configuration is the file, its one secret the node's, as at a site
+        # server: its configuration is the file, its secrets the nodes', as at a site
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
         self.env["CCSERVER_AMI_SECRET_PBX1"] = site.ami_secret
+        self.env.update(secrets_env)
         self.proc: asyncio.subprocess.Process | None = None
         self.http: aiohttp.ClientSession | None = None
         self.csrf = ""

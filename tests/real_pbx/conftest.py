@@ -8,10 +8,16 @@ carrier and the agents' phones. Each PBX's test module calls ``require`` first: 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 VARIABLES = {"asterisk": "CCSERVER_REAL_ASTERISK", "freeswitch": "CCSERVER_REAL_FREESWITCH"}
 #: what else a PBX kind's suite needs from the environment, and why
@@ -37,3 +43,9 @@ def require(kind: str) -> None:
     if reason is not None:
         pytest.skip(reason, allow_module_level=True)
 
+
+
+def run_apart(coro: Coroutine[object, object, T]) -> T:
+    """Run a coroutine to its end from a session fixture, on a loop of its own (outside the tests')."""
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()

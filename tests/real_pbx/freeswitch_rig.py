@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import yaml
 from rig import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -354,6 +355,56 @@ class Phones:
             sipp.stop()
 
 
+def _prompts(flow: Path) -> set[str]:
+    """Every prompt a flow file names (``prompts`` lists and ``*prompt`` keys)."""
+    names: set[str] = set()
+    for node in yaml.safe_load(flow.read_text())["nodes"].values():
+        for key, value in node.items():
+            if key == "prompts":
+                names.update(value)
+            elif key.endswith("prompt"):
+                names.add(value)
+    return names
+
+
+@dataclass
+class Site:
+    """The running switch with the repository's files loaded, and what every test shares."""
+
+    switch: Switch
+    #: where the shipped dialplan sends calls (``ccserver_outbound``): ccserver's outbound-socket port
+    outbound_port: int
+    #: the SIP port each agent phone (directory user) registered from
+    agent_ports: dict[str, int]
+    logs: Path
+
+
+async def load_site(switch: Switch, logs: Path) -> Site:
+    """Load the repository's files, prompts and hold music into the switch and register the agent
+    phones (the directory users)."""
+    outbound_port = free_port()
+    await switch.load_shipped_files(f"127.0.0.1:{outbound_port}")
+    # README "Prompts": a flow's prompt is played from the channel's sound_prefix, which the
+    # flow's language (main: en) sets to $${sounds_dir}/en
+    for name in _prompts(ROOT / "ivr_flows" / "main.yaml"):
+        write_prompt(switch.sounds_dir / "en" / f"{name}.wav")
+    # ccserver_hold_music local_stream://moh falls back to the "default" stream of the vanilla
+    # local_stream.conf.xml, $${sounds_dir}/music/8000, which a source build leaves empty
+    # (mod_local_stream.c logs "Can't open directory" and starts no stream to play)
+    music = switch.sounds_dir / "music" / "8000"
+    if not any(music.glob("*.wav")):
+        write_prompt(music / "ccserver-test-hold.wav", seconds=10, hz=330)
+        await switch.api("local_stream start default")
+    site = Site(switch, outbound_port, {ext: free_udp_port() for ext in AGENTS}, logs)
+    phones = Phones(switch, logs / "registration", site.agent_ports)
+    try:
+        for ext in AGENTS:
+            await phones.register(ext)
+    finally:
+        phones.stop()
+    return site
+
+
 # --- a throw-away FreeSWITCH for the start-up tests ------------------------------------------
 
 class ThrowawaySwitch:
@@ -472,6 +523,15 @@ def _table(name: str, values: dict) -> str:
     return f"[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items())
 
 
+def node_toml(esl: tuple[str, int], recording_root: Path) -> str:
+    """``hardware/fs1.toml``: the switch's ESL at ``esl`` (host, port), the password from
+    :data:`PASSWORD_ENV`."""
+    return f'name = "{NODE}"\nkind = "freeswitch"\n' + "".join(f"{k} = {_toml(v)}\n" for k, v in {
+        "host": esl[0], "esl_port": esl[1], "esl_password_env": PASSWORD_ENV,
+        "inbound_contexts": ["ccserver-inbound"], "recording_root": recording_root,
+        "ping_interval": 2.0, "ping_timeout": 2.0, "command_timeout": 5.0}.items())
+
+
 class CcServer:
     """ccserver with a ``ccserver.toml`` and ``hardware/fs1.toml`` written into ``folder``, loaded
     and checked the way ``ccserver run`` does (``load_config``, ``load_nodes``, ``check_site``)."""
@@ -482,11 +542,7 @@ class CcServer:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "hardware").mkdir(exist_ok=True)
         self.folder, self.dsn = folder, dsn
-        (folder / "hardware" / f"{NODE}.toml").write_text(
-            f'name = "{NODE}"\nkind = "freeswitch"\n' + "".join(f"{k} = {_toml(v)}\n" for k, v in {
-                "host": esl[0], "esl_port": esl[1], "esl_password_env": PASSWORD_ENV,
-                "inbound_contexts": ["ccserver-inbound"], "recording_root": recording_root,
-                "ping_interval": 2.0, "ping_timeout": 2.0, "command_timeout": 5.0}.items()))
+        (folder / "hardware" / f"{NODE}.toml").write_text(node_toml(esl, recording_root))
         parts = [
             _table("server", {"agi_port": free_port(), "esl_outbound_host": "127.0.0.1",
                               "esl_outbound_port": outbound_port, "state_dir": folder / "state"}),

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import require
+from .conftest import require, run_apart
 
 require("asterisk")
 
@@ -36,11 +35,10 @@ CALLER = "+15550001"
 
 
 @pytest.fixture(scope="session")
-def site() -> Iterator[Site]:
+def site() -> Site:
     """The Asterisk of CCSERVER_REAL_ASTERISK with the shipped files loaded, for the session."""
     pbx = RealAsterisk.from_env(os.environ["CCSERVER_REAL_ASTERISK"])
-    with ThreadPoolExecutor(1) as ex:
-        yield ex.submit(asyncio.run, load_site(pbx, free_port())).result()
+    return run_apart(load_site(pbx, free_port()))
 
 
 class Rig:

@@ -10,98 +10,43 @@ calls with SIPp and checks the CDR rows and agent state changes in Postgres.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .conftest import require
+from .conftest import require, run_apart
 
 require("freeswitch")
 
-import yaml  # noqa: E402 - after the skip: the suite needs nothing when it is off
-from pgproxy import PgProxy  # noqa: E402
+from pgproxy import PgProxy  # noqa: E402 - after the skip: the suite needs nothing when it is off
 from rig import free_port  # noqa: E402
 
 from .freeswitch_rig import (  # noqa: E402
-    AGENTS,
     NODE,
     PASSWORD_ENV,
-    ROOT,
     CcServer,
     Phones,
+    Site,
     Switch,
     ThrowawaySwitch,
-    free_udp_port,
+    load_site,
     login_answer,
     until,
-    write_prompt,
 )
-
-
-def _run(coro):
-    """Run a coroutine from a session fixture, outside the tests' event loops."""
-    with ThreadPoolExecutor(1) as ex:
-        return ex.submit(asyncio.run, coro).result()
-
-
-def _prompts(flow: Path) -> set[str]:
-    """Every prompt a flow file names (``prompts`` lists and ``*prompt`` keys)."""
-    names: set[str] = set()
-    for node in yaml.safe_load(flow.read_text())["nodes"].values():
-        for key, value in node.items():
-            if key == "prompts":
-                names.update(value)
-            elif key.endswith("prompt"):
-                names.add(value)
-    return names
-
-
-@dataclass
-class Site:
-    """The running switch with the repository's files loaded, and what every test shares."""
-
-    switch: Switch
-    outbound_port: int
-    agent_ports: dict[str, int]
-    logs: Path
 
 
 @pytest.fixture(scope="session")
 def switch() -> Switch:
     """The running FreeSWITCH as it describes itself (nothing installed yet)."""
-    return _run(Switch.discover())
+    return run_apart(Switch.discover())
 
 
 @pytest.fixture(scope="session")
 def site(switch, tmp_path_factory) -> Site:
-    outbound_port = free_port()
-    _run(switch.load_shipped_files(f"127.0.0.1:{outbound_port}"))
-    # README "Prompts": a flow's prompt is played from the channel's sound_prefix, which the
-    # flow's language (main: en) sets to $${sounds_dir}/en
-    for name in _prompts(ROOT / "ivr_flows" / "main.yaml"):
-        write_prompt(switch.sounds_dir / "en" / f"{name}.wav")
-    # ccserver_hold_music local_stream://moh falls back to the "default" stream of the vanilla
-    # local_stream.conf.xml, $${sounds_dir}/music/8000, which a source build leaves empty
-    # (mod_local_stream.c logs "Can't open directory" and starts no stream to play)
-    music = switch.sounds_dir / "music" / "8000"
-    if not any(music.glob("*.wav")):
-        write_prompt(music / "ccserver-test-hold.wav", seconds=10, hz=330)
-        _run(switch.api("local_stream start default"))
-    logs = tmp_path_factory.mktemp("sipp")
-    site = Site(switch, outbound_port, {ext: free_udp_port() for ext in AGENTS}, logs)
-    phones = Phones(switch, logs / "registration", site.agent_ports)
-    try:
-        for ext in AGENTS:
-            _run(phones.register(ext))
-    finally:
-        phones.stop()
-    return site
+    return run_apart(load_site(switch, tmp_path_factory.mktemp("sipp")))
 
 
 class FsTest:
