@@ -226,6 +226,15 @@ async def test_the_console_says_why_a_caller_no_ready_agent_can_reach_waits(flee
 
 
 @pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
+async def rendered_box(locator, timeout: float = 10.0) -> dict:
+    """The element's box once it is rendered: the console redraws its lists at every live
+    update, so between two draws the element may be briefly gone (``bounding_box`` is None)."""
+    async with asyncio.timeout(timeout):
+        while (box := await locator.bounding_box()) is None:
+            await asyncio.sleep(0.05)
+    return box
+
+
 async def test_a_phone_sized_console_shows_the_agents_phones_and_why_a_caller_waits(fleet, browser):
     server = fleet.server
     only_1003_ready(fleet)
@@ -240,8 +249,8 @@ async def test_a_phone_sized_console_shows_the_agents_phones_and_why_a_caller_wa
     await expect(phones).to_have_text("ast1 PJSIP/1001, fs1 user/1001")
     # on the screen, not beyond its right edge: the page does not scroll sideways
     for shown in (alert, phones):
-        box = await shown.bounding_box()
-        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        box = await rendered_box(shown)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
     assert await page.evaluate("document.documentElement.scrollWidth") <= width
     # each cell says which column it is
     assert await phones.get_attribute("data-label") == "Phones"
