@@ -332,8 +332,13 @@ async def test_a_burst_of_calls_is_served_by_every_agent_once_at_a_time(rig: Rig
     for p in phones:
         await rig.phones.phone(p, ring_seconds=0.5, calls=2)
     cc = await rig.start([Agent(f"a{p}", p) for p in phones])
-    # three callers talk 8 s; the two who came last wait for the first agents free, then talk
-    callers = [await rig.call(digit="1", digit_after=1.0, hold_seconds=8.0 if i < 3 else 25.0) for i in range(5)]
+    # three callers talk 8 s; the two who come once all three agents talk wait for the first
+    # agents free, then talk. (Placed all at once, the callers' IVRs may end in any order: a
+    # patient caller then took an agent first and an 8 s one left before any was free.)
+    callers = [await rig.call(digit="1", digit_after=1.0, hold_seconds=8.0) for _ in range(3)]
+    for p in phones:
+        await cc.until_agent(f"a{p}", "on_call")
+    callers += [await rig.call(digit="1", digit_after=1.0, hold_seconds=25.0) for _ in range(2)]
     for c in callers:
         assert await c.wait(90) == 0, c.errors()
     rows = await cc.calls(count=5, timeout=60)
