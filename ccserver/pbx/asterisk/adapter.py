@@ -168,13 +168,18 @@ class AsteriskAdapter:
         ccserver. Recordings of policy "all" start in the dialplan and need no right, but an
         on-demand start during a call is AMI ``MixMonitor``, registered with the ``system``
         class only (apps/app_mixmonitor.c)."""
-        allowed = self._conn.allowed
-        problems = () if allowed is None or "MixMonitor" in allowed else (
+        problems = () if self._may_send("MixMonitor") else (
             f"node {self.node}: AMI user {self._conn.username!r} may not send MixMonitor (write "
             "class system): recordings started on demand during a call are refused",)
         if problems and problems != self._recording_problems:
             log.warning("%s", problems[0])
         self._recording_problems = problems
+
+    def _may_send(self, action: str) -> bool:
+        """Whether this AMI user may send ``action``, as ``ListCommands`` listed at the last login
+        (True while that is not known)."""
+        allowed = self._conn.allowed
+        return allowed is None or action in allowed
 
     async def _on_up(self) -> None:
         self._check_rights()
@@ -363,13 +368,12 @@ class AsteriskAdapter:
         # Not started by the dialplan (an on-demand start, or an [ccserver-connect] older than
         # its MixMonitor line): the AMI action, which needs the system class.
         unstarted = self.normalizer.forget_ring_recording(cmd.channel, file)
-        allowed = self._conn.allowed
-        if allowed is not None and "MixMonitor" not in allowed:  # Asterisk: Permission denied
-            why = (" and [ccserver-connect] did not start it (does it run MixMonitor before Dial?)"
-                   if unstarted else "")
+        if not self._may_send("MixMonitor"):  # Asterisk would answer Permission denied
+            hint = (" and [ccserver-connect] did not start it (does it run MixMonitor before Dial?)"
+                    if unstarted else "")
             raise CommandFailed(f"MixMonitor on {self.node}: AMI user {self._conn.username!r} "
                                 f"lacks the write class system, needed to start recording "
-                                f"during a call{why}")
+                                f"during a call{hint}")
         self.normalizer.expect_recording(cmd.channel, file)  # MixMonitorStart has no file name
         try:
             await self._act({"Action": "MixMonitor", "Channel": cmd.channel, "File": file,
